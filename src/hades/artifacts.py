@@ -1,0 +1,198 @@
+"""Portable artifacts: distilled datasets, policies and resumable checkpoints (safetensors).
+
+Dataset artifact (``dataset.safetensors``), readable with ``safetensors.numpy`` and no JAX:
+- tensors ``states`` float32 [N, *obs_shape] in raw observation units; ``actions`` int32 [N]
+  (discrete) or float32 [N, act_dim] (continuous, unbounded: the env clips when acting);
+  ``obs_mean`` / ``obs_std`` float32 [*obs_shape] when the policy sees normalised inputs;
+- string metadata ``format=hades.dataset``, ``schema_version=1``, ``env``, ``action_space``
+  (discrete|continuous), ``variant``, ``hades_version``, ``config`` (the full run config, JSON).
+How to use it: if ``obs_mean`` is present, train on ``(states - obs_mean) / obs_std`` and feed
+the policy ``(obs - obs_mean) / obs_std`` when acting; otherwise use raw states/observations.
+
+Every file is written to a temporary name in the same folder, flushed, then renamed over the
+target, so a killed run never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load, save as st_save
+
+from hades import __version__
+from hades.errors import HadesError
+
+DATASET_FORMAT = "hades.dataset"
+POLICY_FORMAT = "hades.policy"
+CHECKPOINT_FORMAT = "hades.checkpoint"
+SCHEMA_VERSION = 1
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    atomic_write(path, st_save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
+
+
+def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise HadesError(f"{path}: no such file")
+    try:
+        raw = path.read_bytes()
+        tensors = st_load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__", {}) or {}
+    except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as e:
+        raise HadesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:80]})") from None
+    fmt = metadata.get("format")
+    if fmt != expected_format:
+        raise HadesError(f"{path}: not a {expected_format} artifact (format={fmt!r})")
+    version = metadata.get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise HadesError(f"{path}: schema_version {version!r} is not supported (this hades reads {SCHEMA_VERSION})")
+    return tensors, metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    states: np.ndarray
+    actions: np.ndarray
+    env: str
+    action_space: str
+    variant: str = "hades-r"
+    obs_mean: np.ndarray | None = None
+    obs_std: np.ndarray | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+    hades_version: str = __version__
+
+    @property
+    def size(self) -> int:
+        return int(self.states.shape[0])
+
+    @property
+    def normalised(self) -> bool:
+        return self.obs_mean is not None
+
+    def inputs(self) -> np.ndarray:
+        """What a policy is trained on: states, normalised if the dataset says so."""
+        if self.normalised:
+            return (self.states - self.obs_mean) / self.obs_std
+        return self.states
+
+
+def save_dataset(path, ds: Dataset) -> None:
+    tensors = {"states": ds.states.astype(np.float32)}
+    tensors["actions"] = ds.actions.astype(np.int32 if ds.action_space == "discrete" else np.float32)
+    if ds.normalised:
+        tensors["obs_mean"] = ds.obs_mean.astype(np.float32)
+        tensors["obs_std"] = ds.obs_std.astype(np.float32)
+    meta = {
+        "format": DATASET_FORMAT, "schema_version": SCHEMA_VERSION, "env": ds.env,
+        "action_space": ds.action_space, "variant": ds.variant, "hades_version": ds.hades_version,
+        "config": json.dumps(ds.config, sort_keys=True),
+    }
+    _write_tensors(path, tensors, meta)
+
+
+def load_dataset(path) -> Dataset:
+    t, meta = _read_tensors(path, DATASET_FORMAT)
+    missing = [k for k in ("states", "actions") if k not in t] + [k for k in ("env", "action_space") if k not in meta]
+    if missing:
+        raise HadesError(f"{path}: dataset artifact lacks {', '.join(missing)}")
+    states, actions = t["states"], t["actions"]
+    space = meta["action_space"]
+    if space not in ("discrete", "continuous"):
+        raise HadesError(f"{path}: unknown action_space {space!r}")
+    if actions.shape[0] != states.shape[0] or (space == "discrete") != (actions.ndim == 1):
+        raise HadesError(f"{path}: actions {actions.shape} do not match states {states.shape} ({space})")
+    if ("obs_mean" in t) != ("obs_std" in t):
+        raise HadesError(f"{path}: obs_mean and obs_std must come together")
+    try:
+        config = json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError:
+        raise HadesError(f"{path}: config metadata is not valid JSON") from None
+    return Dataset(
+        states=states, actions=actions, env=meta["env"], action_space=space,
+        variant=meta.get("variant", "unknown"), obs_mean=t.get("obs_mean"), obs_std=t.get("obs_std"),
+        config=config, hades_version=meta.get("hades_version", "unknown"),
+    )
+
+
+def flatten_params(params, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict of arrays -> {'a/b/c': array} (for policy artifacts)."""
+    out = {}
+    for k, v in params.items():
+        name = f"{prefix}/{k}" if prefix else k
+        if isinstance(v, dict) or hasattr(v, "items"):
+            out.update(flatten_params(v, name))
+        else:
+            out[name] = np.asarray(v)
+    return out
+
+
+def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
+    out: dict = {}
+    for name, v in flat.items():
+        node = out
+        *parents, leaf = name.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
+def save_policy(path, params, env: str, config: dict, obs_mean=None, obs_std=None) -> None:
+    """A policy's weights (the direct-ES baseline's product), keyed by parameter path."""
+    tensors = {f"params/{k}": v for k, v in flatten_params(params).items()}
+    if obs_mean is not None:
+        tensors["obs_mean"], tensors["obs_std"] = np.asarray(obs_mean), np.asarray(obs_std)
+    meta = {"format": POLICY_FORMAT, "schema_version": SCHEMA_VERSION, "env": env,
+            "hades_version": __version__, "config": json.dumps(config, sort_keys=True)}
+    _write_tensors(path, tensors, meta)
+
+
+def load_policy(path):
+    t, meta = _read_tensors(path, POLICY_FORMAT)
+    params = unflatten_params({k[len("params/"):]: v for k, v in t.items() if k.startswith("params/")})
+    return params, meta, t.get("obs_mean"), t.get("obs_std")
+
+
+def save_checkpoint(path, leaves: list[np.ndarray], metadata: dict) -> None:
+    tensors = {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
+    _write_tensors(path, tensors, {"format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION,
+                                   "hades_version": __version__, **metadata})
+
+
+def load_checkpoint(path) -> tuple[list[np.ndarray], dict[str, str]]:
+    t, meta = _read_tensors(path, CHECKPOINT_FORMAT)
+    return [t[k] for k in sorted(t)], meta

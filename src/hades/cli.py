@@ -1,0 +1,176 @@
+"""The ``hades`` command line. Options are generated from the config dataclasses (config.py),
+so every knob is written once. User mistakes end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from hades.config import PRESETS, BCConfig, DistillConfig, PolicyConfig, fields_of, make_config, replace_flat
+from hades.errors import HadesError
+
+
+def _add_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
+    for f in fields_of(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{f.metadata.get('help', '')} (default: {f.default})"
+        kind = type(f.default)
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+                                choices=f.metadata.get("choices"), help=help_, metavar=kind.__name__.upper()
+                                if not f.metadata.get("choices") else None)
+
+
+def _given(args, cls, skip=()) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields_of(cls) if f.name not in skip and hasattr(args, f.name)}
+
+
+def _progress(total_hint: int):
+    from tqdm import tqdm
+
+    state = {}
+
+    def callback(row):
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total_hint, initial=row["generation"] - 1, unit="gen",
+                                dynamic_ncols=True, file=sys.stderr)
+        bar = state["bar"]
+        post = {"fit": f"{row['fitness_mean']:.1f}", "max": f"{row['fitness_max']:.1f}"}
+        if row.get("eval_return_mean") is not None:
+            state["eval"] = f"{row['eval_return_mean']:.1f}"
+        if "eval" in state:
+            post["eval"] = state["eval"]
+        bar.set_postfix(post, refresh=False)
+        bar.update(1)
+        if row["generation"] >= total_hint:
+            bar.close()
+
+    return callback
+
+
+def _cmd_distill(args, forced_variant: str | None = None) -> int:
+    from hades.runs import load_run_config, run
+
+    given = _given(args, DistillConfig)
+    if args.resume:
+        cfg = load_run_config(args.resume)
+        changed = {k for k, v in given.items() if k != "generations" and getattr(cfg, k, v) != v}
+        if args.preset or changed:
+            raise HadesError("a resumed run keeps its config; only --generations may be given with --resume")
+        cfg = replace_flat(cfg, given).validate()
+        out = Path(args.resume)
+    else:
+        if forced_variant:
+            given["variant"] = forced_variant
+        cfg = make_config(args.preset, **given)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(args.out or f"runs/{cfg.env.replace('/', '-')}_{cfg.variant}_seed{cfg.seed}_{stamp}")
+    if not args.quiet:
+        print(f"hades: {cfg.variant} on {cfg.env}, population {cfg.es.population}, {cfg.generations} generations "
+              f"-> {out} (compiling...)", file=sys.stderr)
+    summary = run(cfg, out, resume=bool(args.resume), callback=None if args.quiet else _progress(cfg.generations))
+    print(json.dumps({k: summary[k] for k in ("env", "variant", "generations", "final_return_mean",
+                                               "final_return_std", "wall_seconds", "compile_seconds")}
+                     | {"out": str(out)}))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from hades.artifacts import load_dataset
+    from hades.evaluation import summarize, train_and_evaluate
+
+    ds = load_dataset(args.dataset)
+    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
+    bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
+    make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
+    if args.seeds < 1 or args.episodes < 1:
+        raise HadesError("--seeds and --episodes must be >= 1")
+    init = None
+    if args.own_init:
+        from hades.distill import Distiller
+
+        if not ds.config:
+            raise HadesError("--own-init needs a dataset that records its run config")
+        d = Distiller(replace_flat(base, {"width": policy_cfg.width, "depth": policy_cfg.depth,
+                                          "activation": policy_cfg.activation}))
+        init = d.policy.init(d.setup_keys()[1])
+    returns = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
+                                 eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init)
+    result = {"dataset": str(args.dataset), "env": args.env or ds.env, **summarize(returns),
+              "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
+    print(json.dumps(result))
+    return 0
+
+
+def _cmd_envs(args) -> int:
+    from hades.envs import REGISTRY, make_env
+
+    for name in REGISTRY:
+        env = make_env(name)
+        print(f"{name:28s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
+              f"{'actions' if env.discrete else 'dims'}={env.num_actions}  episode<={env.max_steps}")
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    for name, overrides in PRESETS.items():
+        print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, help_ in (("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)"),
+                        ("baseline", "the direct-ES baseline: evolve the policy weights themselves")):
+        c = sub.add_parser(name, help=help_, description=help_,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        c.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`); options override it")
+        c.add_argument("--out", help="run directory (default: runs/<env>_<variant>_seed<seed>_<time>)")
+        c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+        c.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_options(c, DistillConfig, skip=("variant",) if name == "baseline" else ())
+    t = sub.add_parser("train", help="train fresh policies on a dataset artifact and evaluate them",
+                       description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
+                                   "options default to the settings the dataset was evolved with.")
+    t.add_argument("dataset", help="path to a dataset.safetensors")
+    t.add_argument("--seeds", type=int, default=5, help="number of policies (fresh initialisations)")
+    t.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
+    t.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
+    t.add_argument("--own-init", action="store_true",
+                   help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
+    _add_options(t, PolicyConfig)
+    _add_options(t, BCConfig)
+    sub.add_parser("envs", help="list the supported environments")
+    sub.add_parser("presets", help="list the named presets")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, "direct-es"),
+                "train": _cmd_train, "envs": _cmd_envs, "presets": _cmd_presets}
+    try:
+        return commands[args.command](args)
+    except HadesError as e:
+        print(f"hades: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hades: interrupted; the last checkpoint is kept (continue with --resume DIR)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

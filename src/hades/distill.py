@@ -1,0 +1,153 @@
+"""The HaDES driver (HaDES-F, HaDES-R) and the direct-ES baseline, as pure jitted pieces.
+
+One generation (``Distiller.step``):
+1. the ES proposes a population of candidate solutions (antithetic where the strategy allows);
+2. every candidate is scored with *common random numbers*: the same policy initialisations, the
+   same environment reset/step keys and action keys for the whole generation, so fitness
+   differences come from the candidates alone;
+   - HaDES: a candidate is a dataset; each policy init is trained on it by BC (``bc.py``) and
+     rolled out (``rollout.py``); fitness = mean episode return over inits and episodes.
+     HaDES-F uses one initialisation fixed for the whole run; HaDES-R draws ``num_inits`` fresh
+     ones every generation.
+   - direct ES: a candidate is the policy's weights; fitness = mean episode return.
+3. the ES is told the fitness (higher is better; ``es.py`` flips the sign for evosax).
+
+Datasets are evolved in *normalised* observation units (the policy's input space), so one ES
+sigma suits every feature; ``dataset()`` maps them back to raw observation units.
+Keys derive from ``(seed, generation)`` alone, so a resumed run repeats an uninterrupted one.
+The driver never prints: ``runs.py`` (or any caller) loops over ``step`` and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from hades.bc import make_bc_train, uniform_labels
+from hades.config import DistillConfig
+from hades.envs import make_env
+from hades.es import Strategy
+from hades.normalization import ObsNorm, reference_statistics
+from hades.policies import make_policy
+from hades.rollout import make_rollout
+
+
+@struct.dataclass
+class RunState:
+    es_state: Any
+    generation: jax.Array  # int32 scalar: generations completed
+    fixed_init: Any  # policy params: HaDES-F's one initialisation (unused by the others)
+    norm: ObsNorm
+
+
+class Distiller:
+    def __init__(self, cfg: DistillConfig):
+        self.cfg = cfg.validate()
+        self.env = env = make_env(cfg.env)
+        self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
+        self.bc_train = make_bc_train(self.policy, cfg.bc)
+        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions)
+        self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, cfg.eval_steps, cfg.stochastic_actions)
+        self.labels = uniform_labels(cfg.dataset_size, env.num_actions) if env.discrete else None
+        self.direct = cfg.variant == "direct-es"
+        root = jax.random.PRNGKey(cfg.seed)
+        self._setup_key, self._gen_key, self._eval_key = (jax.random.fold_in(root, i) for i in range(3))
+        self.es = Strategy(cfg.es, self.initial_solution(jax.random.PRNGKey(0)))
+        self.step = jax.jit(self._generation)
+        self._evaluate = jax.jit(self._evaluate_mean, static_argnums=2)
+
+    # -- setup -----------------------------------------------------------------------------
+    def initial_solution(self, key):
+        if self.direct:
+            return self.policy.init(key)
+        n, shape = self.cfg.dataset_size, self.env.obs_shape
+        sol = {"states": self.cfg.init_scale * jax.random.normal(key, (n, *shape))}
+        if not self.env.discrete:
+            sol["actions"] = jnp.zeros((n, self.env.action_dim))
+        return sol
+
+    def setup_keys(self):
+        """(normalisation, fixed init, initial dataset, ES init) keys of this seed."""
+        return jax.random.split(self._setup_key, 4)
+
+    def init(self) -> RunState:
+        k_norm, k_fixed, k_data, k_es = self.setup_keys()
+        if self.cfg.obs_norm == "constant":
+            norm = reference_statistics(self.env, k_norm, self.cfg.obs_std_floor)
+        else:
+            norm = ObsNorm.identity(self.env.obs_shape)
+        es_state = self.es.init(k_es, self.initial_solution(k_data))
+        return RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def bc_data(self, solution):
+        """(inputs, labels) of a dataset candidate, inputs in the policy's (normalised) units."""
+        y = self.labels if self.env.discrete else solution["actions"]
+        return solution["states"], y
+
+    def _inits(self, key, state: RunState, count: int):
+        if self.cfg.variant == "hades-f":
+            return jax.tree.map(lambda x: x[None], state.fixed_init)
+        return jax.vmap(self.policy.init)(jax.random.split(key, count))
+
+    def _score(self, rollout, solution, inits, env_key, norm):
+        """Returns [num_inits, episodes] and the BC loss of one candidate."""
+        if self.direct:
+            return rollout(solution, env_key, norm)[None], jnp.float32(0.0)
+        x, y = self.bc_data(solution)
+
+        def one(init):
+            params, loss = self.bc_train(init, x, y)
+            return rollout(params, env_key, norm), loss
+
+        returns, losses = jax.vmap(one)(inits)
+        return returns, losses.mean()
+
+    def _generation(self, state: RunState):
+        key = jax.random.fold_in(self._gen_key, state.generation)
+        k_ask, k_init, k_env, k_tell = jax.random.split(key, 4)
+        population, es_state = self.es.ask(k_ask, state.es_state)
+        inits = self._inits(k_init, state, self.cfg.num_inits)
+        score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
+        returns, losses = jax.vmap(score)(population)
+        fitness = returns.mean(axis=(1, 2))
+        es_state = self.es.tell(k_tell, population, fitness, es_state)
+        metrics = {
+            "fitness_mean": fitness.mean(), "fitness_max": fitness.max(), "fitness_min": fitness.min(),
+            "bc_loss": losses.mean(), "finite": jnp.all(jnp.isfinite(fitness)),
+        }
+        return state.replace(es_state=es_state, generation=state.generation + 1), metrics
+
+    # -- evaluation of the current mean ----------------------------------------------------
+    def _evaluate_mean(self, state: RunState, key, num_policies: int):
+        k_init, k_env = jax.random.split(key)
+        inits = self._inits(k_init, state, num_policies)
+        returns, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
+        return returns
+
+    def evaluate(self, state: RunState) -> np.ndarray:
+        """Returns [policies, episodes] of the current mean dataset (or weights, direct ES):
+        HaDES-R trains ``eval_policies`` fresh initialisations, HaDES-F its own fixed one."""
+        key = jax.random.fold_in(self._eval_key, state.generation)
+        return np.asarray(self._evaluate(state, key, self.cfg.eval_policies))
+
+    # -- the product -----------------------------------------------------------------------
+    def solution(self, state: RunState):
+        return self.es.mean(state.es_state)
+
+    def dataset(self, state: RunState) -> dict[str, np.ndarray]:
+        """The distilled dataset in raw observation units (plus normalisation stats if used)."""
+        sol = self.solution(state)
+        x, y = self.bc_data(sol)
+        out = {
+            "states": np.asarray(state.norm.inverse(x), np.float32),
+            "actions": np.asarray(y, np.int32 if self.env.discrete else np.float32),
+        }
+        if self.cfg.obs_norm != "none":
+            out["obs_mean"] = np.asarray(state.norm.mean, np.float32)
+            out["obs_std"] = np.asarray(state.norm.std, np.float32)
+        return out

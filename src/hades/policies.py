@@ -1,0 +1,70 @@
+"""MLP policies (flax linen) with a categorical or a Gaussian head.
+
+``Policy.init(key) -> params`` and ``Policy.apply(params, x)`` are pure. For discrete actions
+``apply`` returns logits; for continuous actions it returns the Gaussian mean and the policy's
+params hold a learned, state-independent ``log_std``. Weights use LeCun-normal initialisation,
+not orthogonal: batched QR under vmap (HaDES-R initialises inside traced code) can deadlock
+jaxlib's CPU backend on 2 cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hades.config import PolicyConfig
+
+ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu}
+
+
+class MLP(nn.Module):
+    width: int
+    depth: int
+    activation: str
+    out_dim: int
+    gaussian: bool
+    in_ndim: int = 1  # observation rank: inputs are flattened over these trailing axes
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATION_FNS[self.activation]
+        x = x.reshape(x.shape[: x.ndim - self.in_ndim] + (-1,))
+        for _ in range(self.depth):
+            x = act(nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal())(x))
+        out = nn.Dense(self.out_dim, kernel_init=nn.initializers.variance_scaling(0.01, "fan_in", "normal"))(x)
+        if self.gaussian:
+            self.param("log_std", nn.initializers.zeros, (self.out_dim,))
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    discrete: bool
+    init: Callable[[jax.Array], dict]
+    apply: Callable[[dict, jax.Array], jax.Array]
+
+    def act(self, params, x, key, stochastic: bool = False):
+        """Action for one observation (already normalised)."""
+        out = self.apply(params, x)
+        if self.discrete:
+            if stochastic:
+                return jax.random.categorical(key, out)
+            return jnp.argmax(out, axis=-1)
+        if stochastic:
+            std = jnp.exp(params["params"]["log_std"])
+            return out + std * jax.random.normal(key, out.shape)
+        return out
+
+
+def make_policy(cfg: PolicyConfig, obs_shape: tuple[int, ...], discrete: bool, action_dim: int) -> Policy:
+    net = MLP(cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape))
+    dummy = jnp.zeros(obs_shape, jnp.float32)
+
+    def init(key):
+        return net.init(key, dummy)
+
+    return Policy(discrete=discrete, init=init, apply=net.apply)
