@@ -59,7 +59,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 
 def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    tensors = {k: np.array(v, order="C", copy=True) for k, v in tensors.items()}  # keeps 0-d shapes
     atomic_write(path, st_save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 

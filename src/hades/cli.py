@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hades.config import PRESETS, BCConfig, DistillConfig, PolicyConfig, fields_of, make_config, replace_flat
+from hades.config import PRESETS, BCConfig, DistillConfig, PolicyConfig, fields_of, flatten, make_config, replace_flat
 from hades.errors import HadesError
 
 
@@ -34,27 +34,35 @@ def _given(args, cls, skip=()) -> dict:
     return {f.name: getattr(args, f.name) for f in fields_of(cls) if f.name not in skip and hasattr(args, f.name)}
 
 
-def _progress(total_hint: int):
-    from tqdm import tqdm
+class _Progress:
+    """A tqdm bar over generations: fitness, best candidate, last evaluated return, elapsed time."""
 
-    state = {}
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.eval = quiet, None, None
 
-    def callback(row):
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total_hint, initial=row["generation"] - 1, unit="gen",
-                                dynamic_ncols=True, file=sys.stderr)
-        bar = state["bar"]
-        post = {"fit": f"{row['fitness_mean']:.1f}", "max": f"{row['fitness_max']:.1f}"}
+    def start(self, cfg, out, start_generation):
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        print(f"hades: {cfg.variant} on {cfg.env}, population {cfg.es.population}, {cfg.generations} "
+              f"generations -> {out}", file=sys.stderr)
+        self.bar = tqdm(total=cfg.generations, initial=start_generation, unit="gen", dynamic_ncols=True,
+                        file=sys.stderr, desc="compiling")
+
+    def generation(self, row):
+        if self.bar is None:
+            return
         if row.get("eval_return_mean") is not None:
-            state["eval"] = f"{row['eval_return_mean']:.1f}"
-        if "eval" in state:
-            post["eval"] = state["eval"]
-        bar.set_postfix(post, refresh=False)
-        bar.update(1)
-        if row["generation"] >= total_hint:
-            bar.close()
-
-    return callback
+            self.eval = row["eval_return_mean"]
+        post = {"fit": f"{row['fitness_mean']:.1f}", "max": f"{row['fitness_max']:.1f}"}
+        if self.eval is not None:
+            post["eval"] = f"{self.eval:.1f}"
+        self.bar.set_description("gen", refresh=False)
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 def _cmd_distill(args, forced_variant: str | None = None) -> int:
@@ -63,7 +71,8 @@ def _cmd_distill(args, forced_variant: str | None = None) -> int:
     given = _given(args, DistillConfig)
     if args.resume:
         cfg = load_run_config(args.resume)
-        changed = {k for k, v in given.items() if k != "generations" and getattr(cfg, k, v) != v}
+        stored = flatten(cfg.to_dict())
+        changed = {k for k, v in given.items() if k != "generations" and stored[k] != v}
         if args.preset or changed:
             raise HadesError("a resumed run keeps its config; only --generations may be given with --resume")
         cfg = replace_flat(cfg, given).validate()
@@ -74,10 +83,7 @@ def _cmd_distill(args, forced_variant: str | None = None) -> int:
         cfg = make_config(args.preset, **given)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(args.out or f"runs/{cfg.env.replace('/', '-')}_{cfg.variant}_seed{cfg.seed}_{stamp}")
-    if not args.quiet:
-        print(f"hades: {cfg.variant} on {cfg.env}, population {cfg.es.population}, {cfg.generations} generations "
-              f"-> {out} (compiling...)", file=sys.stderr)
-    summary = run(cfg, out, resume=bool(args.resume), callback=None if args.quiet else _progress(cfg.generations))
+    summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet))
     print(json.dumps({k: summary[k] for k in ("env", "variant", "generations", "final_return_mean",
                                                "final_return_std", "wall_seconds", "compile_seconds")}
                      | {"out": str(out)}))

@@ -23,8 +23,9 @@ from evosax.algorithms.distribution_based.discovered_es import get_weights as te
 from hades.config import ESConfig
 from hades.errors import HadesError
 
-# Strategies that need learned parameters from files or extra structure are left out.
-_EXCLUDED = {"CMAAnchoredLES", "LES", "EvoTF_ES", "SV_CMA_ES", "SV_Open_ES"}
+# Left out: strategies that need learned parameters from files, several populations, or a
+# user-supplied sampling function.
+_EXCLUDED = {"CMAAnchoredLES", "LES", "EvoTF_ES", "SV_CMA_ES", "SV_Open_ES", "RandomSearch"}
 STRATEGIES = tuple(sorted(n for n in distribution_based_algorithms if n not in _EXCLUDED))
 
 

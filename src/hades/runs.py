@@ -10,15 +10,14 @@ Layout of ``--out DIR``:
                             refreshed with every checkpoint
 - ``summary.json``          final evaluation and timings
 - ``learning_curve.png``
-Every file is replaced atomically. Reports go through ``callback(row)``: the library prints
-nothing.
+Every file is replaced atomically. Progress goes to a :class:`Reporter` (the CLI draws a progress
+bar with it); the library prints nothing.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -34,6 +33,16 @@ from hades.errors import HadesError
 CHECKPOINT = "checkpoint.safetensors"
 METRIC_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "bc_loss",
                "eval_return_mean", "eval_return_std", "wall_seconds")
+
+
+class Reporter:
+    """Receives a run's progress; subclass and override what you need."""
+
+    def start(self, cfg: DistillConfig, out: Path, start_generation: int) -> None:
+        """Called once the config and output directory are checked, before compiling."""
+
+    def generation(self, row: dict) -> None:
+        """Called after every generation with its metrics row (``METRIC_KEYS``)."""
 
 
 def load_run_config(out_dir) -> DistillConfig:
@@ -101,12 +110,12 @@ def _read_metrics(out: Path, upto: int) -> list[dict]:
     return [r for r in rows if r["generation"] <= upto]
 
 
-def run(cfg: DistillConfig, out_dir, *, resume: bool = False,
-        callback: Callable[[dict], None] | None = None) -> dict:
+def run(cfg: DistillConfig, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
     """Run (or resume) a distillation into ``out_dir``; returns the summary dict."""
     out = Path(out_dir)
+    reporter = reporter or Reporter()
+    d = Distiller(cfg)  # checks the config (environment, strategy) before touching the disk
     _prepare(out, resume)
-    d = Distiller(cfg)
     if resume:
         state, wall_before = _restore(d, out)
     else:
@@ -118,6 +127,7 @@ def run(cfg: DistillConfig, out_dir, *, resume: bool = False,
     rows = _read_metrics(out, start_gen)
     atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
+    reporter.start(cfg, out, start_gen)
     t0 = time.perf_counter()
     step = d.step.lower(state).compile()
     compile_seconds = time.perf_counter() - t0
@@ -145,8 +155,7 @@ def run(cfg: DistillConfig, out_dir, *, resume: bool = False,
                 rows.append(row)
                 if gen % cfg.checkpoint_every == 0 or gen == cfg.generations:
                     _checkpoint(d, state, out, wall())
-                if callback:
-                    callback(row)
+                reporter.generation(row)
     except KeyboardInterrupt:
         _checkpoint(d, state, out, wall())
         raise

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from hades.artifacts import Dataset, load_dataset, save_dataset
+from hades.errors import HadesError
+
+
+def make_ds(**kw):
+    base = dict(states=np.arange(8, dtype=np.float32).reshape(2, 4), actions=np.array([0, 1], np.int32),
+                env="CartPole-v1", action_space="discrete", variant="hades-r",
+                obs_mean=np.zeros(4, np.float32), obs_std=np.ones(4, np.float32) * 2, config={"seed": 3})
+    return Dataset(**{**base, **kw})
+
+
+def test_roundtrip_and_plain_numpy_readable(tmp_path):
+    path = tmp_path / "dataset.safetensors"
+    save_dataset(path, make_ds())
+    ds = load_dataset(path)
+    np.testing.assert_array_equal(ds.states, make_ds().states)
+    assert ds.actions.dtype == np.int32 and ds.config == {"seed": 3}
+    np.testing.assert_allclose(ds.inputs(), make_ds().states / 2)
+    raw = load_file(path)  # no hades, no JAX
+    assert set(raw) == {"states", "actions", "obs_mean", "obs_std"}
+
+
+def test_no_temporary_files_left(tmp_path):
+    save_dataset(tmp_path / "d.safetensors", make_ds())
+    assert [p.name for p in tmp_path.iterdir()] == ["d.safetensors"]
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x00garbage" * 3)
+    with pytest.raises(HadesError, match="not a readable safetensors"):
+        load_dataset(path)
+
+
+def test_foreign_safetensors(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"x": np.zeros(3, np.float32)}, path)
+    with pytest.raises(HadesError, match="not a hades.dataset"):
+        load_dataset(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(HadesError, match="no such file"):
+        load_dataset(tmp_path / "nope.safetensors")
+
+
+def test_future_schema(tmp_path):
+    path = tmp_path / "d.safetensors"
+    save_file({"states": np.zeros((1, 4), np.float32), "actions": np.zeros(1, np.int32)}, path,
+              metadata={"format": "hades.dataset", "schema_version": "99", "env": "CartPole-v1",
+                        "action_space": "discrete"})
+    with pytest.raises(HadesError, match="schema_version"):
+        load_dataset(path)

@@ -1,0 +1,42 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hades.bc import learning_rate, make_bc_train, uniform_labels
+from hades.config import BCConfig, PolicyConfig
+from hades.policies import make_policy
+
+
+def test_uniform_labels_cover_every_state():
+    labels = np.asarray(uniform_labels(16, 3))
+    assert labels.shape == (16,)
+    assert sorted(np.bincount(labels)) == [5, 5, 6]  # 16 states, 3 actions: all 16 labelled
+
+
+def test_bc_fits_four_points_discrete():
+    policy = make_policy(PolicyConfig(width=32, depth=2), (2,), True, 2)
+    x = jnp.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])  # XOR: not linearly separable
+    y = jnp.array([0, 0, 1, 1])
+    params, loss = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=300)))(policy.init(jax.random.PRNGKey(0)), x, y)
+    assert float(loss) < 1e-2
+    assert np.array_equal(np.argmax(policy.apply(params, x), -1), np.asarray(y))
+
+
+def test_bc_fits_four_points_continuous():
+    policy = make_policy(PolicyConfig(width=32, depth=2), (3,), False, 2)
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+    y = jnp.array([[0.5, -1.0], [2.0, 0.0], [-1.5, 1.0], [0.0, 3.0]])
+    params, loss = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=600, bc_max_grad_norm=0)))(
+        policy.init(jax.random.PRNGKey(0)), x, y)
+    np.testing.assert_allclose(policy.apply(params, x), y, atol=0.05)
+    # the learned std shrinks towards the residuals, so the NLL falls below that of std = 1
+    assert float(loss) < 0.5 * np.log(2 * np.pi)
+
+
+def test_linear_anneal_really_anneals():
+    sched = learning_rate(BCConfig(bc_lr=0.03, bc_steps=64, bc_anneal=True))
+    assert float(sched(0)) == pytest.approx(0.03)
+    assert float(sched(32)) == pytest.approx(0.015)
+    assert float(sched(63)) < 0.03 / 60
+    assert learning_rate(BCConfig(bc_lr=0.03, bc_anneal=False)) == 0.03

@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hades.cli import main
+
+TINY = ["--population", "8", "--generations", "2", "--width", "16", "--depth", "1", "--bc-steps", "10",
+        "--eval-envs", "2", "--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2", "--quiet"]
+
+
+def hades(*args):
+    return subprocess.run([sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["train"], ["envs"], ["presets"]])
+def test_help_everywhere(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: hades" in capsys.readouterr().out
+
+
+def assert_one_line_error(proc, pattern):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hades: error:") and pattern in lines[0], proc.stderr
+
+
+def test_unknown_environment_and_strategy(tmp_path):
+    assert_one_line_error(hades("distill", "--env", "Nope-v0", "--out", tmp_path / "a"), "unknown environment")
+    assert_one_line_error(hades("distill", "--strategy", "Nope", "--out", tmp_path / "b"), "unknown ES strategy")
+    assert not (tmp_path / "a").exists()
+
+
+def test_bad_option_values(tmp_path):
+    assert_one_line_error(hades("distill", "--population", "7", "--out", tmp_path / "a"), "even")
+    assert_one_line_error(hades("distill", "--variant", "hades-r", "--num-inits", "1"), "num-inits")
+
+
+def test_distill_train_and_errors_on_artifacts(tmp_path):
+    out = tmp_path / "run"
+    proc = hades("distill", *TINY, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["out"] == str(out)
+    ds = out / "dataset.safetensors"
+
+    proc = hades("train", ds, "--seeds", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(result["per_seed_returns"]) == 2 and result["return_mean"] == pytest.approx(20.0, abs=20)
+    assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
+
+    assert_one_line_error(hades("train", ds, "--env", "Acrobot-v1"), "does not fit")
+    assert_one_line_error(hades("train", out / "checkpoint.safetensors"), "not a hades.dataset")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage!" * 4)
+    assert_one_line_error(hades("train", bad), "not a readable safetensors")
+    assert_one_line_error(hades("distill", *TINY, "--out", out), "already holds a run")
+    # resume past the end with more generations
+    proc = hades("distill", "--resume", out, "--generations", 3, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert_one_line_error(hades("distill", "--resume", out, "--width", 99), "keeps its config")
+
+
+def test_baseline_writes_a_policy(tmp_path):
+    proc = hades("baseline", *TINY, "--out", tmp_path / "es")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["variant"] == "direct-es"
+    assert (tmp_path / "es" / "policy.safetensors").is_file()
+
+
+def test_default_distill_solves_cartpole(tmp_path):
+    """The README's first command: the built-in default solves CartPole-v1 (>= 475 over >= 10 episodes)."""
+    proc = hades("distill", "--out", tmp_path / "default", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "default" / "summary.json").read_text())
+    assert summary["final_return_mean"] >= 475 and summary["final_episodes"] >= 10
+    assert summary["wall_seconds"] < 120

@@ -1,0 +1,52 @@
+import jax
+import numpy as np
+import pytest
+
+from hades.distill import Distiller
+from hades.envs import REGISTRY, make_env
+from hades.errors import HadesError
+from hades.normalization import ObsNorm, reference_statistics
+from hades.policies import make_policy
+from hades.config import PolicyConfig
+from hades.rollout import make_rollout
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_environment_runs_one_generation(name, tiny_config):
+    d = Distiller(tiny_config(env=name, generations=1))
+    state, metrics = d.step(d.init())
+    assert int(state.generation) == 1
+    assert bool(metrics["finite"])
+    ds = d.dataset(state)
+    assert ds["states"].shape == (d.cfg.dataset_size, *d.env.obs_shape)
+    assert np.isfinite(ds["states"]).all()
+
+
+def test_unknown_environment():
+    with pytest.raises(HadesError, match="unknown environment"):
+        make_env("CartPole-v0")
+
+
+def test_partial_episodes_count():
+    """A step cap shorter than the episode gives the partial return, not 0."""
+    env = make_env("CartPole-v1")
+    policy = make_policy(PolicyConfig(width=8, depth=1), env.obs_shape, True, env.num_actions)
+    params = policy.init(jax.random.PRNGKey(0))
+    returns = make_rollout(env, policy, num_envs=3, max_steps=5)(params, jax.random.PRNGKey(1), ObsNorm.identity((4,)))
+    np.testing.assert_array_equal(np.asarray(returns), [5.0, 5.0, 5.0])  # CartPole pays 1 per step
+
+
+def test_finished_episodes_stop_accumulating():
+    env = make_env("CartPole-v1")
+    policy = make_policy(PolicyConfig(width=8, depth=1), env.obs_shape, True, env.num_actions)
+    # a constant policy (always push one way) falls within ~10 steps and must not keep scoring
+    params = jax.tree.map(lambda x: x * 0, policy.init(jax.random.PRNGKey(0)))
+    returns = np.asarray(make_rollout(env, policy, 4)(params, jax.random.PRNGKey(2), ObsNorm.identity((4,))))
+    assert (returns > 5).all() and (returns < 50).all()
+
+
+def test_reference_statistics_floor_the_std():
+    env = make_env("Breakout-MinAtar")
+    norm = reference_statistics(env, jax.random.PRNGKey(0), std_floor=0.1, num_envs=2, num_steps=50)
+    assert norm.mean.shape == env.obs_shape
+    assert float(norm.std.min()) >= 0.1

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from hades.errors import HadesError
+from hades.runs import run
+
+
+def files(out):
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_run_directory_contents(tmp_path, tiny_config):
+    out = tmp_path / "run"
+    summary = run(tiny_config(), out)
+    assert files(out) == ["checkpoint.safetensors", "config.json", "dataset.safetensors",
+                          "learning_curve.png", "metrics.jsonl", "summary.json"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2]
+    assert {"fitness_mean", "fitness_max", "fitness_min", "eval_return_mean", "bc_loss", "wall_seconds"} <= set(rows[0])
+    saved = json.loads((out / "summary.json").read_text())
+    for key in ("env", "variant", "generations", "final_return_mean", "final_return_std", "wall_seconds"):
+        assert key in saved
+    assert saved["final_return_mean"] == summary["final_return_mean"]
+
+
+def test_same_seed_same_dataset(tmp_path, tiny_config):
+    run(tiny_config(seed=7), tmp_path / "a")
+    run(tiny_config(seed=7), tmp_path / "b")
+    run(tiny_config(seed=8), tmp_path / "c")
+    a, b, c = (load_file(tmp_path / x / "dataset.safetensors")["states"] for x in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("variant", ["hades-f", "hades-r", "direct-es"])
+def test_resume_equals_uninterrupted(tmp_path, tiny_config, variant):
+    product = "policy.safetensors" if variant == "direct-es" else "dataset.safetensors"
+    run(tiny_config(variant=variant, generations=4, checkpoint_every=2), tmp_path / "full")
+    run(tiny_config(variant=variant, generations=2, checkpoint_every=2), tmp_path / "part")
+    run(tiny_config(variant=variant, generations=4, checkpoint_every=2), tmp_path / "part", resume=True)
+    full, part = load_file(tmp_path / "full" / product), load_file(tmp_path / "part" / product)
+    assert full.keys() == part.keys()
+    for k in full:
+        np.testing.assert_array_equal(full[k], part[k])
+    rows = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_non_finite_fitness_keeps_last_checkpoint(tmp_path, tiny_config):
+    out = tmp_path / "nan"
+    with pytest.raises(HadesError, match="non-finite fitness at generation 1"):
+        run(tiny_config(env="Pendulum-v1", sigma=1e38), out)
+    assert (out / "checkpoint.safetensors").is_file()
+
+
+def test_unwritable_output_directory(tmp_path, tiny_config):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(HadesError, match="cannot write"):
+        run(tiny_config(), tmp_path / "file" / "run")
+
+
+def test_refuses_to_overwrite_a_run(tmp_path, tiny_config):
+    run(tiny_config(generations=1), tmp_path / "r")
+    with pytest.raises(HadesError, match="already holds a run"):
+        run(tiny_config(generations=1), tmp_path / "r")
