@@ -1,4 +1,4 @@
-"""The inner loop: behaviour cloning on a (tiny) dataset by full-batch Adam.
+"""The inner loop: behaviour cloning on a (tiny) dataset by full-batch Adam (or SGD).
 
 Losses are a few lines of jax.numpy (no distrax):
 - discrete: cross-entropy of the policy's logits against fixed integer labels;
@@ -42,10 +42,10 @@ def learning_rate(cfg: BCConfig):
 
 
 def make_optimizer(cfg: BCConfig) -> optax.GradientTransformation:
-    adam = optax.adam(learning_rate(cfg))
+    opt = (optax.sgd if cfg.bc_optimizer == "sgd" else optax.adam)(learning_rate(cfg))
     if cfg.bc_max_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(cfg.bc_max_grad_norm), adam)
-    return adam
+        return optax.chain(optax.clip_by_global_norm(cfg.bc_max_grad_norm), opt)
+    return opt
 
 
 def make_bc_train(policy: Policy, cfg: BCConfig):

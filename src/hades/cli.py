@@ -10,24 +10,30 @@ import sys
 import time
 from pathlib import Path
 
-from hades.config import PRESETS, BCConfig, DistillConfig, PolicyConfig, fields_of, flatten, make_config, replace_flat
+from hades.config import (
+    IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
+    make_config, make_image_config, replace_flat,
+)
 from hades.errors import HadesError
 
 
-def _add_options(parser: argparse.ArgumentParser, cls, skip=()) -> None:
-    for f in fields_of(cls):
+def _add_options(parser: argparse.ArgumentParser, defaults, skip=()) -> None:
+    """One option per leaf field of the config instance ``defaults`` (its values shown as defaults)."""
+    values = flatten(dataclasses.asdict(defaults))
+    for f in fields_of(type(defaults)):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        help_ = f"{f.metadata.get('help', '')} (default: {f.default})"
-        kind = type(f.default)
+        default = values[f.name]
+        help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
+        kind = type(default)
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_)
         else:
-            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
-                                choices=f.metadata.get("choices"), help=help_, metavar=kind.__name__.upper()
-                                if not f.metadata.get("choices") else None)
+            choices = f.metadata.get("choices")
+            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, choices=choices,
+                                help=help_, metavar=None if choices else kind.__name__.upper())
 
 
 def _given(args, cls, skip=()) -> dict:
@@ -45,8 +51,9 @@ class _Progress:
             return
         from tqdm import tqdm
 
-        print(f"hades: {cfg.variant} on {cfg.env}, population {cfg.es.population}, {cfg.generations} "
-              f"generations -> {out}", file=sys.stderr)
+        what = f"{cfg.variant} on {cfg.env}" if isinstance(cfg, DistillConfig) else f"{cfg.model} on {cfg.dataset}"
+        print(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}",
+              file=sys.stderr)
         self.bar = tqdm(total=cfg.generations, initial=start_generation, unit="gen", dynamic_ncols=True,
                         file=sys.stderr, desc="compiling")
 
@@ -65,29 +72,43 @@ class _Progress:
             self.bar.close()
 
 
-def _cmd_distill(args, forced_variant: str | None = None) -> int:
+def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations",)) -> int:
+    """distill / baseline / distill-images: build the config, run it, print the summary as JSON."""
     from hades.runs import load_run_config, run
 
-    given = _given(args, DistillConfig)
+    given = _given(args, cls)
     if args.resume:
         cfg = load_run_config(args.resume)
+        if not isinstance(cfg, cls):
+            raise HadesError(f"{args.resume} holds a run of another kind; resume it with its own command")
         stored = flatten(cfg.to_dict())
-        changed = {k for k, v in given.items() if k != "generations" and stored[k] != v}
+        changed = {k for k, v in given.items() if k not in resumable and stored[k] != v}
         if args.preset or changed:
-            raise HadesError("a resumed run keeps its config; only --generations may be given with --resume")
+            raise HadesError("a resumed run keeps its config; only "
+                             + ", ".join("--" + k.replace("_", "-") for k in resumable) + " may be given with --resume")
         cfg = replace_flat(cfg, given).validate()
         out = Path(args.resume)
     else:
-        if forced_variant:
-            given["variant"] = forced_variant
-        cfg = make_config(args.preset, **given)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out or f"runs/{cfg.env.replace('/', '-')}_{cfg.variant}_seed{cfg.seed}_{stamp}")
+        cfg = make(args.preset, **given, **(fixed or {}))
+        out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet))
-    print(json.dumps({k: summary[k] for k in ("env", "variant", "generations", "final_return_mean",
-                                               "final_return_std", "wall_seconds", "compile_seconds")}
+    print(json.dumps({k: v for k, v in summary.items() if k != "config" and not isinstance(v, list)}
                      | {"out": str(out)}))
     return 0
+
+
+def _cmd_distill(args, fixed=None) -> int:
+    return _run_command(args, DistillConfig, make_config, lambda c: f"{c.env.replace('/', '-')}_{c.variant}", fixed)
+
+
+def _cmd_distill_images(args) -> int:
+    from hades.supervised import resolve_data_dir
+
+    if not args.resume or getattr(args, "data_dir", None):
+        # store the resolved directory, so a resumed run needs no environment variable
+        args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None)).resolve())
+    return _run_command(args, ImageDistillConfig, make_image_config, lambda c: f"{c.dataset}_{c.model}",
+                        resumable=("generations", "data_dir"))
 
 
 def _cmd_train(args) -> int:
@@ -95,6 +116,8 @@ def _cmd_train(args) -> int:
     from hades.evaluation import summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
+    if ds.variant == "supervised":
+        raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
     base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
@@ -131,21 +154,25 @@ def _cmd_envs(args) -> int:
 def _cmd_presets(args) -> int:
     for name, overrides in PRESETS.items():
         print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    for name, overrides in IMAGE_PRESETS.items():
+        print(f"{name:24s} (distill-images) " + " ".join(f"{k}={v}" for k, v in overrides.items()))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
     sub = p.add_subparsers(dest="command", required=True)
-    for name, help_ in (("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)"),
-                        ("baseline", "the direct-ES baseline: evolve the policy weights themselves")):
-        c = sub.add_parser(name, help=help_, description=help_,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        c.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`); options override it")
-        c.add_argument("--out", help="run directory (default: runs/<env>_<variant>_seed<seed>_<time>)")
+    for name, help_, defaults, presets in (
+            ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", DistillConfig(), PRESETS),
+            ("baseline", "the direct-ES baseline: evolve the policy weights themselves", DistillConfig(), PRESETS),
+            ("distill-images", "supervised distillation: one synthetic image per class (MNIST, FashionMNIST)",
+             ImageDistillConfig(), IMAGE_PRESETS)):
+        c = sub.add_parser(name, help=help_, description=help_)
+        c.add_argument("--preset", choices=list(presets), help="named config (see `hades presets`); options override it")
+        c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
-        _add_options(c, DistillConfig, skip=("variant",) if name == "baseline" else ())
+        _add_options(c, defaults, skip=("variant",) if name == "baseline" else ())
     t = sub.add_parser("train", help="train fresh policies on a dataset artifact and evaluate them",
                        description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
                                    "options default to the settings the dataset was evolved with.")
@@ -157,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--own-init", action="store_true",
                    help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
-    _add_options(t, PolicyConfig)
-    _add_options(t, BCConfig)
+    _add_options(t, PolicyConfig())
+    _add_options(t, BCConfig())
     sub.add_parser("envs", help="list the supported environments")
     sub.add_parser("presets", help="list the named presets")
     return p
@@ -166,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, "direct-es"),
+    commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
+                "distill-images": _cmd_distill_images,
                 "train": _cmd_train, "envs": _cmd_envs, "presets": _cmd_presets}
     try:
         return commands[args.command](args)

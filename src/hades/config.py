@@ -41,6 +41,7 @@ class BCConfig:
     bc_steps: int = knob(100, "BC full-batch gradient steps (the paper's 'epochs')")
     bc_max_grad_norm: float = knob(1.0, "clip BC gradients to this global norm (0: no clipping)")
     bc_anneal: bool = knob(False, "anneal the BC learning rate linearly to 0 over the steps")
+    bc_optimizer: str = knob("adam", "inner-loop optimiser", ("adam", "sgd"))
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,53 @@ class DistillConfig:
         return self
 
 
+@dataclass(frozen=True)
+class ImageDistillConfig:
+    """Supervised dataset distillation: one synthetic image per class (``hades distill-images``)."""
+
+    dataset: str = knob("fashion-mnist", "which image dataset", ("mnist", "fashion-mnist"))
+    data_dir: str = knob("", "directory holding the IDX files (default: $HADES_DATA_DIR)")
+    model: str = knob("mlp", "classifier trained in the inner loop: mlp (one hidden layer) or cnn "
+                      "(3x3 conv with 16 channels, dense 128: the released code's)", ("mlp", "cnn"))
+    hidden: int = knob(128, "hidden units of the classifier's dense layer")
+    image_init: str = knob("mean", "initial images: the class-wise mean images, or random", ("mean", "random"))
+    fitness_batch: int = knob(1024, "real training images per generation for the fitness loss "
+                              "(a fresh random minibatch each generation; 0: the full training set)")
+    generations: int = knob(1500, "ES generations")
+    seed: int = knob(0, "random seed")
+    eval_every: int = knob(100, "measure test accuracy every this many generations (0: only at the end)")
+    eval_classifiers: int = knob(20, "classifiers (fresh initialisations) trained on the images for test accuracy")
+    checkpoint_every: int = knob(100, "write a resumable checkpoint every this many generations")
+    bc: BCConfig = field(default_factory=lambda: BCConfig(bc_lr=0.1, bc_steps=100, bc_max_grad_norm=0.0,
+                                                          bc_optimizer="sgd"))
+    es: ESConfig = field(default_factory=lambda: ESConfig(population=64, sigma=0.02, es_lr=0.01))
+
+    to_dict = DistillConfig.to_dict
+    to_json = DistillConfig.to_json
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageDistillConfig":
+        return replace_flat(cls(), flatten(d))
+
+    def validate(self) -> "ImageDistillConfig":
+        for name in ("generations", "eval_classifiers", "checkpoint_every", "hidden"):
+            if getattr(self, name) < 1:
+                raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+        if self.es.population < 2 or self.es.population % 2:
+            raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
+        if self.bc.bc_steps < 1 or not self.bc.bc_lr > 0 or not self.es.sigma > 0:
+            raise HadesError("--bc-steps, --bc-lr and --sigma must be > 0")
+        if self.fitness_batch < 0 or self.eval_every < 0:
+            raise HadesError("--fitness-batch and --eval-every must be >= 0")
+        return self
+
+
 def fields_of(cls) -> list[dataclasses.Field]:
     """All leaf fields of a (nested) config class, in declaration order."""
     out = []
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.default_factory):
-            out.extend(fields_of(f.default_factory))
+        if f.default_factory is not dataclasses.MISSING:
+            out.extend(fields_of(type(f.default_factory())))
         else:
             out.append(f)
     return out
@@ -161,10 +203,10 @@ def replace_flat(cfg, overrides: dict):
 # paper-* presets copy the paper's tables (reference/HADES.md) and need accelerators.
 
 _MINATAR_CPU = dict(
-    dataset_size=16, obs_norm="constant", generations=60, eval_envs=4, eval_steps=500,
+    dataset_size=16, obs_norm="constant", generations=200, eval_envs=4, eval_steps=500,
     width=64, depth=2, activation="relu", bc_lr=0.03, bc_anneal=True, bc_steps=64,
-    bc_max_grad_norm=0.5, strategy="SNES", population=64, sigma=0.5, es_lr=0.05,
-    es_temperature=20.0, variant="hades-f", eval_every=10, eval_episodes=8,
+    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.5, es_lr=0.05,
+    es_temperature=20.0, variant="hades-f", eval_every=10, eval_episodes=32,
 )
 
 PRESETS: dict[str, dict] = {
@@ -199,3 +241,22 @@ def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
     flat = preset(preset_name) if preset_name else {}
     flat.update(overrides)
     return replace_flat(DistillConfig(), flat).validate()
+
+
+# Supervised presets (``hades distill-images --preset``).
+IMAGE_PRESETS: dict[str, dict] = {
+    # CPU default: about 20 minutes on 2 cores.
+    "cpu": {},
+    # The released code's settings (reference/HADES.md): needs an accelerator.
+    "paper-images": dict(model="cnn", population=512, generations=1000, sigma=0.02, es_lr=0.01,
+                         bc_optimizer="sgd", bc_lr=0.1, bc_steps=1000, bc_max_grad_norm=0.0,
+                         eval_every=100, checkpoint_every=100),
+}
+
+
+def make_image_config(preset_name: str | None = None, **overrides) -> ImageDistillConfig:
+    if preset_name and preset_name not in IMAGE_PRESETS:
+        raise HadesError(f"unknown preset {preset_name!r}; choose one of {', '.join(IMAGE_PRESETS)}")
+    flat = dict(IMAGE_PRESETS[preset_name]) if preset_name else {}
+    flat.update(overrides)
+    return replace_flat(ImageDistillConfig(), flat).validate()

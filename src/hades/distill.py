@@ -20,6 +20,7 @@ The driver never prints: ``runs.py`` (or any caller) loops over ``step`` and rep
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from hades.artifacts import Dataset, save_dataset, save_policy
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
 from hades.envs import make_env
@@ -129,11 +131,25 @@ class Distiller:
         returns, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
         return returns
 
-    def evaluate(self, state: RunState) -> np.ndarray:
+    def evaluation_returns(self, state: RunState) -> np.ndarray:
         """Returns [policies, episodes] of the current mean dataset (or weights, direct ES):
         HaDES-R trains ``eval_policies`` fresh initialisations, HaDES-F its own fixed one."""
         key = jax.random.fold_in(self._eval_key, state.generation)
         return np.asarray(self._evaluate(state, key, self.cfg.eval_policies))
+
+    eval_keys = ("return_mean", "return_std")
+
+    def evaluate(self, state: RunState) -> dict:
+        r = self.evaluation_returns(state)
+        return {"return_mean": float(r.mean()), "return_std": float(r.std()),
+                "returns_per_policy": [float(x) for x in r.mean(axis=1)], "episodes": int(r.size)}
+
+    def describe(self) -> dict:
+        return {"env": self.cfg.env, "variant": self.cfg.variant}
+
+    @property
+    def title(self) -> str:
+        return f"{self.cfg.env} {self.cfg.variant}"
 
     # -- the product -----------------------------------------------------------------------
     def solution(self, state: RunState):
@@ -151,3 +167,18 @@ class Distiller:
             out["obs_mean"] = np.asarray(state.norm.mean, np.float32)
             out["obs_std"] = np.asarray(state.norm.std, np.float32)
         return out
+
+    def write_product(self, state: RunState, out: Path) -> Path:
+        """Write the dataset artifact (HaDES) or the policy's weights (direct ES) into ``out``."""
+        cfg = self.cfg
+        if self.direct:
+            stats = (np.asarray(state.norm.mean), np.asarray(state.norm.std)) if cfg.obs_norm != "none" else (None, None)
+            path = out / "policy.safetensors"
+            save_policy(path, jax.device_get(self.solution(state)), cfg.env, cfg.to_dict(), *stats)
+            return path
+        arrays = self.dataset(state)
+        path = out / "dataset.safetensors"
+        save_dataset(path, Dataset(
+            states=arrays["states"], actions=arrays["actions"], env=cfg.env, action_space=self.env.action_space,
+            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=cfg.to_dict()))
+        return path

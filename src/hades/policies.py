@@ -41,6 +41,20 @@ class MLP(nn.Module):
         return out
 
 
+class CNN(nn.Module):
+    """The released code's small image classifier: 3x3 conv (16 channels), dense ``hidden``, logits."""
+
+    hidden: int
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(16, (3, 3), kernel_init=nn.initializers.lecun_normal())(x))
+        x = x.reshape(x.shape[:-3] + (-1,))
+        x = nn.relu(nn.Dense(self.hidden, kernel_init=nn.initializers.lecun_normal())(x))
+        return nn.Dense(self.out_dim)(x)
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     discrete: bool
@@ -68,3 +82,13 @@ def make_policy(cfg: PolicyConfig, obs_shape: tuple[int, ...], discrete: bool, a
         return net.init(key, dummy)
 
     return Policy(discrete=discrete, init=init, apply=net.apply)
+
+
+def make_classifier(model: str, hidden: int, image_shape: tuple[int, ...], num_classes: int) -> Policy:
+    """An image classifier with the Policy interface (``apply`` gives logits)."""
+    if model == "cnn":
+        net = CNN(hidden, num_classes)
+    else:
+        net = MLP(hidden, 1, "relu", num_classes, False, in_ndim=len(image_shape))
+    dummy = jnp.zeros(image_shape, jnp.float32)
+    return Policy(discrete=True, init=lambda key: net.init(key, dummy), apply=net.apply)

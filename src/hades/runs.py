@@ -1,14 +1,22 @@
-"""A run directory: drive ``Distiller`` generation by generation, write everything, resume.
+"""A run directory: drive a distiller generation by generation, write everything, resume.
+
+Works for any *driver* (``distill.Distiller`` for RL, ``supervised.ImageDistiller`` for images):
+an object with ``cfg`` (a frozen config with ``generations``, ``eval_every``,
+``checkpoint_every``, ``to_dict``), ``init() -> state`` (a pytree with a ``generation``
+counter), a jitted ``step(state) -> (state, metrics)`` whose metrics hold ``fitness_mean/max/min``
+and ``finite``, ``evaluate(state) -> dict`` (keys listed in ``eval_keys``), ``describe() -> dict`` (goes into
+the summary), ``title`` (of the learning curve) and ``write_product(state, out) -> Path``.
 
 Layout of ``--out DIR``:
-- ``config.json``           the full run config
-- ``metrics.jsonl``         one JSON line per generation (see ``METRIC_KEYS``)
-- ``checkpoint.safetensors`` the whole run state, every ``checkpoint_every`` generations and at
-                            the end; ``run(..., resume=True)`` continues from it and gives the
-                            same dataset as an uninterrupted run (same seed, same machine)
-- ``dataset.safetensors``   the distilled dataset (HaDES) or ``policy.safetensors`` (direct ES),
-                            refreshed with every checkpoint
-- ``summary.json``          final evaluation and timings
+- ``config.json``            the full run config
+- ``metrics.jsonl``          one JSON line per generation: ``generation``, the step's metrics,
+                             ``eval_<key>`` (null when not evaluated that generation), ``wall_seconds``
+- ``checkpoint.safetensors`` the whole run state, every ``checkpoint_every`` generations, at the
+                             end, on Ctrl-C and before a non-finite-fitness error; ``resume=True``
+                             continues from it to the same result as an uninterrupted run
+- the product (``dataset.safetensors``, or ``policy.safetensors`` for direct ES), refreshed with
+  every checkpoint
+- ``summary.json``           ``describe()``, ``final_<key>`` of the final evaluation, timings
 - ``learning_curve.png``
 Every file is replaced atomically. Progress goes to a :class:`Reporter` (the CLI draws a progress
 bar with it); the library prints nothing.
@@ -25,14 +33,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from hades import __version__
-from hades.artifacts import Dataset, atomic_write, load_checkpoint, save_checkpoint, save_dataset, save_policy
-from hades.config import DistillConfig
-from hades.distill import Distiller, RunState
+from hades.artifacts import atomic_write, load_checkpoint, save_checkpoint
+from hades.config import DistillConfig, ImageDistillConfig
 from hades.errors import HadesError
 
 CHECKPOINT = "checkpoint.safetensors"
-METRIC_KEYS = ("generation", "fitness_mean", "fitness_max", "fitness_min", "bc_loss",
-               "eval_return_mean", "eval_return_std", "wall_seconds")
+CONFIG_KINDS = {cls.__name__: cls for cls in (DistillConfig, ImageDistillConfig)}
+
+
+def make_driver(cfg):
+    """The driver for a config (checks it: environment, strategy, data files)."""
+    if isinstance(cfg, ImageDistillConfig):
+        from hades.supervised import ImageDistiller
+
+        return ImageDistiller(cfg)
+    from hades.distill import Distiller
+
+    return Distiller(cfg)
 
 
 class Reporter:
@@ -45,12 +62,13 @@ class Reporter:
         """Called after every generation with its metrics row (``METRIC_KEYS``)."""
 
 
-def load_run_config(out_dir) -> DistillConfig:
+def load_run_config(out_dir):
     """The config of the run checkpointed in ``out_dir``."""
     path = Path(out_dir) / CHECKPOINT
     _, meta = load_checkpoint(path)
     try:
-        return DistillConfig.from_dict(json.loads(meta["config"]))
+        cls = CONFIG_KINDS[meta.get("config_kind", "DistillConfig")]
+        return cls.from_dict(json.loads(meta["config"]))
     except (KeyError, json.JSONDecodeError) as e:
         raise HadesError(f"{path}: checkpoint has no readable config ({e})") from None
 
@@ -68,7 +86,7 @@ def _prepare(out: Path, resume: bool) -> None:
         raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
 
 
-def _restore(d: Distiller, out: Path) -> tuple[RunState, float]:
+def _restore(d, out: Path):
     template = d.init()
     leaves, meta = load_checkpoint(out / CHECKPOINT)
     ref, treedef = jax.tree.flatten(template)
@@ -77,29 +95,16 @@ def _restore(d: Distiller, out: Path) -> tuple[RunState, float]:
     return jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves]), float(meta.get("wall_seconds", 0.0))
 
 
-def _checkpoint(d: Distiller, state: RunState, out: Path, wall: float) -> None:
+def _checkpoint(d, state, out: Path, wall: float) -> None:
     leaves = [np.asarray(x) for x in jax.tree.leaves(state)]
-    save_checkpoint(out / CHECKPOINT, leaves, {"config": d.cfg.to_json(), "generation": int(state.generation),
-                                                "wall_seconds": f"{wall:.3f}"})
-    write_product(d, state, out)
+    save_checkpoint(out / CHECKPOINT, leaves, {"config": json.dumps(d.cfg.to_dict(), sort_keys=True),
+                                                "config_kind": type(d.cfg).__name__,
+                                                "generation": int(state.generation), "wall_seconds": f"{wall:.3f}"})
+    d.write_product(state, out)
 
 
-def write_product(d: Distiller, state: RunState, out: Path) -> Path:
-    """Write the run's product: the dataset artifact (HaDES) or the policy (direct ES)."""
-    cfg = d.cfg
-    if d.direct:
-        norm = state.norm if cfg.obs_norm != "none" else None
-        path = out / "policy.safetensors"
-        save_policy(path, jax.device_get(d.solution(state)), cfg.env, cfg.to_dict(),
-                    None if norm is None else np.asarray(norm.mean), None if norm is None else np.asarray(norm.std))
-        return path
-    arrays = d.dataset(state)
-    ds = Dataset(states=arrays["states"], actions=arrays["actions"], env=cfg.env, action_space=d.env.action_space,
-                 variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"),
-                 config=cfg.to_dict())
-    path = out / "dataset.safetensors"
-    save_dataset(path, ds)
-    return path
+def _scalars(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if k != "finite" and np.ndim(v) == 0}
 
 
 def _read_metrics(out: Path, upto: int) -> list[dict]:
@@ -110,11 +115,11 @@ def _read_metrics(out: Path, upto: int) -> list[dict]:
     return [r for r in rows if r["generation"] <= upto]
 
 
-def run(cfg: DistillConfig, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
-    """Run (or resume) a distillation into ``out_dir``; returns the summary dict."""
+def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
+    """Run (or resume) a distillation described by ``cfg`` into ``out_dir``; returns the summary."""
     out = Path(out_dir)
     reporter = reporter or Reporter()
-    d = Distiller(cfg)  # checks the config (environment, strategy) before touching the disk
+    d = make_driver(cfg)  # checks the config before touching the disk
     _prepare(out, resume)
     if resume:
         state, wall_before = _restore(d, out)
@@ -144,11 +149,9 @@ def run(cfg: DistillConfig, out_dir, *, resume: bool = False, reporter: Reporter
                     raise HadesError(f"non-finite fitness at generation {gen}; last good checkpoint "
                                      f"(generation {gen - 1}) kept in {out}")
                 state = new_state
-                row = {"generation": gen, **{k: float(m[k]) for k in METRIC_KEYS[1:5]},
-                       "eval_return_mean": None, "eval_return_std": None}
+                row = {"generation": gen, **_scalars(m), **{f"eval_{k}": None for k in d.eval_keys}}
                 if (cfg.eval_every and gen % cfg.eval_every == 0) or gen == cfg.generations:
-                    r = d.evaluate(state)
-                    row["eval_return_mean"], row["eval_return_std"] = float(r.mean()), float(r.std())
+                    row.update({f"eval_{k}": v for k, v in d.evaluate(state).items() if k in d.eval_keys})
                 row["wall_seconds"] = round(wall(), 3)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -160,19 +163,17 @@ def run(cfg: DistillConfig, out_dir, *, resume: bool = False, reporter: Reporter
         _checkpoint(d, state, out, wall())
         raise
 
-    returns = d.evaluate(state)
-    product = write_product(d, state, out)
+    final = d.evaluate(state)
+    product = d.write_product(state, out)
     summary = {
-        "env": cfg.env, "variant": cfg.variant, "generations": cfg.generations,
-        "final_return_mean": float(returns.mean()), "final_return_std": float(returns.std()),
-        "final_returns_per_policy": [float(x) for x in returns.mean(axis=1)],
-        "final_episodes": int(returns.size), "wall_seconds": round(wall(), 3),
-        "compile_seconds": round(compile_seconds, 3),
+        **d.describe(), "generations": cfg.generations, **{f"final_{k}": v for k, v in final.items()},
+        "wall_seconds": round(wall(), 3), "compile_seconds": round(compile_seconds, 3),
         "seconds_per_generation": round((wall() - wall_before - compile_seconds) / max(1, cfg.generations - start_gen), 4),
         "artifact": product.name, "hades_version": __version__, "config": cfg.to_dict(),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     from hades.plots import learning_curve  # plotting stays out of the import path of the engine
 
-    learning_curve(rows, out / "learning_curve.png", title=f"{cfg.env} {cfg.variant}")
+    learning_curve(rows, out / "learning_curve.png", title=d.title,
+                   eval_key=f"eval_{d.eval_keys[0]}")
     return summary

@@ -1,0 +1,91 @@
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hades.config import make_image_config
+from hades.errors import HadesError
+from hades.runs import run
+from hades.supervised import IMAGES_MAGIC, LABELS_MAGIC, ImageDistiller, load_split, read_idx
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(not (SHARED / "mnist-5k").is_dir(), reason="../shared/data not present")
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big")  # the last magic byte is the number of dimensions
+    return header + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_split(directory: Path, prefix: str, n: int, compress: bool, rng):
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    for stem, arr, magic in ((f"{prefix}-images-idx3-ubyte", images, IMAGES_MAGIC),
+                             (f"{prefix}-labels-idx1-ubyte", labels, LABELS_MAGIC)):
+        data = idx_bytes(arr, magic)
+        if compress:
+            (directory / (stem + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (directory / stem).write_bytes(data)
+    return images, labels
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_roundtrip(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    images, labels = write_split(tmp_path, "train", 30, compress, rng)
+    x, y = load_split(tmp_path, "train")
+    assert x.shape == (30, 28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_allclose(x[..., 0] * 255, images, atol=1e-3)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_idx_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    write_split(tmp_path, "train", 20, False, rng)
+    with pytest.raises(HadesError, match="missing t10k-images"):
+        load_split(tmp_path, "test")
+    path = tmp_path / "train-images-idx3-ubyte"
+    with pytest.raises(HadesError, match="magic"):
+        read_idx(path, LABELS_MAGIC)
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(HadesError, match="truncated"):
+        load_split(tmp_path, "train")
+    with pytest.raises(HadesError, match="does not exist"):
+        load_split(tmp_path / "nope", "train")
+
+
+@needs_data
+def test_tiny_image_run_on_mnist(tmp_path):
+    cfg = make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), population=8,
+                            generations=3, eval_every=1, eval_classifiers=2, fitness_batch=256, bc_steps=20,
+                            checkpoint_every=1)
+    summary = run(cfg, tmp_path / "img")
+    for name in ("dataset.safetensors", "images.png", "metrics.jsonl", "summary.json", "learning_curve.png"):
+        assert (tmp_path / "img" / name).is_file()
+    # class-mean images already train a classifier far above chance (10%) on the real test set
+    assert summary["class_mean_accuracy_mean"] > 0.5
+    assert 0.1 < summary["final_accuracy_mean"] <= 1.0
+    rows = [json.loads(x) for x in (tmp_path / "img" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2, 3] and rows[0]["eval_accuracy_mean"] is not None
+    # resume: extend to 4 generations
+    run(make_image_config(None, **{**cfg.to_dict()["es"], **{k: v for k, v in cfg.to_dict().items()
+                                                              if not isinstance(v, dict)}, "generations": 4}),
+        tmp_path / "img", resume=True)
+    assert len((tmp_path / "img" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@needs_data
+def test_es_improves_the_fitness(tmp_path):
+    """A few dozen generations on a fixed minibatch lower the real-data loss of the mean images."""
+    d = ImageDistiller(make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), population=16,
+                                         generations=30, fitness_batch=512, bc_steps=20, image_init="random",
+                                         sigma=0.1, es_lr=0.1))
+    state = d.init()
+    first = None
+    for _ in range(30):
+        state, m = d.step(state)
+        first = float(m["fitness_mean"]) if first is None else first
+    assert float(m["fitness_mean"]) > first + 0.05
