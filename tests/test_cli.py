@@ -14,7 +14,7 @@ def hades(*args):
     return subprocess.run([sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["train"], ["envs"], ["presets"]])
+@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["distill-images"], ["train"], ["envs"], ["presets"]])
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -53,6 +53,10 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert len(result["per_seed_returns"]) == 2 and result["return_mean"] == pytest.approx(20.0, abs=20)
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
 
+    proc = hades("train", ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["policy"]["width"] == 16  # the run's own architecture and init
+
     assert_one_line_error(hades("train", ds, "--env", "Acrobot-v1"), "does not fit")
     assert_one_line_error(hades("train", out / "checkpoint.safetensors"), "not a hades.dataset")
     bad = tmp_path / "bad.safetensors"
@@ -80,3 +84,10 @@ def test_default_distill_solves_cartpole(tmp_path):
     summary = json.loads((tmp_path / "default" / "summary.json").read_text())
     assert summary["final_return_mean"] >= 475 and summary["final_episodes"] >= 10
     assert summary["wall_seconds"] < 120
+
+
+def test_distill_images_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("HADES_DATA_DIR", raising=False)
+    assert_one_line_error(hades("distill-images", "--out", tmp_path / "a"), "no data directory")
+    assert_one_line_error(hades("distill-images", "--data-dir", tmp_path / "nope"), "does not exist")
+    assert_one_line_error(hades("distill-images", "--data-dir", tmp_path), "missing train-images")

@@ -204,8 +204,8 @@ def replace_flat(cfg, overrides: dict):
 
 _MINATAR_CPU = dict(
     dataset_size=16, obs_norm="constant", generations=200, eval_envs=4, eval_steps=500,
-    width=64, depth=2, activation="relu", bc_lr=0.03, bc_anneal=True, bc_steps=64,
-    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.5, es_lr=0.05,
+    width=64, depth=2, activation="relu", bc_lr=0.01, bc_anneal=True, bc_steps=16,
+    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.1, es_lr=0.05,
     es_temperature=20.0, variant="hades-f", eval_every=10, eval_episodes=32,
 )
 
