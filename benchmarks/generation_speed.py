@@ -2,6 +2,7 @@
 
     python benchmarks/generation_speed.py                       # CartPole + Breakout, P = 64/256/1024
     python benchmarks/generation_speed.py --envs cartpole --populations 64 --generations 5
+    python benchmarks/generation_speed.py --envs cartpole --populations 64 --set dataset_size=16 width=512
 
 Each (preset, population) pair builds a Distiller from the environment's CPU preset with the
 population overridden, compiles one generation (timed separately), then times ``--generations``
@@ -22,8 +23,8 @@ from hades.config import make_config
 from hades.distill import Distiller
 
 
-def measure(preset: str, population: int, generations: int) -> dict:
-    d = Distiller(make_config(preset, population=population))
+def measure(preset: str, population: int, generations: int, overrides: dict | None = None) -> dict:
+    d = Distiller(make_config(preset, **{**(overrides or {}), "population": population}))
     state = d.init()
     t0 = time.perf_counter()
     step = d.step.lower(state).compile()
@@ -52,12 +53,21 @@ def main():
     p.add_argument("--populations", default="64,256,1024")
     p.add_argument("--generations", type=int, default=3, help="timed generations per point")
     p.add_argument("--json", default="benchmarks/generation_speed.json", help="where to write the results")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. --set dataset_size=16 width=512 (values parsed as JSON)")
     args = p.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     rows = []
     print(f"{'preset':10s} {'variant':8s} {'pop':>5s} {'compile s':>10s} {'s/gen':>8s} {'cand/s':>9s}")
     for preset in args.envs.split(","):
         for pop in map(int, args.populations.split(",")):
-            r = measure(preset, pop, args.generations)
+            r = measure(preset, pop, args.generations, overrides)
             rows.append(r)
             print(f"{preset:10s} {r['variant']:8s} {pop:5d} {r['compile_seconds']:10.2f} "
                   f"{r['seconds_per_generation']:8.3f} {r['candidate_evaluations_per_second']:9.1f}", flush=True)

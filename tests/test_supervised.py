@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -71,9 +72,7 @@ def test_tiny_image_run_on_mnist(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "img" / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [1, 2, 3] and rows[0]["eval_accuracy_mean"] is not None
     # resume: extend to 4 generations
-    run(make_image_config(None, **{**cfg.to_dict()["es"], **{k: v for k, v in cfg.to_dict().items()
-                                                              if not isinstance(v, dict)}, "generations": 4}),
-        tmp_path / "img", resume=True)
+    run(dataclasses.replace(cfg, generations=4), tmp_path / "img", resume=True)
     assert len((tmp_path / "img" / "metrics.jsonl").read_text().splitlines()) == 4
 
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from hades.config import (
     IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
     make_config, make_image_config, replace_flat,
@@ -141,6 +143,49 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_show(args) -> int:
+    from hades.artifacts import load_dataset
+    from hades.envs import CHANNEL_NAMES, FEATURE_NAMES
+    from hades.plots import dataset_figure
+
+    ds = load_dataset(args.dataset)
+    out = Path(args.output or Path(args.dataset).with_suffix(".png"))
+    names = FEATURE_NAMES.get(ds.env)
+    dataset_figure(ds.states, ds.actions, out, feature_names=names, channel_names=CHANNEL_NAMES.get(ds.env),
+                   title=f"{ds.env} {ds.variant}: {ds.size} states")
+    if ds.states.ndim == 2 and ds.size <= 64 and ds.states.shape[1] <= 16:  # small enough to read as text
+        cols = list(names) if names else [f"x{j}" for j in range(ds.states.shape[1])]
+        width = max(10, *(len(c) for c in cols))
+        print(" ".join(f"{c:>{width}s}" for c in cols) + "  action")
+        for x, a in zip(ds.states, ds.actions):
+            act = str(int(a)) if np.ndim(a) == 0 else " ".join(f"{v:+.3f}" for v in np.atleast_1d(a))
+            print(" ".join(f"{v:>+{width}.4f}" for v in x) + f"  {act}")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from hades.plots import compare_runs
+
+    groups: dict[str, list[list[dict]]] = {}
+    keys: set[str] = set()
+    for run_dir in map(Path, args.runs):
+        try:
+            cfg = json.loads((run_dir / "config.json").read_text())
+            rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        except (OSError, json.JSONDecodeError) as e:
+            raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
+        label = f"{cfg['env']} {cfg['variant']}" if "env" in cfg else f"{cfg.get('dataset')} {cfg.get('model')}"
+        groups.setdefault(label, []).append(rows)
+        keys.update(k for r in rows for k, v in r.items() if v is not None)
+    key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
+    if key not in keys:
+        raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
+    compare_runs(groups, args.output, key=key)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def _cmd_envs(args) -> int:
     from hades.envs import REGISTRY, make_env
 
@@ -186,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
     _add_options(t, PolicyConfig())
     _add_options(t, BCConfig())
+    sh = sub.add_parser("show", help="draw a dataset (and print it, when small) so it can be read",
+                        description="Draw a dataset artifact: a feature heatmap with action labels (vector "
+                                    "states, named features where known), state channels as small images "
+                                    "(MinAtar), or the image grid (image datasets).")
+    sh.add_argument("dataset", help="path to a dataset.safetensors")
+    sh.add_argument("-o", "--output", help="PNG to write (default: next to the dataset)")
+    pl = sub.add_parser("plot", help="overlay the learning curves of several runs",
+                        description="Overlay learning curves; runs with the same environment and variant are "
+                                    "grouped as seeds (mean line, min-max band).")
+    pl.add_argument("runs", nargs="+", help="run directories")
+    pl.add_argument("-o", "--output", default="runs.png", help="PNG to write")
+    pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
     sub.add_parser("envs", help="list the supported environments")
     sub.add_parser("presets", help="list the named presets")
     return p
@@ -195,7 +252,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
                 "distill-images": _cmd_distill_images,
-                "train": _cmd_train, "envs": _cmd_envs, "presets": _cmd_presets}
+                "train": _cmd_train, "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,
+                "presets": _cmd_presets}
     try:
         return commands[args.command](args)
     except HadesError as e:

@@ -65,3 +65,79 @@ def image_grid(rows: list, row_labels: list[str], path, col_labels=None) -> None
             if i == 0:
                 ax.set_title(str(col_labels[j]) if col_labels else str(j), fontsize=8)
     _save(fig, path)
+
+
+def compare_runs(groups: dict[str, list[list[dict]]], path, key: str = "eval_return_mean") -> None:
+    """Learning curves of several runs: one line per group (label -> runs' metric rows), the mean
+    over the group's runs (seeds) with a min-max band when a group has more than one run."""
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, runs in groups.items():
+        series = [{r["generation"]: r[key] for r in rows if r.get(key) is not None} for rows in runs]
+        gens = sorted(set.intersection(*(set(s) for s in series))) if series else []
+        if not gens:
+            continue
+        values = np.array([[s[g] for g in gens] for s in series])
+        line, = ax.plot(gens, values.mean(0), label=f"{label} (n={len(runs)})")
+        if len(runs) > 1:
+            ax.fill_between(gens, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
+    ax.set_xlabel("generation")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def dataset_figure(states, actions, path, feature_names=None, channel_names=None, title: str = "") -> None:
+    """A readable picture of a dataset: a feature heatmap with action labels (vector states), the
+    state channels as small images (MinAtar), or the image grid (image datasets)."""
+    import numpy as np
+
+    states, actions = np.asarray(states), np.asarray(actions)
+    plt = _plt()
+    if states.ndim == 4 and states.shape[-1] == 1:  # images, one per class
+        image_grid([states], ["distilled"], path, col_labels=[str(a) for a in actions])
+        return
+    if states.ndim == 4:  # [N, H, W, C] channel images
+        n, _, _, c = states.shape
+        fig, axes = plt.subplots(n, c, figsize=(1.0 * c, 1.0 * n + 0.5), squeeze=False)
+        for i in range(n):
+            for j in range(c):
+                ax = axes[i][j]
+                ax.imshow(states[i, :, :, j], cmap="viridis")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(channel_names[j] if channel_names else f"ch {j}", fontsize=7)
+                if j == 0:
+                    ax.set_ylabel(f"a={_action_text(actions[i])}", fontsize=7)
+        height = 1.0 * n + 0.5
+        fig.subplots_adjust(top=1 - 0.65 / height, hspace=0.15)
+        fig.suptitle(title, fontsize=9, y=1 - 0.1 / height)
+        _save(fig, path)
+        return
+    flat = states.reshape(len(states), -1)
+    names = list(feature_names) if feature_names and len(feature_names) == flat.shape[1] else \
+        [f"x{j}" for j in range(flat.shape[1])]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * flat.shape[1], 0.8 + 0.35 * len(flat)))
+    scale = np.abs(flat).max() or 1.0
+    im = ax.imshow(flat, cmap="coolwarm", vmin=-scale, vmax=scale, aspect="auto")
+    for i in range(flat.shape[0]):
+        for j in range(flat.shape[1]):
+            ax.text(j, i, f"{flat[i, j]:.2g}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(flat)))
+    ax.set_yticklabels([f"a={_action_text(a)}" for a in actions], fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def _action_text(a) -> str:
+    import numpy as np
+
+    a = np.asarray(a)
+    return str(int(a)) if a.ndim == 0 else ",".join(f"{x:.2g}" for x in a)
