@@ -56,6 +56,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     proc = hades("train", ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["policy"]["width"] == 16  # the run's own architecture and init
+    assert_one_line_error(hades("train", ds, "--own-init", "--width", 32), "own architecture")
 
     assert_one_line_error(hades("train", ds, "--env", "Acrobot-v1"), "does not fit")
     assert_one_line_error(hades("train", out / "checkpoint.safetensors"), "not a hades.dataset")

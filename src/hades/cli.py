@@ -132,9 +132,10 @@ def _cmd_train(args) -> int:
 
         if not ds.config:
             raise HadesError("--own-init needs a dataset that records its run config")
-        d = Distiller(replace_flat(base, {"width": policy_cfg.width, "depth": policy_cfg.depth,
-                                          "activation": policy_cfg.activation}))
-        init = d.policy.init(d.setup_keys()[1])
+        if policy_cfg != base.policy:
+            raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
+        d = Distiller(base)
+        init = d.policy.init(d.setup_keys()[1])  # the run's fixed initialisation (see Distiller.init)
     returns = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
                                  eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init)
     result = {"dataset": str(args.dataset), "env": args.env or ds.env, **summarize(returns),
