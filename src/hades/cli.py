@@ -47,13 +47,17 @@ class _Progress:
 
     def __init__(self, quiet: bool):
         self.quiet, self.bar, self.eval = quiet, None, None
+        self.eval_key = "eval_return_mean"
 
     def start(self, cfg, out, start_generation):
         if self.quiet:
             return
         from tqdm import tqdm
 
-        what = f"{cfg.variant} on {cfg.env}" if isinstance(cfg, DistillConfig) else f"{cfg.model} on {cfg.dataset}"
+        if isinstance(cfg, DistillConfig):
+            what = f"{cfg.variant} on {cfg.env}"
+        else:
+            what, self.eval_key = f"{cfg.model} on {cfg.dataset}", "eval_accuracy_mean"
         print(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}",
               file=sys.stderr)
         self.bar = tqdm(total=cfg.generations, initial=start_generation, unit="gen", dynamic_ncols=True,
@@ -62,11 +66,11 @@ class _Progress:
     def generation(self, row):
         if self.bar is None:
             return
-        if row.get("eval_return_mean") is not None:
-            self.eval = row["eval_return_mean"]
-        post = {"fit": f"{row['fitness_mean']:.1f}", "max": f"{row['fitness_max']:.1f}"}
+        if row.get(self.eval_key) is not None:
+            self.eval = row[self.eval_key]
+        post = {"fit": f"{row['fitness_mean']:.3g}", "max": f"{row['fitness_max']:.3g}"}
         if self.eval is not None:
-            post["eval"] = f"{self.eval:.1f}"
+            post["eval"] = f"{self.eval:.3g}"
         self.bar.set_description("gen", refresh=False)
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
@@ -167,13 +171,14 @@ def _cmd_show(args) -> int:
 
 def _cmd_plot(args) -> int:
     from hades.plots import compare_runs
+    from hades.runs import read_metrics
 
     groups: dict[str, list[list[dict]]] = {}
     keys: set[str] = set()
     for run_dir in map(Path, args.runs):
         try:
             cfg = json.loads((run_dir / "config.json").read_text())
-            rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+            rows = read_metrics(run_dir)
         except (OSError, json.JSONDecodeError) as e:
             raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
         label = f"{cfg['env']} {cfg['variant']}" if "env" in cfg else f"{cfg.get('dataset')} {cfg.get('model')}"

@@ -230,17 +230,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset(name: str) -> dict:
-    if name not in PRESETS:
-        raise HadesError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+def _from_preset(cls, presets: dict[str, dict], preset_name: str | None, overrides: dict):
+    """``cls()`` with an optional named preset and then flat overrides applied, validated."""
+    if preset_name and preset_name not in presets:
+        raise HadesError(f"unknown preset {preset_name!r}; choose one of {', '.join(presets)}")
+    flat = dict(presets[preset_name]) if preset_name else {}
+    flat.update(overrides)
+    return replace_flat(cls(), flat).validate()
 
 
 def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
     """DistillConfig from an optional preset plus flat overrides, validated."""
-    flat = preset(preset_name) if preset_name else {}
-    flat.update(overrides)
-    return replace_flat(DistillConfig(), flat).validate()
+    return _from_preset(DistillConfig, PRESETS, preset_name, overrides)
 
 
 # Supervised presets (``hades distill-images --preset``).
@@ -255,8 +256,5 @@ IMAGE_PRESETS: dict[str, dict] = {
 
 
 def make_image_config(preset_name: str | None = None, **overrides) -> ImageDistillConfig:
-    if preset_name and preset_name not in IMAGE_PRESETS:
-        raise HadesError(f"unknown preset {preset_name!r}; choose one of {', '.join(IMAGE_PRESETS)}")
-    flat = dict(IMAGE_PRESETS[preset_name]) if preset_name else {}
-    flat.update(overrides)
-    return replace_flat(ImageDistillConfig(), flat).validate()
+    """ImageDistillConfig from an optional preset plus flat overrides, validated."""
+    return _from_preset(ImageDistillConfig, IMAGE_PRESETS, preset_name, overrides)

@@ -107,12 +107,13 @@ def _scalars(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if k != "finite" and np.ndim(v) == 0}
 
 
-def _read_metrics(out: Path, upto: int) -> list[dict]:
-    path = out / "metrics.jsonl"
+def read_metrics(out, upto: int | None = None) -> list[dict]:
+    """The rows of ``out/metrics.jsonl`` (up to generation ``upto``); [] when there is none."""
+    path = Path(out) / "metrics.jsonl"
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["generation"] <= upto]
+    return [r for r in rows if upto is None or r["generation"] <= upto]
 
 
 def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
@@ -129,7 +130,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     if start_gen > cfg.generations:
         raise HadesError(f"checkpoint is at generation {start_gen}, beyond --generations {cfg.generations}")
     atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    rows = _read_metrics(out, start_gen)
+    rows = read_metrics(out, start_gen)
     atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
     reporter.start(cfg, out, start_gen)
