@@ -5,7 +5,9 @@ Dataset artifact (``dataset.safetensors``), readable with ``safetensors.numpy`` 
   (discrete) or float32 [N, act_dim] (continuous, unbounded: the env clips when acting);
   ``obs_mean`` / ``obs_std`` float32 [*obs_shape] when the policy sees normalised inputs;
 - string metadata ``format=hades.dataset``, ``schema_version=1``, ``env``, ``action_space``
-  (discrete|continuous), ``variant``, ``hades_version``, ``config`` (the full run config, JSON).
+  (discrete|continuous), ``variant``, ``hades_version``, ``obs_norm`` (none|constant|running: how
+  the run normalised observations; the stored statistics are the final ones), ``config`` (the
+  full run config, JSON).
 How to use it: if ``obs_mean`` is present, train on ``(states - obs_mean) / obs_std`` and feed
 the policy ``(obs - obs_mean) / obs_std`` when acting; otherwise use raw states/observations.
 
@@ -94,6 +96,11 @@ class Dataset:
     obs_std: np.ndarray | None = None
     config: dict = dataclasses.field(default_factory=dict)
     hades_version: str = __version__
+    obs_norm: str = ""  # none | constant | running ("": inferred from obs_mean)
+
+    @property
+    def normalisation(self) -> str:
+        return self.obs_norm or ("constant" if self.normalised else "none")
 
     @property
     def size(self) -> int:
@@ -119,7 +126,7 @@ def save_dataset(path, ds: Dataset) -> None:
     meta = {
         "format": DATASET_FORMAT, "schema_version": SCHEMA_VERSION, "env": ds.env,
         "action_space": ds.action_space, "variant": ds.variant, "hades_version": ds.hades_version,
-        "config": json.dumps(ds.config, sort_keys=True),
+        "obs_norm": ds.normalisation, "config": json.dumps(ds.config, sort_keys=True),
     }
     _write_tensors(path, tensors, meta)
 
@@ -144,7 +151,7 @@ def load_dataset(path) -> Dataset:
     return Dataset(
         states=states, actions=actions, env=meta["env"], action_space=space,
         variant=meta.get("variant", "unknown"), obs_mean=t.get("obs_mean"), obs_std=t.get("obs_std"),
-        config=config, hades_version=meta.get("hades_version", "unknown"),
+        config=config, hades_version=meta.get("hades_version", "unknown"), obs_norm=meta.get("obs_norm", ""),
     )
 
 

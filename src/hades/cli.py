@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hades.config import (
-    IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
+    BACKENDS, IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
     make_config, make_image_config, replace_flat,
 )
 from hades.errors import HadesError
@@ -141,7 +141,8 @@ def _cmd_train(args) -> int:
         d = Distiller(base)
         init = d.policy.init(d.setup_keys()[1])  # the run's fixed initialisation (see Distiller.init)
     returns = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
-                                 eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init)
+                                 eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init,
+                                 backend=args.backend or base.backend)
     result = {"dataset": str(args.dataset), "env": args.env or ds.env, **summarize(returns),
               "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     print(json.dumps(result))
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
+    t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
     t.add_argument("--own-init", action="store_true",
                    help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
     _add_options(t, PolicyConfig())
@@ -256,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from hades.devices import use_host_cores
+
+    use_host_cores()  # before JAX starts: split populations over the CPU cores
     commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
                 "distill-images": _cmd_distill_images,
                 "train": _cmd_train, "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,

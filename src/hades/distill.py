@@ -31,9 +31,10 @@ from flax import struct
 from hades.artifacts import Dataset, save_dataset, save_policy
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
+from hades.devices import population_mesh, replicate, shard_population
 from hades.envs import make_env
 from hades.es import Strategy
-from hades.normalization import ObsNorm, reference_statistics
+from hades.normalization import ObsNorm, RunningStats, reference_statistics
 from hades.policies import make_policy
 from hades.rollout import make_rollout
 
@@ -43,16 +44,20 @@ class RunState:
     es_state: Any
     generation: jax.Array  # int32 scalar: generations completed
     fixed_init: Any  # policy params: HaDES-F's one initialisation (unused by the others)
-    norm: ObsNorm
+    norm: ObsNorm  # what this generation's policies see
+    obs_stats: RunningStats  # running normalisation's statistics (empty otherwise)
 
 
 class Distiller:
     def __init__(self, cfg: DistillConfig):
         self.cfg = cfg.validate()
-        self.env = env = make_env(cfg.env)
+        self.env = env = make_env(cfg.env, cfg.backend)
+        self.mesh = population_mesh(cfg.devices, cfg.es.population)
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
         self.bc_train = make_bc_train(self.policy, cfg.bc)
-        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions)
+        self.running_norm = cfg.obs_norm == "running"
+        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions,
+                                    collect_obs=self.running_norm)
         self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, cfg.eval_steps, cfg.stochastic_actions)
         self.labels = uniform_labels(cfg.dataset_size, env.num_actions) if env.discrete else None
         self.direct = cfg.variant == "direct-es"
@@ -83,7 +88,8 @@ class Distiller:
         else:
             norm = ObsNorm.identity(self.env.obs_shape)
         es_state = self.es.init(k_es, self.initial_solution(k_data))
-        return RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm)
+        stats = RunningStats.empty(self.env.obs_shape)
+        return RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm, stats)
 
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):
@@ -97,38 +103,50 @@ class Distiller:
         return jax.vmap(self.policy.init)(jax.random.split(key, count))
 
     def _score(self, rollout, solution, inits, env_key, norm):
-        """Returns [num_inits, episodes] and the BC loss of one candidate."""
+        """Returns [num_inits, episodes] returns, the BC loss of one candidate, and the rollouts'
+        observation sums when ``rollout`` collects them."""
         if self.direct:
-            return rollout(solution, env_key, norm)[None], jnp.float32(0.0)
+            out = rollout(solution, env_key, norm)
+            returns, seen = out if isinstance(out, tuple) else (out, ())
+            return returns[None], jnp.float32(0.0), jax.tree.map(lambda a: a[None], seen)
         x, y = self.bc_data(solution)
 
         def one(init):
             params, loss = self.bc_train(init, x, y)
-            return rollout(params, env_key, norm), loss
+            out = rollout(params, env_key, norm)
+            returns, seen = out if isinstance(out, tuple) else (out, ())
+            return returns, loss, seen
 
-        returns, losses = jax.vmap(one)(inits)
-        return returns, losses.mean()
+        returns, losses, seen = jax.vmap(one)(inits)
+        return returns, losses.mean(), seen
 
     def _generation(self, state: RunState):
         key = jax.random.fold_in(self._gen_key, state.generation)
         k_ask, k_init, k_env, k_tell = jax.random.split(key, 4)
         population, es_state = self.es.ask(k_ask, state.es_state)
+        population = shard_population(population, self.mesh)
         inits = self._inits(k_init, state, self.cfg.num_inits)
         score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
-        returns, losses = jax.vmap(score)(population)
+        returns, losses, seen = replicate(jax.vmap(score)(population), self.mesh)
+        population = replicate(population, self.mesh)
         fitness = returns.mean(axis=(1, 2))
         es_state = self.es.tell(k_tell, population, fitness, es_state)
         metrics = {
             "fitness_mean": fitness.mean(), "fitness_max": fitness.max(), "fitness_min": fitness.min(),
             "bc_loss": losses.mean(), "finite": jnp.all(jnp.isfinite(fitness)),
         }
-        return state.replace(es_state=es_state, generation=state.generation + 1), metrics
+        state = state.replace(es_state=es_state, generation=state.generation + 1)
+        if self.running_norm:
+            count, total, total_sq = (a.sum(axis=(0, 1)) for a in seen)
+            stats = state.obs_stats.merge(RunningStats.from_sums(count, total, total_sq))
+            state = state.replace(obs_stats=stats, norm=stats.norm(self.cfg.obs_std_floor))
+        return state, metrics
 
     # -- evaluation of the current mean ----------------------------------------------------
     def _evaluate_mean(self, state: RunState, key, num_policies: int):
         k_init, k_env = jax.random.split(key)
         inits = self._inits(k_init, state, num_policies)
-        returns, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
+        returns, _, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
         return returns
 
     def evaluation_returns(self, state: RunState) -> np.ndarray:
@@ -145,7 +163,8 @@ class Distiller:
                 "returns_per_policy": [float(x) for x in r.mean(axis=1)], "episodes": int(r.size)}
 
     def describe(self) -> dict:
-        return {"env": self.cfg.env, "variant": self.cfg.variant}
+        return {"env": self.cfg.env, "variant": self.cfg.variant,
+                "devices": 1 if self.mesh is None else int(self.mesh.devices.size)}
 
     @property
     def title(self) -> str:
@@ -180,5 +199,6 @@ class Distiller:
         path = out / "dataset.safetensors"
         save_dataset(path, Dataset(
             states=arrays["states"], actions=arrays["actions"], env=cfg.env, action_space=self.env.action_space,
-            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=cfg.to_dict()))
+            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=cfg.to_dict(),
+            obs_norm=cfg.obs_norm))
         return path

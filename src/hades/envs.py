@@ -1,4 +1,4 @@
-"""One adapter over the environment suites: ``make_env("CartPole-v1")``.
+"""One adapter over the environment suites: ``make_env("CartPole-v1")``, ``make_env("brax/hopper")``.
 
 An :class:`Env` exposes pure, jittable ``reset(key) -> (obs, state)`` and
 ``step(key, state, action) -> (obs, state, reward, done)`` with *no* auto-reset: rollouts run
@@ -9,7 +9,10 @@ are clipped to the action space here, so datasets may hold unbounded action labe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -88,17 +91,56 @@ def _gymnax(env_id: str) -> Env:
     )
 
 
-# The registry: environment id -> factory. Brax and others plug in here.
-REGISTRY: dict[str, Callable[[str], Env]] = {
-    name: _gymnax
-    for name in (
+BRAX_BACKENDS = ("positional", "spring", "generalized", "mjx")
+BRAX_EPISODE = 1000
+
+
+def _brax(env_id: str, backend: str = "positional") -> Env:
+    """A Brax environment (``brax/<name>``): 1000-step episodes, actions clipped to the actuators'
+    control range here (datasets may hold unbounded labels), no auto-reset (no Brax wrappers)."""
+    if backend not in BRAX_BACKENDS:
+        raise HadesError(f"unknown Brax backend {backend!r}; choose one of {', '.join(BRAX_BACKENDS)}")
+    # brax 0.14 warns that it is unmaintained and mujoco's mjx prints to stdout when warp is
+    # missing: keep both off the user's terminal (stdout carries hades' JSON results).
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        from brax import envs as brax_envs
+
+        env = brax_envs.get_environment(env_id.removeprefix("brax/"), backend=backend)
+    low, high = (jnp.asarray(x, jnp.float32) for x in env.sys.actuator.ctrl_range.T)
+
+    def reset(key):
+        state = env.reset(key)
+        return state.obs.astype(jnp.float32), state
+
+    def step(key, state, action):
+        state = env.step(state, jnp.clip(action, low, high))
+        reward = jnp.asarray(state.reward, jnp.float32).reshape(())
+        return state.obs.astype(jnp.float32), state, reward, jnp.asarray(state.done).reshape(()) > 0
+
+    return Env(
+        name=env_id, obs_shape=(int(env.observation_size),), discrete=False, num_actions=int(env.action_size),
+        max_steps=BRAX_EPISODE, reset=reset, step=step, action_low=float(low.min()), action_high=float(high.max()),
+    )
+
+
+BRAX_ENVS = ("hopper", "walker2d", "reacher", "inverted_double_pendulum", "ant", "halfcheetah", "humanoid",
+             "humanoidstandup", "inverted_pendulum")
+
+# The registry: environment id -> factory(id, backend). Others plug in here.
+REGISTRY: dict[str, Callable[..., Env]] = {
+    **{name: _gymnax for name in (
         "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0",
         "Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
-    )
+    )},
+    **{f"brax/{name}": _brax for name in BRAX_ENVS},
 }
 
 
-def make_env(name: str) -> Env:
+def make_env(name: str, backend: str = "positional") -> Env:
+    """The environment ``name``; ``backend`` picks Brax's physics pipeline (ignored elsewhere)."""
     if name not in REGISTRY:
         raise HadesError(f"unknown environment {name!r}; known: {', '.join(REGISTRY)}")
+    if name.startswith("brax/"):
+        return REGISTRY[name](name, backend)
     return REGISTRY[name](name)

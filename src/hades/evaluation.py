@@ -42,13 +42,14 @@ def check_dataset(ds: Dataset, env: Env) -> None:
 def train_and_evaluate(
     ds: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int = 5,
     episodes: int = 10, eval_steps: int = 0, seed: int = 0, env_name: str | None = None, init_params=None,
+    backend: str = "positional",
 ) -> np.ndarray:
     """Returns [num_policies, episodes] episode returns of BC policies trained on ``ds``.
 
     ``init_params`` (one policy's params) trains every policy from that initialisation instead of
     fresh ones (HaDES-F datasets are tied to their run's init).
     """
-    env = make_env(env_name or ds.env)
+    env = make_env(env_name or ds.env, backend)
     check_dataset(ds, env)
     policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
     train = make_bc_train(policy, bc_cfg)

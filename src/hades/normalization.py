@@ -1,9 +1,15 @@
-"""Observation normalisation: none, or constant statistics of reference states.
+"""Observation normalisation: none, constant statistics of reference states, or running statistics.
 
 The released HaDES code calls this "virtual batch normalisation": the mean and std of
 observations are computed once from a reference set of states (here: random-action episodes)
 and kept fixed. ``std`` is floored (``std_floor``) so inputs that are almost never set are not
 blown up (the original code had variances of ~1e-11).
+
+Running normalisation (the paper's Brax setting, ``RunningStats``) starts from the identity and,
+after every generation, merges the mean/variance of every observation the population's
+evaluation envs saw (until their episodes ended) into the statistics; the next generation's
+policies see observations normalised with the updated, floored statistics. Datasets live in
+the normalised space, and the artifact stores the final statistics.
 
 A policy sees ``(obs - mean) / std``; with ``ObsNorm.identity`` that is the raw observation.
 """
@@ -59,3 +65,36 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
     seen = jax.vmap(one_env)(jax.random.split(key, num_envs))
     seen = seen.reshape((-1,) + env.obs_shape)
     return ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), std_floor))
+
+
+@struct.dataclass
+class RunningStats:
+    """Count, mean and sum of squared deviations (Chan et al.'s parallel merge), per feature."""
+
+    count: jax.Array
+    mean: jax.Array
+    m2: jax.Array
+
+    @classmethod
+    def empty(cls, obs_shape) -> "RunningStats":
+        z = jnp.zeros(obs_shape, jnp.float32)
+        return cls(jnp.float32(0.0), z, z)
+
+    @classmethod
+    def from_sums(cls, count, total, total_sq) -> "RunningStats":
+        """Stats of a batch given its count, sum and sum of squares."""
+        n = jnp.maximum(count, 1.0)
+        mean = total / n
+        return cls(count, mean, jnp.maximum(total_sq - n * mean**2, 0.0))
+
+    def merge(self, other: "RunningStats") -> "RunningStats":
+        n = self.count + other.count
+        safe = jnp.maximum(n, 1.0)
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / safe
+        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / safe
+        return RunningStats(n, mean, m2)
+
+    def norm(self, std_floor: float) -> ObsNorm:
+        std = jnp.sqrt(self.m2 / jnp.maximum(self.count, 1.0))
+        return ObsNorm(self.mean, jnp.where(self.count > 0, jnp.maximum(std, std_floor), 1.0))

@@ -1,0 +1,77 @@
+"""Scale-out with JAX's own SPMD: one population split over every device, on one host or many.
+
+``population_mesh`` builds a 1-D ``Mesh`` over the devices (axis ``"pop"``) and the drivers
+constrain the population to ``NamedSharding(mesh, P("pop"))`` inside their jitted generation, so
+XLA partitions the candidates' BC training and rollouts over the devices and gathers the
+fitness for the ES update; the code is the same for 1 CPU, 8 GPUs or a multi-host slice.
+
+On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts) gives N
+host devices; the ``hades`` command sets it to the number of usable cores unless XLA_FLAGS
+already says otherwise (measured on 2 cores: 1.3-1.9x faster than one device). Across hosts, call ``initialize_distributed`` (``hades --coordinator ...``) in
+every process before anything else touches JAX; ``jax.devices()`` then lists every host's
+devices and the mesh spans them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from hades.errors import HadesError
+
+AXIS = "pop"
+
+
+def population_mesh(devices: int, population: int) -> Mesh | None:
+    """A mesh over ``devices`` devices, or None when that is one. ``devices=0`` picks the most
+    visible devices that divide the population evenly; an explicit count must divide it."""
+    available = jax.devices()
+    count = devices or max(n for n in range(1, len(available) + 1) if population % n == 0)
+    if count > len(available):
+        raise HadesError(f"--devices {count} asked for, but JAX sees {len(available)} device(s) "
+                         f"(on CPU: XLA_FLAGS=--xla_force_host_platform_device_count={count})")
+    if population % count:
+        raise HadesError(f"the population ({population}) must be a multiple of the device count ({count}): "
+                         f"use --population {population + count - population % count} or --devices 1")
+    if count == 1:
+        return None
+    return Mesh(np.asarray(available[:count]), (AXIS,))
+
+
+def shard_population(tree, mesh: Mesh | None):
+    """Inside jit: lay the population's leading axis out over the mesh (no-op without one)."""
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
+
+
+def replicate(tree, mesh: Mesh | None):
+    """Inside jit: gather a population-sized result onto every device, so reductions over the
+    population (the ES update) add in the same order as on one device: same seed, same dataset."""
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
+    """Join a multi-host run (one process per host, the same command on each)."""
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    except (RuntimeError, ValueError) as e:
+        raise HadesError(f"could not join the multi-host run at {coordinator}: {str(e).splitlines()[0]}") from None
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
+
+
+def use_host_cores() -> None:
+    """Before JAX starts: one host device per usable core (unless XLA_FLAGS already sets it)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
