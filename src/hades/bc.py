@@ -34,32 +34,49 @@ def bc_loss(policy: Policy, params, x, y):
     return (0.5 * z**2 + log_std + 0.5 * LOG_2PI).sum(-1).mean()
 
 
-def learning_rate(cfg: BCConfig):
-    """Constant, or linear from bc_lr to 0 over bc_steps (it really reaches ~0 at the end)."""
+def learning_rate(cfg: BCConfig, lr=None, steps=None):
+    """The step size at step ``t``: constant, or linear from ``lr`` to 0 over ``steps`` (it really
+    reaches ~0 at the end). ``lr`` / ``steps`` default to the config's and may be traced."""
+    lr = cfg.bc_lr if lr is None else lr
+    steps = cfg.bc_steps if steps is None else steps
     if cfg.bc_anneal:
-        return optax.linear_schedule(cfg.bc_lr, 0.0, cfg.bc_steps)
-    return cfg.bc_lr
+        return lambda t: lr * jnp.clip(1.0 - t / steps, 0.0, 1.0)
+    return lambda t: lr * jnp.ones_like(t, jnp.float32)
 
 
-def make_optimizer(cfg: BCConfig) -> optax.GradientTransformation:
-    opt = (optax.sgd if cfg.bc_optimizer == "sgd" else optax.adam)(learning_rate(cfg))
+def make_direction(cfg: BCConfig) -> optax.GradientTransformation:
+    """The optimiser without its step size: (clipping +) Adam moments, or plain SGD."""
+    direction = optax.scale_by_adam() if cfg.bc_optimizer == "adam" else optax.identity()
     if cfg.bc_max_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(cfg.bc_max_grad_norm), opt)
-    return opt
+        return optax.chain(optax.clip_by_global_norm(cfg.bc_max_grad_norm), direction)
+    return direction
 
 
-def make_bc_train(policy: Policy, cfg: BCConfig):
-    opt = make_optimizer(cfg)
+def make_bc_train(policy: Policy, cfg: BCConfig, max_steps: int | None = None):
+    """``train(params, x, y, lr=None, steps=None) -> (params, final_loss)``.
+
+    ``lr`` and ``steps`` (default: the config's) may be traced values, so policies with different
+    learning rates and step counts train in one vmapped call (transfer sweeps, evolved inner-loop
+    hyperparameters); the scan runs ``max_steps`` (default ``cfg.bc_steps``) steps and leaves the
+    params alone after a policy's own ``steps``.
+    """
+    direction = make_direction(cfg)
+    length = max_steps or cfg.bc_steps
     grad_fn = jax.value_and_grad(lambda p, x, y: bc_loss(policy, p, x, y))
 
-    def train(params, x, y):
-        def body(carry, _):
+    def train(params, x, y, lr=None, steps=None):
+        size = learning_rate(cfg, lr, steps)
+        n = cfg.bc_steps if steps is None else steps
+
+        def body(carry, t):
             params, opt_state = carry
             loss, grads = grad_fn(params, x, y)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            updates, opt_state = direction.update(grads, opt_state, params)
+            scale = jnp.where(t < n, -size(t), 0.0)
+            params = jax.tree.map(lambda p, u: p + scale * u, params, updates)
+            return (params, opt_state), loss
 
-        (params, _), losses = jax.lax.scan(body, (params, opt.init(params)), None, length=cfg.bc_steps)
+        (params, _), _ = jax.lax.scan(body, (params, direction.init(params)), jnp.arange(length))
         return params, bc_loss(policy, params, x, y)
 
     return train

@@ -125,6 +125,9 @@ def _cmd_train(args) -> int:
     if ds.variant == "supervised":
         raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
     base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
+        preset = make_config(args.preset, env=args.env or ds.env)
+        base = dataclasses.replace(base, policy=preset.policy, bc=preset.bc)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
@@ -136,7 +139,7 @@ def _cmd_train(args) -> int:
 
         if not ds.config:
             raise HadesError("--own-init needs a dataset that records its run config")
-        if policy_cfg != base.policy:
+        if policy_cfg != DistillConfig.from_dict(ds.config).policy:
             raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
         d = Distiller(base)
         init = d.policy.init(d.setup_keys()[1])  # the run's fixed initialisation (see Distiller.init)
@@ -146,6 +149,133 @@ def _cmd_train(args) -> int:
     result = {"dataset": str(args.dataset), "env": args.env or ds.env, **summarize(returns),
               "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     print(json.dumps(result))
+    return 0
+
+
+def _floats(text: str, name: str, kind=float) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise HadesError(f"--{name} takes comma-separated numbers (got {text!r})") from None
+    if not values:
+        raise HadesError(f"--{name} is empty")
+    return values
+
+
+def _cmd_transfer(args) -> int:
+    import csv
+
+    from hades.artifacts import load_dataset
+    from hades.plots import transfer_figure
+    from hades.transfer import summarize_widths, transfer_sweep
+
+    widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
+    epochs = _floats(args.epochs, "epochs", int)
+    labels = args.labels.split(",") if args.labels else [Path(p).parent.name or Path(p).stem for p in args.datasets]
+    if len(labels) != len(args.datasets):
+        raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HadesError(f"cannot write to {out}: {e.strerror or e}") from None
+    results, rows_all = {}, []
+    for label, path in zip(labels, args.datasets):
+        ds = load_dataset(path)
+        if ds.variant == "supervised":
+            raise HadesError(f"{path} is an image dataset; transfer sweeps retrain RL policies")
+
+        def progress(width, returns, label=label):
+            if not args.quiet:
+                print(f"{label}: width {width}: median return {np.median(returns):.4g} "
+                      f"(top half {np.sort(returns)[len(returns) // 2:].mean():.4g}) over {len(returns)} policies",
+                      file=sys.stderr)
+
+        rows = transfer_sweep(ds, widths, lrs, epochs, seeds=args.seeds, sample=args.sample, episodes=args.episodes,
+                              eval_steps=args.eval_steps, seed=args.seed, progress=progress)
+        own = (ds.config.get("policy") or {}).get("width")
+        results[label] = (rows, own)
+        rows_all += [{"dataset": label, **r} for r in rows]
+    from hades.artifacts import atomic_write
+
+    summary = {label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
+               for (label, (rows, own)), p in zip(results.items(), args.datasets)}
+    atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
+    buf = __import__("io").StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
+    writer.writeheader()
+    writer.writerows(rows_all)
+    atomic_write(out / "transfer.csv", buf.getvalue())
+    env = load_dataset(args.datasets[0]).env
+    transfer_figure(results, out / "transfer.png", title=f"{env}: policies trained on the dataset(s)")
+    print(json.dumps({"out": str(out), **{k: v["per_width"] for k, v in summary.items()}}))
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from hades.artifacts import load_dataset, save_dataset
+    from hades.multitask import evaluate_merge, merge_datasets
+
+    a, b = load_dataset(args.a), load_dataset(args.b)
+    merged = merge_datasets(a, b)
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_dataset(out, merged)
+    except OSError as e:
+        raise HadesError(f"cannot write {out}: {e.strerror or e}") from None
+    print(f"wrote {out}: {merged.size} states of {merged.states.shape[1]} features ({merged.env})", file=sys.stderr)
+    if not args.evaluate:
+        return 0
+    base = DistillConfig.from_dict(a.config) if a.config else DistillConfig()
+    policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
+    bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
+    result = evaluate_merge(a, b, merged, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
+                            eval_steps=args.eval_steps, seed=args.seed)
+    result |= {"merged": str(out), "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
+    from hades.artifacts import atomic_write
+    from hades.plots import merge_figure
+
+    atomic_write(out.with_suffix(".json"), json.dumps(result, indent=1))
+    merge_figure(result, out.with_suffix(".png"), title=f"agents trained on {merged.env}")
+    print(json.dumps(result))
+    return 0
+
+
+def _cmd_render(args) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from hades.artifacts import load_dataset
+    from hades.evaluation import check_dataset
+    from hades.bc import make_bc_train
+    from hades.envs import make_env
+    from hades.normalization import ObsNorm
+    from hades.policies import make_policy
+    from hades.render import FORMATS, animate, record_episode
+
+    if Path(args.output).suffix.lower() not in FORMATS:
+        raise HadesError(f"{args.output}: choose an output ending in {', '.join(FORMATS)}")
+    ds = load_dataset(args.dataset)
+    if ds.variant in ("supervised", "multitask"):
+        raise HadesError(f"{args.dataset} is a {ds.variant} dataset; render a single-task RL dataset")
+    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    env = make_env(args.env or ds.env, args.backend or base.backend)
+    check_dataset(ds, env)
+    policy = make_policy(base.policy, env.obs_shape, env.discrete, env.action_dim)
+    key = jax.random.PRNGKey(args.seed)
+    if args.own_init:
+        from hades.distill import Distiller
+
+        params0 = policy.init(Distiller(base).setup_keys()[1])
+    else:
+        params0 = policy.init(jax.random.fold_in(key, 1))
+    params, _ = jax.jit(make_bc_train(policy, base.bc))(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
+    norm = ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std)) if ds.normalised else ObsNorm.identity(env.obs_shape)
+    states, obs, rewards = record_episode(env, policy, params, norm, jax.random.fold_in(key, 2), args.eval_steps)
+    info = animate(env, states, obs, rewards, args.output, fps=args.fps, max_frames=args.max_frames,
+                   title=f"{env.name}: policy trained on {Path(args.dataset).name}")
+    print(json.dumps(info))
     return 0
 
 
@@ -235,10 +365,58 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
+    t.add_argument("--preset", choices=list(PRESETS),
+                   help="take the policy and BC settings of this preset (e.g. paper-brax) instead of the run's")
     t.add_argument("--own-init", action="store_true",
                    help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
     _add_options(t, PolicyConfig())
     _add_options(t, BCConfig())
+    tr = sub.add_parser("transfer", help="train many fresh policies per width, learning rate and epochs on datasets",
+                        description="Transfer sweep (paper Fig. 4): for every width, train policies over a grid "
+                                    "(or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
+                                    "compiled call per width; write transfer.json, transfer.csv and transfer.png "
+                                    "into --out. Several datasets are compared side by side.")
+    tr.add_argument("datasets", nargs="+", help="dataset.safetensors files (e.g. a HaDES-F and a HaDES-R one)")
+    tr.add_argument("--labels", help="comma-separated names for the datasets (default: their folder names)")
+    tr.add_argument("--widths", default="32,64,128,256,512,1024", help="policy widths (comma-separated)")
+    tr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1", help="BC learning rates")
+    tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs)")
+    tr.add_argument("--seeds", type=int, default=2, help="policies per (learning rate, epochs) pair")
+    tr.add_argument("--sample", type=int, default=0,
+                    help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width")
+    tr.add_argument("--episodes", type=int, default=5, help="evaluation episodes per policy")
+    tr.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed")
+    tr.add_argument("-o", "--out", default="transfer", help="output directory")
+    tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
+    mg = sub.add_parser("merge", help="merge two tasks' datasets into one zero-padded multi-task dataset",
+                        description="Build the zero-padded union of datasets A and B (states and actions side by "
+                                    "side, see hades.multitask); with --evaluate, train agents on A, on B and on the "
+                                    "merge and report each environment's normalised return (writes MERGED's .json "
+                                    "and .png beside it).")
+    mg.add_argument("a", help="first dataset.safetensors")
+    mg.add_argument("b", help="second dataset.safetensors")
+    mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
+    mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
+    mg.add_argument("--seeds", type=int, default=5, help="agents per dataset")
+    mg.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and environment")
+    mg.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
+    mg.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_options(mg, PolicyConfig())
+    _add_options(mg, BCConfig())
+    rd = sub.add_parser("render", help="train a policy on a dataset and record an episode (gif, mp4, html)",
+                        description="Train one policy by BC on DATASET (the run's own settings) and draw one "
+                                    "episode with matplotlib, offline: .gif, .mp4 (needs ffmpeg) or a "
+                                    "self-contained .html.")
+    rd.add_argument("dataset", help="path to a dataset.safetensors")
+    rd.add_argument("-o", "--output", required=True, help="out.gif, out.mp4 or out.html")
+    rd.add_argument("--env", help="environment (default: the dataset's)")
+    rd.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
+    rd.add_argument("--own-init", action="store_true", help="train from the run's fixed initialisation (HaDES-F)")
+    rd.add_argument("--seed", type=int, default=0, help="random seed (policy init and episode)")
+    rd.add_argument("--eval-steps", type=int, default=0, help="step cap (0: the episode limit)")
+    rd.add_argument("--fps", type=int, default=30, help="frames per second")
+    rd.add_argument("--max-frames", type=int, default=300, help="draw at most this many frames (steps are skipped evenly)")
     sh = sub.add_parser("show", help="draw a dataset (and print it, when small) so it can be read",
                         description="Draw a dataset artifact: a feature heatmap with action labels (vector "
                                     "states, named features where known), state channels as small images "
@@ -263,7 +441,8 @@ def main(argv=None) -> int:
     use_host_cores()  # before JAX starts: split populations over the CPU cores
     commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
                 "distill-images": _cmd_distill_images,
-                "train": _cmd_train, "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,
+                "train": _cmd_train, "transfer": _cmd_transfer, "merge": _cmd_merge, "render": _cmd_render,
+                "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,
                 "presets": _cmd_presets}
     try:
         return commands[args.command](args)

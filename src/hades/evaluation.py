@@ -39,6 +39,27 @@ def check_dataset(ds: Dataset, env: Env) -> None:
         raise HadesError("dataset holds non-finite values")
 
 
+def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, episodes: int,
+                 eval_steps: int = 0, max_steps: int | None = None):
+    """A jitted ``run(inits, keys, lrs, steps) -> returns [P, episodes]``: P policies trained by BC
+    on ``ds`` from ``inits`` (stacked params) with their own learning rates and step counts (traced,
+    so one compiled call covers a whole sweep), each rolled out for ``episodes`` episodes.
+    ``policy_init`` on the result makes stacked fresh initialisations."""
+    check_dataset(ds, env)
+    policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
+    train = make_bc_train(policy, bc_cfg, max_steps=max_steps)
+    rollout = make_rollout(env, policy, episodes, eval_steps)
+    norm = ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std)) if ds.normalised else ObsNorm.identity(env.obs_shape)
+    x, y = jnp.asarray(ds.inputs()), jnp.asarray(ds.actions)
+
+    @jax.jit
+    def run(inits, keys, lrs, steps):
+        return jax.vmap(lambda p, k, lr, n: rollout(train(p, x, y, lr, n)[0], k, norm))(inits, keys, lrs, steps)
+
+    run.policy_init = jax.jit(jax.vmap(policy.init))
+    return run
+
+
 def train_and_evaluate(
     ds: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int = 5,
     episodes: int = 10, eval_steps: int = 0, seed: int = 0, env_name: str | None = None, init_params=None,
@@ -50,24 +71,15 @@ def train_and_evaluate(
     fresh ones (HaDES-F datasets are tied to their run's init).
     """
     env = make_env(env_name or ds.env, backend)
-    check_dataset(ds, env)
-    policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
-    train = make_bc_train(policy, bc_cfg)
-    rollout = make_rollout(env, policy, episodes, eval_steps)
-    norm = ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std)) if ds.normalised else ObsNorm.identity(env.obs_shape)
-    x, y = jnp.asarray(ds.inputs()), jnp.asarray(ds.actions)
-
-    @jax.jit
-    def run(key):
-        k_init, k_env = jax.random.split(key)
-        if init_params is None:
-            inits = jax.vmap(policy.init)(jax.random.split(k_init, num_policies))
-        else:
-            inits = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_policies, *a.shape)), init_params)
-        keys = jax.random.split(k_env, num_policies)
-        return jax.vmap(lambda p, k: rollout(train(p, x, y)[0], k, norm))(inits, keys)
-
-    return np.asarray(run(jax.random.PRNGKey(seed)))
+    run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps)
+    k_init, k_env = jax.random.split(jax.random.PRNGKey(seed))
+    if init_params is None:
+        inits = run.policy_init(jax.random.split(k_init, num_policies))
+    else:
+        inits = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_policies, *a.shape)), init_params)
+    lrs = jnp.full(num_policies, bc_cfg.bc_lr, jnp.float32)
+    steps = jnp.full(num_policies, bc_cfg.bc_steps, jnp.int32)
+    return np.asarray(run(inits, jax.random.split(k_env, num_policies), lrs, steps))
 
 
 def summarize(returns: np.ndarray) -> dict:

@@ -141,3 +141,65 @@ def _action_text(a) -> str:
 
     a = np.asarray(a)
     return str(int(a)) if a.ndim == 0 else ",".join(f"{x:.2g}" for x in a)
+
+
+def transfer_figure(results: dict[str, tuple[list[dict], int | None]], path, title: str = "") -> None:
+    """Return distributions per policy width (paper Fig. 4), one colour per dataset side by side:
+    every trained policy a dot, the top half of each width solid, the bottom half faded, a box over
+    all of them; the width each dataset was evolved for is starred on the axis."""
+    import numpy as np
+
+    plt = _plt()
+    widths = sorted({r["width"] for rows, _ in results.values() for r in rows})
+    k = len(results)
+    fig, ax = plt.subplots(figsize=(1.0 + 1.1 * len(widths) * max(1, k * 0.7), 3.8))
+    rng = np.random.default_rng(0)
+    span = 0.8 / k
+    stars = []
+    for d, (label, (rows, own)) in enumerate(results.items()):
+        color = f"C{d}"
+        for i, w in enumerate(widths):
+            r = np.sort([x["return"] for x in rows if x["width"] == w])
+            if not len(r):
+                continue
+            x0 = i - 0.4 + span * (d + 0.5)
+            ax.boxplot([r], positions=[x0], widths=span * 0.8, showfliers=False,
+                       medianprops={"color": color}, boxprops={"color": color, "alpha": 0.5},
+                       whiskerprops={"color": color, "alpha": 0.5}, capprops={"color": color, "alpha": 0.5})
+            jitter = rng.uniform(-span * 0.3, span * 0.3, len(r))
+            half = len(r) // 2
+            ax.scatter(x0 + jitter[:half], r[:half], s=6, color=color, alpha=0.2)
+            ax.scatter(x0 + jitter[half:], r[half:], s=8, color=color, alpha=0.9,
+                       label=f"{label} (top half solid)" if i == 0 else None)
+            if own == w:
+                stars.append((x0, color))
+    for x0, color in stars:
+        ax.plot([x0], [ax.get_ylim()[0]], marker="*", color=color, markersize=14, clip_on=False)
+    ax.set_xticks(range(len(widths)))
+    ax.set_xticklabels([str(w) for w in widths])
+    ax.set_xlabel("policy width (star: the width the dataset was evolved for)")
+    ax.set_ylabel("return")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="best")
+    _save(fig, path)
+
+
+def merge_figure(result: dict, path, title: str = "") -> None:
+    """Multi-task evaluation (paper Fig. 5): per environment, the returns of agents trained on the
+    task's own dataset, on the merged dataset, and of untrained policies; the merged agents'
+    normalised return written above their bar."""
+    plt = _plt()
+    tasks = result["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.4), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        values = [t["random_return"], t["single_task_return"], t["multi_task_return"]]
+        bars = ax.bar(["untrained", "single-task", "multi-task"], values, color=["0.7", "C0", "C1"])
+        if t["normalised_return"] is not None:
+            ax.annotate(f"normalised {t['normalised_return']:.2f}", (bars[2].get_x() + bars[2].get_width() / 2,
+                        values[2]), ha="center", va="bottom", fontsize=8)
+        ax.set_title(t["env"], fontsize=9)
+        ax.set_ylabel("return")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)

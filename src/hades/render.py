@@ -1,0 +1,193 @@
+"""Record an episode of a policy and draw it (``hades render``): GIF, MP4 or self-contained HTML.
+
+``record_episode`` runs one episode (greedy/mean actions) and keeps the environment state of every
+step; ``animate`` draws the frames with matplotlib, offline (no network at render or view time):
+- classic control: the cart and pole, the acrobot's links, the pendulum, the mountain car on its hill;
+- MinAtar: the observation's channels as one colour image;
+- Brax: a side view (x-z plane) of the bodies' positions joined to their parents, the camera
+  following the first body (Brax's own HTML viewer loads its JavaScript from a CDN, so it is not
+  used here).
+HTML output is matplotlib's JavaScript animation with every frame embedded as PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hades.envs import Env
+from hades.errors import HadesError
+from hades.normalization import ObsNorm
+from hades.policies import Policy
+
+FORMATS = (".gif", ".mp4", ".html")
+
+
+def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_steps: int = 0):
+    """(states, observations, rewards) of one episode, trimmed to where it ended (numpy pytrees,
+    the first entry the reset state)."""
+    cap = max_steps or env.max_steps
+    k_reset, k_run = jax.random.split(key)
+
+    @jax.jit
+    def run():
+        obs, state = jax.tree.map(jnp.asarray, env.reset(k_reset))
+
+        def body(carry, t):
+            obs, state, done = carry
+            k_act, k_env = jax.random.split(jax.random.fold_in(k_run, t))
+            action = policy.act(params, norm(obs), k_act)
+            nobs, nstate, reward, now_done = env.step(k_env, state, action)
+            return (nobs, nstate, done | now_done), (nobs, nstate, jnp.where(done, 0.0, reward), done)
+
+        _, (obs_seq, state_seq, rewards, was_done) = jax.lax.scan(body, (obs, state, jnp.bool_(False)), jnp.arange(cap))
+        first = jax.tree.map(lambda a: a[None], (obs, state))
+        return (jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[0], obs_seq),
+                jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[1], state_seq), rewards, was_done)
+
+    obs, states, rewards, was_done = jax.device_get(run())
+    length = int(np.argmax(was_done)) if was_done.any() else cap  # steps taken before the episode ended
+    keep = lambda a: a[: length + 1]  # noqa: E731
+    return jax.tree.map(keep, states), keep(obs), rewards[:length]
+
+
+def _drawer(env: Env, states, obs):
+    """(draw(ax, i), axis limits setup) for the environment family."""
+    name = env.name
+    if name == "CartPole-v1":
+        def draw(ax, i):
+            x, th = float(states.x[i]), float(states.theta[i])
+            ax.add_patch(_rect(x - 0.25, -0.12, 0.5, 0.24))
+            ax.plot([x, x + math.sin(th)], [0, math.cos(th)], lw=5, color="C1")
+            ax.plot([-2.4, 2.4], [-0.12, -0.12], color="k", lw=1)
+            ax.set_xlim(-2.6, 2.6), ax.set_ylim(-0.6, 1.3)
+        return draw
+    if name == "Acrobot-v1":
+        def draw(ax, i):
+            a1, a2 = float(states.joint_angle1[i]), float(states.joint_angle2[i])
+            p1 = (math.sin(a1), -math.cos(a1))
+            p2 = (p1[0] + math.sin(a1 + a2), p1[1] - math.cos(a1 + a2))
+            ax.plot([0, p1[0], p2[0]], [0, p1[1], p2[1]], "-o", lw=4, color="C0")
+            ax.axhline(1.0, color="k", ls="--", lw=1)
+            ax.set_xlim(-2.2, 2.2), ax.set_ylim(-2.2, 2.2)
+        return draw
+    if name == "Pendulum-v1":
+        def draw(ax, i):
+            th = float(states.theta[i])
+            ax.plot([0, math.sin(th)], [0, math.cos(th)], "-o", lw=6, color="C3")
+            ax.set_xlim(-1.3, 1.3), ax.set_ylim(-1.3, 1.3)
+        return draw
+    if name.startswith("MountainCar"):
+        xs = np.linspace(-1.2, 0.6, 200)
+
+        def draw(ax, i):
+            p = float(states.position[i])
+            ax.plot(xs, np.sin(3 * xs) * 0.45 + 0.55, color="k", lw=1)
+            ax.plot([p], [math.sin(3 * p) * 0.45 + 0.55], "o", color="C0", markersize=14)
+            ax.axvline(0.5, color="C2", ls="--")
+            ax.set_xlim(-1.25, 0.65), ax.set_ylim(0, 1.1)
+        return draw
+    if name.endswith("-MinAtar"):
+        def draw(ax, i):
+            o = np.asarray(obs[i])
+            img = np.where(o.any(-1), o.argmax(-1) + 1, 0)
+            ax.imshow(img, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        return draw
+    if name.startswith("brax/"):
+        parents = _brax_parents(name)
+        pos = np.asarray(states.pipeline_state.x.pos)  # [T, bodies, 3]
+
+        def draw(ax, i):
+            p = pos[i]
+            cx = p[0, 0]
+            for child, parent in enumerate(parents):
+                if parent >= 0:
+                    ax.plot([p[parent, 0], p[child, 0]], [p[parent, 2], p[child, 2]], lw=4, color="C0")
+            ax.plot(p[:, 0], p[:, 2], "o", color="C1", markersize=5)
+            ax.axhline(0.0, color="k", lw=1)
+            ax.set_xlim(cx - 1.5, cx + 1.5), ax.set_ylim(-0.2, max(2.0, float(p[:, 2].max()) + 0.3))
+        return draw
+    raise HadesError(f"no renderer for {name}")
+
+
+def _brax_parents(name: str):
+    import contextlib
+    import io
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        from brax import envs as brax_envs
+
+        return [int(p) for p in brax_envs.get_environment(name.removeprefix("brax/"), backend="spring").sys.link_parents]
+
+
+def _rect(x, y, w, h):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), w, h, color="C0")
+
+
+def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: int = 300, title: str = "") -> dict:
+    """Draw the recorded episode into ``path`` (.gif, .mp4 or .html); returns what was drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise HadesError(f"{path}: choose an output ending in {', '.join(FORMATS)}")
+    steps = len(rewards)
+    every = max(1, math.ceil((steps + 1) / max_frames))
+    frames = list(range(0, steps + 1, every))
+    draw = _drawer(env, states, obs)
+    cumulative = np.concatenate([[0.0], np.cumsum(rewards)])
+    fig, ax = plt.subplots(figsize=(4.5, 3.6))
+
+    def update(k):
+        i = frames[k]
+        ax.clear()
+        draw(ax, i)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"{title}\nstep {i}/{steps}  return {cumulative[i]:.1f}", fontsize=8)
+        return []
+
+    ani = animation.FuncAnimation(fig, update, frames=len(frames), interval=1000 / fps, blit=False)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        if suffix == ".gif":
+            ani.save(tmp, writer=animation.PillowWriter(fps=fps))
+        elif suffix == ".mp4":
+            if not (shutil.which("ffmpeg") or _imageio_ffmpeg()):
+                raise HadesError("MP4 needs ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg); "
+                                 "use .gif or .html instead")
+            ani.save(tmp, writer=animation.FFMpegWriter(fps=fps))
+        else:
+            matplotlib.rcParams["animation.embed_limit"] = 200.0  # MB
+            tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+                           f"<body>{ani.to_jshtml(fps=fps, default_mode='once')}</body></html>")
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return {"steps": steps, "return": float(cumulative[-1]), "frames": len(frames), "out": str(path)}
+
+
+def _imageio_ffmpeg() -> bool:
+    try:
+        import imageio_ffmpeg
+        import matplotlib
+
+        matplotlib.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
+        return True
+    except ImportError:
+        return False

@@ -1,0 +1,77 @@
+"""Transfer sweeps (paper Fig. 4): does a dataset train policies other than the one it was evolved for?
+
+For every width, ``transfer_sweep`` trains fresh policies over a grid (or a random sample) of BC
+learning rates and step counts ("epochs"), several seeds each, and rolls each out. A whole width
+group trains in ONE compiled, vmapped call: the learning rate and step count are traced values
+(``bc.make_bc_train``), the scan runs the group's largest step count and each policy stops at its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+
+from hades.artifacts import Dataset
+from hades.config import BCConfig, DistillConfig, PolicyConfig
+from hades.envs import make_env
+from hades.errors import HadesError
+from hades.evaluation import make_trainer
+
+DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 1024)
+DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # three orders of magnitude
+DEFAULT_EPOCHS = (100, 200, 300, 400, 500)
+
+
+def settings(lrs, epochs, seeds: int, sample: int, rng: np.random.Generator) -> list[tuple[float, int, int]]:
+    """(lr, steps, seed index) per policy: the full grid x seeds, or ``sample`` random draws
+    (log-uniform learning rate, uniform steps, over the ranges the lists span)."""
+    if sample:
+        lr = np.exp(rng.uniform(np.log(min(lrs)), np.log(max(lrs)), sample))
+        steps = rng.integers(min(epochs), max(epochs) + 1, sample)
+        return [(float(a), int(b), i) for i, (a, b) in enumerate(zip(lr, steps))]
+    return [(float(a), int(b), s) for a, b, s in itertools.product(lrs, epochs, range(seeds))]
+
+
+def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=DEFAULT_EPOCHS, *, seeds: int = 2,
+                   sample: int = 0, episodes: int = 5, eval_steps: int = 0, seed: int = 0, depth: int | None = None,
+                   activation: str | None = None, backend: str | None = None, progress=None) -> list[dict]:
+    """One row per trained policy: width, lr, epochs, seed, return (mean over ``episodes``)."""
+    if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
+        raise HadesError("widths, learning rates and epochs must be non-empty and positive")
+    if seeds < 1 or episodes < 1 or sample < 0:
+        raise HadesError("--seeds and --episodes must be >= 1, --sample >= 0")
+    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    env = make_env(ds.env, backend or base.backend)
+    rng = np.random.default_rng(seed)
+    plan = settings(lrs, epochs, seeds, sample, rng)
+    rows = []
+    for w, width in enumerate(widths):
+        policy_cfg = PolicyConfig(width=width, depth=depth or base.policy.depth,
+                                  activation=activation or base.policy.activation)
+        bc_cfg: BCConfig = base.bc
+        run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps,
+                           max_steps=max(s[1] for s in plan))
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), w)
+        k_init, k_env = jax.random.split(key)
+        n = len(plan)
+        inits = run.policy_init(jax.random.split(k_init, n))
+        returns = np.asarray(run(inits, jax.random.split(k_env, n), np.array([p[0] for p in plan], np.float32),
+                                 np.array([p[1] for p in plan], np.int32)))
+        for (lr, steps, s), r in zip(plan, returns):
+            rows.append({"width": width, "lr": lr, "epochs": steps, "seed": s, "return": float(r.mean())})
+        if progress:
+            progress(width, returns.mean(axis=1))
+    return rows
+
+
+def summarize_widths(rows: list[dict]) -> dict[int, dict]:
+    """Per width: median, mean of the top half (the paper highlights it), max, count."""
+    out = {}
+    for width in sorted({r["width"] for r in rows}):
+        r = np.sort([x["return"] for x in rows if x["width"] == width])
+        top = r[len(r) // 2:]
+        out[width] = {"median": float(np.median(r)), "top_half_mean": float(top.mean()), "max": float(r.max()),
+                      "count": int(len(r))}
+    return out
