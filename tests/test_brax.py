@@ -77,6 +77,22 @@ def test_paper_brax_preset_sets_bc_epochs_per_environment():
     assert make_config("paper-brax", env="brax/ant", bc_steps=7).bc.bc_steps == 7  # options still win
 
 
+@pytest.mark.parametrize("variant", ["hades-r", "direct-es"])
+def test_chunked_evaluation_matches_the_whole_population(tiny_config, variant):
+    """--chunk only changes how many candidates are live at once, not the result."""
+    out = []
+    for chunk in (0, 2):
+        d = Distiller(tiny_config(variant=variant, chunk=chunk))
+        s = d.init()
+        for _ in range(2):
+            s, m = d.step(s)
+        out.append(jax.tree.leaves(d.solution(s)))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(HadesError, match="chunk"):
+        tiny_config(chunk=3)
+
+
 def test_more_devices_than_visible_is_a_clear_error(tiny_config):
     with pytest.raises(HadesError, match="device"):
         Distiller(tiny_config(devices=len(jax.devices()) + 1))

@@ -78,8 +78,10 @@ class DistillConfig:
     eval_episodes: int = knob(16, "episodes per policy when evaluating the mean dataset")
     eval_policies: int = knob(4, "freshly initialised policies trained on the mean dataset when evaluating (HaDES-R)")
     checkpoint_every: int = knob(10, "write a resumable checkpoint every this many generations")
-    devices: int = knob(0, "split the population over this many devices (0: all visible; the population "
-                        "must be a multiple of it)")
+    devices: int = knob(0, "split the population over this many devices (0: the most visible devices that "
+                        "divide the population; an explicit count must divide it)")
+    chunk: int = knob(0, "evaluate this many candidates at a time (0: the whole population at once); bounds "
+                      "memory: HaDES then holds chunk policies, not population many, whatever their width")
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     es: ESConfig = field(default_factory=ESConfig)
@@ -102,6 +104,8 @@ class DistillConfig:
             raise HadesError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.devices < 0:
             raise HadesError(f"--devices must be >= 0 (got {self.devices})")
+        if self.chunk < 0 or (self.chunk and self.es.population % self.chunk):
+            raise HadesError(f"--chunk must divide the population ({self.es.population}); got {self.chunk}")
         if self.obs_norm not in OBS_NORMS:
             raise HadesError(f"unknown obs_norm {self.obs_norm!r}; choose one of {', '.join(OBS_NORMS)}")
         if self.policy.activation not in ACTIVATIONS:

@@ -48,6 +48,22 @@ def shard_population(tree, mesh: Mesh | None):
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
 
 
+def map_population(fn, population, mesh: Mesh | None, chunk: int = 0):
+    """``vmap(fn)(population)`` with the population laid out over the mesh; with ``chunk``, the
+    candidates go through ``fn`` ``chunk`` at a time (a scan over chunks, each chunk split over
+    the devices), so only ``chunk`` candidates' intermediates (e.g. trained policies) are live."""
+    size = jax.tree.leaves(population)[0].shape[0]
+    if not chunk or chunk >= size:
+        return jax.vmap(fn)(shard_population(population, mesh))
+    if mesh is not None and chunk % mesh.devices.size:
+        raise HadesError(f"--chunk ({chunk}) must be a multiple of the device count ({mesh.devices.size})")
+    chunks = jax.tree.map(lambda a: a.reshape((size // chunk, chunk) + a.shape[1:]), population)
+    if mesh is not None:
+        chunks = jax.lax.with_sharding_constraint(chunks, NamedSharding(mesh, PartitionSpec(None, AXIS)))
+    out = jax.lax.map(jax.vmap(fn), chunks)
+    return jax.tree.map(lambda a: a.reshape((size,) + a.shape[2:]), out)
+
+
 def replicate(tree, mesh: Mesh | None):
     """Inside jit: gather a population-sized result onto every device, so reductions over the
     population (the ES update) add in the same order as on one device: same seed, same dataset."""

@@ -31,8 +31,9 @@ from flax import struct
 from hades.artifacts import Dataset, save_dataset, save_policy
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
-from hades.devices import population_mesh, replicate, shard_population
+from hades.devices import map_population, population_mesh, replicate
 from hades.envs import make_env
+from hades.errors import HadesError
 from hades.es import Strategy
 from hades.normalization import ObsNorm, RunningStats, reference_statistics
 from hades.policies import make_policy
@@ -53,6 +54,8 @@ class Distiller:
         self.cfg = cfg.validate()
         self.env = env = make_env(cfg.env, cfg.backend)
         self.mesh = population_mesh(cfg.devices, cfg.es.population)
+        if self.mesh is not None and cfg.chunk % self.mesh.devices.size:
+            raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
         self.bc_train = make_bc_train(self.policy, cfg.bc)
         self.running_norm = cfg.obs_norm == "running"
@@ -124,10 +127,9 @@ class Distiller:
         key = jax.random.fold_in(self._gen_key, state.generation)
         k_ask, k_init, k_env, k_tell = jax.random.split(key, 4)
         population, es_state = self.es.ask(k_ask, state.es_state)
-        population = shard_population(population, self.mesh)
         inits = self._inits(k_init, state, self.cfg.num_inits)
         score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
-        returns, losses, seen = replicate(jax.vmap(score)(population), self.mesh)
+        returns, losses, seen = replicate(map_population(score, population, self.mesh, self.cfg.chunk), self.mesh)
         population = replicate(population, self.mesh)
         fitness = returns.mean(axis=(1, 2))
         es_state = self.es.tell(k_tell, population, fitness, es_state)

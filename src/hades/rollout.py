@@ -23,9 +23,10 @@ from hades.policies import Policy
 
 
 def make_rollout(env: Env, policy: Policy, num_envs: int, max_steps: int = 0, stochastic: bool = False,
-                 collect_obs: bool = False):
+                 collect_obs: bool = False, count_steps: bool = False):
     """Returns ``rollout(params, key, norm) -> returns [num_envs]`` (pure, jittable, vmappable),
-    or ``(returns, (count, sum, sum_sq))`` with ``collect_obs``."""
+    or ``(returns, (count, sum, sum_sq))`` with ``collect_obs``; ``count_steps`` (benchmarks)
+    returns ``(returns, loop iterations)`` instead."""
     cap = max_steps or env.max_steps
     zeros = jnp.zeros(env.obs_shape, jnp.float32)
 
@@ -53,7 +54,9 @@ def make_rollout(env: Env, policy: Policy, num_envs: int, max_steps: int = 0, st
 
         seen = (jnp.float32(0.0), zeros, zeros) if collect_obs else ()
         init = (jnp.int32(0), obs, state, jnp.zeros(num_envs), jnp.zeros(num_envs, bool), seen)
-        _, _, _, returns, _, seen = jax.lax.while_loop(cond, body, init)
+        t, _, _, returns, _, seen = jax.lax.while_loop(cond, body, init)
+        if count_steps:
+            return returns, t
         return (returns, seen) if collect_obs else returns
 
     return rollout
