@@ -98,7 +98,7 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
     k_ask, k_init, k_env, _ = jax.random.split(key, 4)
     population_, _ = jax.jit(d.es.ask)(k_ask, state.es_state)
     inits = d._inits(k_init, state, cfg.num_inits)
-    n_inits = jax.tree.leaves(inits)[0].shape[0]
+    n_inits = jax.tree.leaves(inits[0])[0].shape[0]
     counting = make_rollout(env, d.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions, count_steps=True)
     if d.direct:
         params, bc_s = population_, 0.0
@@ -106,7 +106,11 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
     else:
         def bc_phase(pop, inits):
             pop = shard_population(pop, d.mesh)
-            return jax.vmap(lambda sol: jax.vmap(lambda i: d.bc_train(i, *d.bc_data(sol))[0])(inits))(pop)
+            def candidate(sol):
+                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol), *d.bc_hyperparameters(sol, lr, n))[0]  # noqa: E731
+                return jax.vmap(train)(*inits)
+
+            return jax.vmap(candidate)(pop)
 
         _, bc_s, params = timed(bc_phase, population_, inits, repeat=2)
 

@@ -107,6 +107,35 @@ def _cmd_distill(args, fixed=None) -> int:
     return _run_command(args, DistillConfig, make_config, lambda c: f"{c.env.replace('/', '-')}_{c.variant}", fixed)
 
 
+def _cmd_sweep_size(args) -> int:
+    """One distillation per dataset size (the other options shared), then return against size."""
+    from hades.artifacts import atomic_write
+    from hades.plots import size_sweep_figure
+    from hades.runs import run
+
+    sizes = _floats(args.sizes, "sizes", int)
+    if min(sizes) < 1:
+        raise HadesError("--sizes must be >= 1")
+    given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
+    configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
+    out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
+    rows = []
+    for cfg in configs:
+        run_dir = out / f"size_{cfg.dataset_size}"
+        summary = run(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").is_file() and not
+                      (run_dir / "summary.json").is_file(), reporter=_Progress(args.quiet)) \
+            if not (run_dir / "summary.json").is_file() else json.loads((run_dir / "summary.json").read_text())
+        rows.append({"dataset_size": cfg.dataset_size, "final_return_mean": summary["final_return_mean"],
+                     "final_return_std": summary["final_return_std"], "wall_seconds": summary["wall_seconds"],
+                     "run": str(run_dir)})
+        print(json.dumps(rows[-1]), flush=True)
+    atomic_write(out / "size_sweep.json", json.dumps({"env": configs[0].env, "variant": configs[0].variant,
+                                                      "results": rows}, indent=1))
+    size_sweep_figure(rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size")
+    print(f"wrote {out / 'size_sweep.json'} and size_sweep.png", file=sys.stderr)
+    return 0
+
+
 def _cmd_distill_images(args) -> int:
     from hades.supervised import resolve_data_dir
 
@@ -355,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
         _add_options(c, defaults, skip=("variant",) if name == "baseline" else ())
+    sw = sub.add_parser("sweep-size", help="distil at several dataset sizes and plot final return against size",
+                        description="Run `hades distill` once per --sizes value (every other option shared) into "
+                                    "OUT/size_N, then write OUT/size_sweep.json and size_sweep.png. Finished sizes "
+                                    "are kept and interrupted ones resumed when the command is run again.")
+    sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated)")
+    sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
+    sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_options(sw, DistillConfig(), skip=("dataset_size",))
     t = sub.add_parser("train", help="train fresh policies on a dataset artifact and evaluate them",
                        description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
                                    "options default to the settings the dataset was evolved with.")
@@ -440,7 +478,7 @@ def main(argv=None) -> int:
 
     use_host_cores()  # before JAX starts: split populations over the CPU cores
     commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
-                "distill-images": _cmd_distill_images,
+                "distill-images": _cmd_distill_images, "sweep-size": _cmd_sweep_size,
                 "train": _cmd_train, "transfer": _cmd_transfer, "merge": _cmd_merge, "render": _cmd_render,
                 "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,
                 "presets": _cmd_presets}

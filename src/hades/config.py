@@ -80,6 +80,13 @@ class DistillConfig:
     checkpoint_every: int = knob(10, "write a resumable checkpoint every this many generations")
     devices: int = knob(0, "split the population over this many devices (0: the most visible devices that "
                         "divide the population; an explicit count must divide it)")
+    evolve_bc: bool = knob(False, "evolve the BC learning rate and step count with the data (two extra genes, "
+                           "log scale; steps up to 2x --bc-steps); the artifact stores the evolved values")
+    learners: str = knob("fixed", "HaDES-R: train each generation's policies with the configured learner (fixed), "
+                         "or sample each one's width, learning rate and steps (sampled)", ("fixed", "sampled"))
+    learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
+    learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [bc_lr/r, bc_lr*r]")
+    learner_min_steps: float = knob(0.5, "sampled learners: steps uniform in [this fraction of bc_steps, bc_steps]")
     chunk: int = knob(0, "evaluate this many candidates at a time (0: the whole population at once); bounds "
                       "memory: HaDES then holds chunk policies, not population many, whatever their width")
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -104,6 +111,16 @@ class DistillConfig:
             raise HadesError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.devices < 0:
             raise HadesError(f"--devices must be >= 0 (got {self.devices})")
+        if self.learners not in ("fixed", "sampled"):
+            raise HadesError(f"unknown learners {self.learners!r}; choose fixed or sampled")
+        if self.learners == "sampled" and self.variant != "hades-r":
+            raise HadesError("--learners sampled needs --variant hades-r (fresh learners every generation)")
+        if self.learners == "sampled" and not (1 <= self.learner_min_width <= self.policy.width
+                                               and self.learner_lr_range >= 1 and 0 < self.learner_min_steps <= 1):
+            raise HadesError("sampled learners need 1 <= --learner-min-width <= --width, --learner-lr-range >= 1 "
+                             "and 0 < --learner-min-steps <= 1")
+        if self.evolve_bc and self.variant == "direct-es":
+            raise HadesError("--evolve-bc evolves the inner loop of HaDES; direct ES has none")
         if self.chunk < 0 or (self.chunk and self.es.population % self.chunk):
             raise HadesError(f"--chunk must divide the population ({self.es.population}); got {self.chunk}")
         if self.obs_norm not in OBS_NORMS:

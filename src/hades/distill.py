@@ -36,7 +36,7 @@ from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy
 from hades.normalization import ObsNorm, RunningStats, reference_statistics
-from hades.policies import make_policy
+from hades.policies import make_policy, narrow
 from hades.rollout import make_rollout
 
 
@@ -57,7 +57,8 @@ class Distiller:
         if self.mesh is not None and cfg.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
-        self.bc_train = make_bc_train(self.policy, cfg.bc)
+        self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
+        self.bc_train = make_bc_train(self.policy, cfg.bc, max_steps=self.max_bc_steps)
         self.running_norm = cfg.obs_norm == "running"
         self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions,
                                     collect_obs=self.running_norm)
@@ -78,6 +79,8 @@ class Distiller:
         sol = {"states": self.cfg.init_scale * jax.random.normal(key, (n, *shape))}
         if not self.env.discrete:
             sol["actions"] = jnp.zeros((n, self.env.action_dim))
+        if self.cfg.evolve_bc:
+            sol["bc_genes"] = jnp.zeros(2)  # log learning-rate factor, log step-count factor
         return sol
 
     def setup_keys(self):
@@ -100,10 +103,35 @@ class Distiller:
         y = self.labels if self.env.discrete else solution["actions"]
         return solution["states"], y
 
-    def _inits(self, key, state: RunState, count: int):
-        if self.cfg.variant == "hades-f":
-            return jax.tree.map(lambda x: x[None], state.fixed_init)
-        return jax.vmap(self.policy.init)(jax.random.split(key, count))
+    def _inits(self, key, state: RunState, count: int, sampled: bool = False):
+        """The learners a candidate is scored with: stacked (initial params, BC lr, BC steps).
+        HaDES-F: its one fixed init; HaDES-R: ``count`` fresh ones, with ``sampled`` (``--learners
+        sampled``) each of a random width, learning rate and step count."""
+        cfg = self.cfg
+        if cfg.variant == "hades-f":
+            params = jax.tree.map(lambda x: x[None], state.fixed_init)
+            count = 1
+        else:
+            params = jax.vmap(self.policy.init)(jax.random.split(key, count))
+        lr = jnp.full(count, cfg.bc.bc_lr, jnp.float32)
+        steps = jnp.full(count, cfg.bc.bc_steps, jnp.float32)
+        if sampled:
+            k_w, k_lr, k_n = jax.random.split(jax.random.fold_in(key, 1), 3)
+            powers = 2 ** np.arange(int(np.ceil(np.log2(cfg.learner_min_width))), int(np.log2(cfg.policy.width)) + 1)
+            widths = np.unique(np.append(powers[powers < cfg.policy.width], cfg.policy.width))
+            width = jax.random.choice(k_w, jnp.asarray(widths), (count,))
+            params = jax.vmap(lambda p, w: narrow(p, w, cfg.policy.depth, cfg.policy.width))(params, width)
+            r = np.log(cfg.learner_lr_range)
+            lr = lr * jnp.exp(jax.random.uniform(k_lr, (count,), minval=-r, maxval=r))
+            steps = steps * jax.random.uniform(k_n, (count,), minval=cfg.learner_min_steps, maxval=1.0)
+        return params, lr, steps
+
+    def bc_hyperparameters(self, solution, lr, steps):
+        """A candidate's BC learning rate and step count: the learner's, times the evolved factors."""
+        if self.cfg.evolve_bc:
+            lr = lr * jnp.exp(solution["bc_genes"][0])
+            steps = steps * jnp.exp(solution["bc_genes"][1])
+        return lr, jnp.clip(jnp.round(steps), 1, self.max_bc_steps).astype(jnp.int32)
 
     def _score(self, rollout, solution, inits, env_key, norm):
         """Returns [num_inits, episodes] returns, the BC loss of one candidate, and the rollouts'
@@ -114,20 +142,20 @@ class Distiller:
             return returns[None], jnp.float32(0.0), jax.tree.map(lambda a: a[None], seen)
         x, y = self.bc_data(solution)
 
-        def one(init):
-            params, loss = self.bc_train(init, x, y)
+        def one(init, lr, steps):
+            params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps))
             out = rollout(params, env_key, norm)
             returns, seen = out if isinstance(out, tuple) else (out, ())
             return returns, loss, seen
 
-        returns, losses, seen = jax.vmap(one)(inits)
+        returns, losses, seen = jax.vmap(one)(*inits)
         return returns, losses.mean(), seen
 
     def _generation(self, state: RunState):
         key = jax.random.fold_in(self._gen_key, state.generation)
         k_ask, k_init, k_env, k_tell = jax.random.split(key, 4)
         population, es_state = self.es.ask(k_ask, state.es_state)
-        inits = self._inits(k_init, state, self.cfg.num_inits)
+        inits = self._inits(k_init, state, self.cfg.num_inits, sampled=self.cfg.learners == "sampled")
         score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
         returns, losses, seen = replicate(map_population(score, population, self.mesh, self.cfg.chunk), self.mesh)
         population = replicate(population, self.mesh)
@@ -164,9 +192,18 @@ class Distiller:
         return {"return_mean": float(r.mean()), "return_std": float(r.std()),
                 "returns_per_policy": [float(x) for x in r.mean(axis=1)], "episodes": int(r.size)}
 
-    def describe(self) -> dict:
-        return {"env": self.cfg.env, "variant": self.cfg.variant,
-                "devices": 1 if self.mesh is None else int(self.mesh.devices.size)}
+    def evolved_bc(self, state: RunState) -> dict:
+        """The mean solution's BC learning rate and steps (``--evolve-bc``)."""
+        lr, steps = self.bc_hyperparameters(self.solution(state), jnp.float32(self.cfg.bc.bc_lr),
+                                            jnp.float32(self.cfg.bc.bc_steps))
+        return {"bc_lr": float(lr), "bc_steps": int(steps)}
+
+    def describe(self, state: RunState | None = None) -> dict:
+        out = {"env": self.cfg.env, "variant": self.cfg.variant,
+               "devices": 1 if self.mesh is None else int(self.mesh.devices.size)}
+        if self.cfg.evolve_bc and state is not None:
+            out["evolved_bc"] = self.evolved_bc(state)
+        return out
 
     @property
     def title(self) -> str:
@@ -198,9 +235,12 @@ class Distiller:
             save_policy(path, jax.device_get(self.solution(state)), cfg.env, cfg.to_dict(), *stats)
             return path
         arrays = self.dataset(state)
+        config = cfg.to_dict()
+        if cfg.evolve_bc:  # `hades train` retrains with the evolved inner loop by default
+            config["bc"].update(self.evolved_bc(state))
         path = out / "dataset.safetensors"
         save_dataset(path, Dataset(
             states=arrays["states"], actions=arrays["actions"], env=cfg.env, action_space=self.env.action_space,
-            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=cfg.to_dict(),
+            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=config,
             obs_norm=cfg.obs_norm))
         return path

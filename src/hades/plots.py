@@ -203,3 +203,20 @@ def merge_figure(result: dict, path, title: str = "") -> None:
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
+
+
+def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
+    """Final return (mean and std over the evaluation episodes) against the dataset size."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    sizes = [r["dataset_size"] for r in rows]
+    ax.errorbar(sizes, [r["final_return_mean"] for r in rows], yerr=[r["final_return_std"] for r in rows],
+                marker="o", capsize=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xlabel("dataset size (state-action pairs)")
+    ax.set_ylabel("final return")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

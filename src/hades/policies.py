@@ -92,3 +92,22 @@ def make_classifier(model: str, hidden: int, image_shape: tuple[int, ...], num_c
         net = MLP(hidden, 1, "relu", num_classes, False, in_ndim=len(image_shape))
     dummy = jnp.zeros(image_shape, jnp.float32)
     return Policy(discrete=True, init=lambda key: net.init(key, dummy), apply=net.apply)
+
+
+def narrow(params: dict, width, depth: int, max_width: int) -> dict:
+    """An MLP initialisation of width ``max_width`` turned into one of ``width`` (may be traced):
+    hidden units from ``width`` on get zero weights in and out, so they stay zero under training
+    (no gradient reaches them) and the network computes exactly what a ``width``-wide one would;
+    the layers after a hidden layer are rescaled for their smaller fan-in (LeCun / variance scaling)."""
+    p = dict(params["params"])
+    live = (jnp.arange(max_width) < width).astype(jnp.float32)
+    scale = jnp.sqrt(max_width / width)
+    for layer in range(depth + 1):
+        name = f"Dense_{layer}"
+        kernel, bias = p[name]["kernel"], p[name]["bias"]
+        if layer > 0:  # input comes from a narrowed hidden layer
+            kernel = kernel * (live * scale)[:, None]
+        if layer < depth:  # output is a narrowed hidden layer
+            kernel, bias = kernel * live[None, :], bias * live
+        p[name] = {**p[name], "kernel": kernel, "bias": bias}
+    return {**params, "params": p}

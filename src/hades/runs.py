@@ -4,7 +4,7 @@ Works for any *driver* (``distill.Distiller`` for RL, ``supervised.ImageDistille
 an object with ``cfg`` (a frozen config with ``generations``, ``eval_every``,
 ``checkpoint_every``, ``to_dict``), ``init() -> state`` (a pytree with a ``generation``
 counter), a jitted ``step(state) -> (state, metrics)`` whose metrics hold ``fitness_mean/max/min``
-and ``finite``, ``evaluate(state) -> dict`` (keys listed in ``eval_keys``), ``describe() -> dict`` (goes into
+and ``finite``, ``evaluate(state) -> dict`` (keys listed in ``eval_keys``), ``describe(state) -> dict`` (goes into
 the summary), ``title`` (of the learning curve) and ``write_product(state, out) -> Path``.
 
 Layout of ``--out DIR``:
@@ -167,7 +167,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     final = d.evaluate(state)
     product = d.write_product(state, out)
     summary = {
-        **d.describe(), "generations": cfg.generations, **{f"final_{k}": v for k, v in final.items()},
+        **d.describe(state), "generations": cfg.generations, **{f"final_{k}": v for k, v in final.items()},
         "wall_seconds": round(wall(), 3), "compile_seconds": round(compile_seconds, 3),
         "seconds_per_generation": round((wall() - wall_before - compile_seconds) / max(1, cfg.generations - start_gen), 4),
         "artifact": product.name, "hades_version": __version__, "config": cfg.to_dict(),

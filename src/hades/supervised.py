@@ -172,7 +172,7 @@ class ImageDistiller:
     def evaluate(self, state: ImageRunState) -> dict:
         return self.test_accuracy(self.images(state))
 
-    def describe(self) -> dict:
+    def describe(self, state=None) -> dict:
         if self._baseline is None:  # the class-mean images, evaluated the same way
             b = self.test_accuracy(self.means)
             self._baseline = {"class_mean_accuracy_mean": b["accuracy_mean"], "class_mean_accuracy_std": b["accuracy_std"]}
