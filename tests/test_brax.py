@@ -1,5 +1,6 @@
 """Brax environments, running observation normalisation, paper presets, population sharding."""
 
+import json
 import os
 import subprocess
 import sys
@@ -138,3 +139,33 @@ def test_two_devices_give_the_same_dataset_as_one(variant, obs_norm):
         assert lines[0].startswith("True"), lines[0]  # bit for bit
     assert lines[1] == "HadesError"  # 4 devices asked for, 2 visible
     assert lines[2] == "auto 2"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
+    """The multi-host launch (one command per host) on localhost: 2 processes x 2 CPU devices."""
+    from safetensors.numpy import load_file
+
+    from hades.runs import run
+
+    args = ["--population", "8", "--generations", "2", "--width", "16", "--depth", "1", "--bc-steps", "10",
+            "--eval-envs", "2", "--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2",
+            "--checkpoint-every", "1", "--coordinator", f"localhost:{_free_port()}", "--num-processes", "2",
+            "--out", str(tmp_path / "multi"), "--quiet"]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen([sys.executable, "-m", "hades.cli", "distill", *args, "--process-id", str(i)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 0)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
+    assert json.loads(outs[1][0].strip().splitlines()[-1])["devices"] == 4  # gloo prints to stdout too
+    run(tiny_config(generations=2, checkpoint_every=1, eval_every=5), tmp_path / "single")
+    a = load_file(tmp_path / "multi" / "dataset.safetensors")
+    b = load_file(tmp_path / "single" / "dataset.safetensors")
+    np.testing.assert_array_equal(a["states"], b["states"])

@@ -104,6 +104,13 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
 
 
 def _cmd_distill(args, fixed=None) -> int:
+    if args.coordinator:
+        from hades.devices import initialize_distributed
+
+        if not 0 <= args.process_id < args.num_processes:
+            raise HadesError(f"--process-id must be in [0, {args.num_processes})")
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        args.quiet = args.quiet or args.process_id != 0
     return _run_command(args, DistillConfig, make_config, lambda c: f"{c.env.replace('/', '-')}_{c.variant}", fixed)
 
 
@@ -383,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name != "distill-images":
+            c.add_argument("--coordinator", metavar="HOST:PORT",
+                           help="multi-host run: the coordinator's address (process 0's host); run the same command "
+                                "on every host with its own --process-id")
+            c.add_argument("--num-processes", type=int, default=1, help="multi-host run: number of processes (hosts)")
+            c.add_argument("--process-id", type=int, default=0, help="multi-host run: this process' index, 0-based")
         _add_options(c, defaults, skip=("variant",) if name == "baseline" else ())
     sw = sub.add_parser("sweep-size", help="distil at several dataset sizes and plot final return against size",
                         description="Run `hades distill` once per --sizes value (every other option shared) into "

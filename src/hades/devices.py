@@ -82,7 +82,24 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
 
 
 def is_main_process() -> bool:
+    """Only process 0 of a multi-host run writes files and prints."""
     return jax.process_index() == 0
+
+
+def place(tree, mesh: Mesh | None):
+    """Commit host-made state (the same on every process) to the mesh, replicated: what a jitted
+    step over a multi-host mesh needs as input (a no-op on one device)."""
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def commit(x):  # built from each process' own copy (device_put would compare them, NaNs included)
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(commit, tree)
 
 
 def use_host_cores() -> None:

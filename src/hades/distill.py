@@ -31,7 +31,7 @@ from flax import struct
 from hades.artifacts import Dataset, save_dataset, save_policy
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
-from hades.devices import map_population, population_mesh, replicate
+from hades.devices import map_population, place, population_mesh, replicate
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy
@@ -95,7 +95,7 @@ class Distiller:
             norm = ObsNorm.identity(self.env.obs_shape)
         es_state = self.es.init(k_es, self.initial_solution(k_data))
         stats = RunningStats.empty(self.env.obs_shape)
-        return RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm, stats)
+        return place(RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm, stats), self.mesh)
 
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):

@@ -19,12 +19,15 @@ Layout of ``--out DIR``:
 - ``summary.json``           ``describe()``, ``final_<key>`` of the final evaluation, timings
 - ``learning_curve.png``
 Every file is replaced atomically. Progress goes to a :class:`Reporter` (the CLI draws a progress
-bar with it); the library prints nothing.
+bar with it); the library prints nothing. In a multi-host run (``devices.initialize_distributed``)
+every process runs this loop and only process 0 writes; ``resume`` needs ``DIR`` on a
+filesystem every host sees.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +38,7 @@ import numpy as np
 from hades import __version__
 from hades.artifacts import atomic_write, load_checkpoint, save_checkpoint
 from hades.config import DistillConfig, ImageDistillConfig
+from hades.devices import is_main_process, place
 from hades.errors import HadesError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -92,10 +96,13 @@ def _restore(d, out: Path):
     ref, treedef = jax.tree.flatten(template)
     if len(leaves) != len(ref) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(leaves, ref)):
         raise HadesError(f"{out / CHECKPOINT} does not match this run's config or hades version")
-    return jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves]), float(meta.get("wall_seconds", 0.0))
+    state = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
+    return place(state, getattr(d, "mesh", None)), float(meta.get("wall_seconds", 0.0))
 
 
 def _checkpoint(d, state, out: Path, wall: float) -> None:
+    if not is_main_process():
+        return
     leaves = [np.asarray(x) for x in jax.tree.leaves(state)]
     save_checkpoint(out / CHECKPOINT, leaves, {"config": json.dumps(d.cfg.to_dict(), sort_keys=True),
                                                 "config_kind": type(d.cfg).__name__,
@@ -121,7 +128,9 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     out = Path(out_dir)
     reporter = reporter or Reporter()
     d = make_driver(cfg)  # checks the config before touching the disk
-    _prepare(out, resume)
+    main = is_main_process()  # in a multi-host run every process computes, process 0 writes
+    if main:
+        _prepare(out, resume)
     if resume:
         state, wall_before = _restore(d, out)
     else:
@@ -129,9 +138,12 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     start_gen = int(state.generation)
     if start_gen > cfg.generations:
         raise HadesError(f"checkpoint is at generation {start_gen}, beyond --generations {cfg.generations}")
-    atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    rows = read_metrics(out, start_gen)
-    atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    rows = read_metrics(out, start_gen) if main else []
+    if main:
+        atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        reporter = Reporter()
 
     reporter.start(cfg, out, start_gen)
     t0 = time.perf_counter()
@@ -140,7 +152,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     wall = lambda: wall_before + time.perf_counter() - t0  # noqa: E731
 
     try:
-        with open(out / "metrics.jsonl", "a") as log:
+        with open(out / "metrics.jsonl", "a") if main else open(os.devnull, "w") as log:
             while int(state.generation) < cfg.generations:
                 new_state, m = step(state)
                 m = jax.device_get(m)
@@ -165,6 +177,8 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
         raise
 
     final = d.evaluate(state)
+    if not main:
+        return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
     product = d.write_product(state, out)
     summary = {
         **d.describe(state), "generations": cfg.generations, **{f"final_{k}": v for k, v in final.items()},
