@@ -30,7 +30,7 @@ from hades.distill import Distiller  # noqa: E402
 
 def generation_memory(variant: str, width: int, population: int, preset: str, env: str, chunk: int = 0) -> dict:
     d = Distiller(make_config(preset, env=env, variant=variant, width=width, population=population, devices=1,
-                              chunk=chunk))
+                              chunk=chunk or population))
     state = d.init()
     compiled = d.step.lower(state).compile()
     m = compiled.memory_analysis()

@@ -9,10 +9,12 @@ population split over one host device per core) and measures, compile time exclu
 - ``s/gen``: one whole generation (ES ask, BC of every candidate, rollouts, ES tell);
 - ``bc s``: the BC phase alone (every candidate's inits trained on it, one jitted call) and its
   useful FLOP/s (MLP forward + backward = 3x forward FLOPs per sample and step) as a fraction of
-  the machine's dense float32 matmul rate, measured here with ``jnp.dot`` (a 2048^3 product);
-- ``roll s``: the rollout phase alone (the trained policies, the same keys) and its env-steps/s
-  (loop iterations x batch) as a fraction of the bare environment: ``env.step`` vmapped over
-  the same batch for the same number of steps with a constant action (no policy);
+  the machine's dense float32 matmul rate, measured here with ``jnp.dot`` (a 2048^3 product), and
+  its least memory traffic (Adam streams params, gradient and moments: 32 bytes per parameter
+  and step) as a fraction of the streaming memory bandwidth (a 128 MB triad);
+- ``roll s``: the rollout phase alone (the trained policies, the same keys, the same chunks) and
+  its env-steps/s (batched loop iterations x lanes) as a fraction of the bare environment's:
+  ``env.step`` vmapped over the whole batch for as many steps with a constant action (no policy);
 - ``overhead``: s/gen / (bc s + roll s) (target <= 1.3);
 - ``scaling``: s/gen per candidate relative to the smallest population (1.0 = linear cost);
 - ``devices``: the speed-up of the sharded generation over one device (populations >= 256).
@@ -39,7 +41,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hades.config import make_config  # noqa: E402
-from hades.devices import shard_population  # noqa: E402
+from hades.devices import map_population, shard_population  # noqa: E402
 from hades.distill import Distiller  # noqa: E402
 from hades.rollout import make_rollout  # noqa: E402
 
@@ -66,12 +68,25 @@ def matmul_rate(n: int = 2048, repeat: int = 5) -> float:
     return 2 * n**3 / sec
 
 
+def memory_bandwidth(n: int = 2**25, repeat: int = 5) -> float:
+    """Bytes/s of a streaming update (read two 128 MB arrays, write one), STREAM-triad style."""
+    a, b = jnp.ones(n, jnp.float32), jnp.ones(n, jnp.float32)
+    _, sec, _ = timed(lambda x, y: x * 1.5 + y, a, b, repeat=repeat)
+    return 3 * 4 * n / sec
+
+
+def mlp_params(cfg, in_dim: int, out_dim: int) -> int:
+    w, depth = cfg.policy.width, cfg.policy.depth
+    return in_dim * w + w + (depth - 1) * (w * w + w) + w * out_dim + out_dim
+
+
 def mlp_forward_flops(cfg, in_dim: int, out_dim: int) -> int:
     w, depth = cfg.policy.width, cfg.policy.depth
     return 2 * (in_dim * w + (depth - 1) * w * w + w * out_dim)
 
 
-def measure(preset: str, population: int, generations: int, overrides: dict, peak: float, devices: int = 0) -> dict:
+def measure(preset: str, population: int, generations: int, overrides: dict, peak: float, bandwidth: float,
+            devices: int = 0) -> dict:
     d = Distiller(make_config(preset, **{**overrides, "population": population, "devices": devices}))
     cfg, env = d.cfg, d.env
     state = d.init()
@@ -110,17 +125,19 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
                 train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol), *d.bc_hyperparameters(sol, lr, n))[0]  # noqa: E731
                 return jax.vmap(train)(*inits)
 
-            return jax.vmap(candidate)(pop)
+            return map_population(candidate, pop, d.mesh, d.chunk)  # as the generation does
 
         _, bc_s, params = timed(bc_phase, population_, inits, repeat=2)
 
     def rollout_phase(params):
-        params = shard_population(params, d.mesh)
-        return jax.vmap(jax.vmap(lambda p: counting(p, k_env, state.norm)))(params)
+        return map_population(jax.vmap(lambda p: counting(p, k_env, state.norm)), params, d.mesh, d.chunk)
 
     _, roll_s, (_, iters) = timed(rollout_phase, params, repeat=2)
     loop_steps = int(np.max(iters))
     batch = population * n_inits * cfg.eval_envs
+    # lane-steps the rollouts computed: each chunk's batched loop runs until its longest episode ends
+    chunk = d.chunk or population
+    lane_steps = int(np.asarray(iters).reshape(population // chunk, -1).max(axis=1).sum()) * chunk * n_inits * cfg.eval_envs
 
     def bare_env(keys):
         keys = shard_population(keys, d.mesh)
@@ -136,15 +153,20 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
     _, bare_s, _ = timed(bare_env, jax.random.split(k_env, batch), repeat=2)
     in_dim = int(np.prod(env.obs_shape))
     bc_flops = 3 * population * n_inits * cfg.bc.bc_steps * cfg.dataset_size * mlp_forward_flops(cfg, in_dim, env.action_dim)
+    # the least memory traffic of a BC step: Adam reads params, gradient and two moments and writes
+    # params and moments back (28 bytes per parameter), plus the gradient written once (4)
+    bc_bytes = 32 * population * n_inits * cfg.bc.bc_steps * mlp_params(cfg, in_dim, env.action_dim)
     row.update({
         "bc_seconds": round(bc_s, 4), "rollout_seconds": round(roll_s, 4),
         "overhead": round(per_gen / (bc_s + roll_s), 3),
         "bc_gflops": round(bc_flops / bc_s / 1e9, 2) if bc_s else None,
         "bc_fraction_of_matmul": round(bc_flops / bc_s / peak, 4) if bc_s else None,
-        "rollout_loop_steps": loop_steps, "rollout_batch": batch,
-        "env_steps_per_second": round(loop_steps * batch / roll_s),
+        "bc_flop_per_byte": round(bc_flops / bc_bytes, 2),
+        "bc_fraction_of_bandwidth": round(bc_bytes / bc_s / bandwidth, 3) if bc_s else None,
+        "chunk": chunk, "rollout_loop_steps": loop_steps, "rollout_batch": batch,
+        "env_steps_per_second": round(lane_steps / roll_s),
         "bare_env_steps_per_second": round(loop_steps * batch / bare_s),
-        "rollout_fraction_of_bare_env": round(bare_s / roll_s, 3),
+        "rollout_fraction_of_bare_env": round((lane_steps / roll_s) / (loop_steps * batch / bare_s), 3),
     })
     return row
 
@@ -166,21 +188,22 @@ def main():
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
-    peak = matmul_rate()
-    print(f"dense float32 matmul (2048^3 jnp.dot): {peak / 1e9:.1f} GFLOP/s; devices: {len(jax.devices())}")
+    peak, bandwidth = matmul_rate(), memory_bandwidth()
+    print(f"dense float32 matmul (2048^3 jnp.dot): {peak / 1e9:.1f} GFLOP/s; streaming memory: "
+          f"{bandwidth / 1e9:.1f} GB/s; devices: {len(jax.devices())}")
     head = (f"{'preset':9s} {'pop':>5s} {'dev':>3s} {'compile':>7s} {'s/gen':>7s} {'bc s':>7s} {'roll s':>7s} "
-            f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} {'1-dev x':>7s}")
+            f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'BC/bw':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} {'1-dev x':>7s}")
     print(head)
     rows = []
     for preset in args.envs.split(","):
         first = None
         for pop in map(int, args.populations.split(",")):
-            r = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak)
+            r = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth)
             per_candidate = r["seconds_per_generation"] / pop
             first = first or per_candidate
             r["scaling"] = round(per_candidate / first, 3)
             if not args.no_device_comparison and pop >= 256 and r["devices"] > 1:
-                one = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, devices=1)
+                one = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth, devices=1)
                 r["one_device_seconds_per_generation"] = one["seconds_per_generation"]
                 r["device_speedup"] = round(one["seconds_per_generation"] / r["seconds_per_generation"], 2)
             rows.append(r)
@@ -188,11 +211,12 @@ def main():
             print(f"{preset:9s} {pop:5d} {r['devices']:3d} {r['compile_seconds']:7.1f} {r['seconds_per_generation']:7.3f} "
                   f"{r['bc_seconds']:7.3f} {r['rollout_seconds']:7.3f} {r['overhead']:5.2f} "
                   f"{fmt(r['bc_gflops'], '8.2f')} {fmt(r['bc_fraction_of_matmul'], '6.3f')} "
+                  f"{fmt(r['bc_fraction_of_bandwidth'], '6.2f')} "
                   f"{r['env_steps_per_second']:9d} {r['rollout_fraction_of_bare_env']:6.2f} {r['scaling']:6.2f} "
                   f"{fmt(r.get('device_speedup'), '7.2f')}", flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "processor": platform.processor(),
             "cores": len(os.sched_getaffinity(0)), "devices": len(jax.devices()), "jax": jax.__version__,
-            "matmul_gflops": round(peak / 1e9, 2)}
+            "matmul_gflops": round(peak / 1e9, 2), "memory_gb_per_s": round(bandwidth / 1e9, 2)}
     Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"wrote {args.json}")
 

@@ -89,7 +89,7 @@ def test_chunked_evaluation_matches_the_whole_population(tiny_config, variant):
             s, m = d.step(s)
         out.append(jax.tree.leaves(d.solution(s)))
     for a, b in zip(*out):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(HadesError, match="chunk"):
         tiny_config(chunk=3)
 

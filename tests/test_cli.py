@@ -14,7 +14,8 @@ def hades(*args):
     return subprocess.run([sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["distill-images"], ["train"], ["envs"], ["presets"]])
+@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["distill-images"], ["train"], ["envs"], ["presets"],
+                                 ["transfer"], ["merge"], ["render"], ["show"], ["plot"], ["sweep-size"]])
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -37,6 +38,9 @@ def test_unknown_environment_and_strategy(tmp_path):
 
 def test_bad_option_values(tmp_path):
     assert_one_line_error(hades("distill", "--population", "7", "--out", tmp_path / "a"), "even")
+    assert_one_line_error(hades("distill", "--devices", "64", "--out", tmp_path / "a"), "device")
+    assert_one_line_error(hades("distill", "--population", "8", "--chunk", "3"), "chunk")
+    assert_one_line_error(hades("distill", "--variant", "hades-f", "--learners", "sampled"), "hades-r")
     assert_one_line_error(hades("distill", "--variant", "hades-r", "--num-inits", "1"), "num-inits")
 
 
@@ -52,6 +56,12 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     result = json.loads(proc.stdout)
     assert len(result["per_seed_returns"]) == 2 and result["return_mean"] == pytest.approx(20.0, abs=20)
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
+
+    proc = hades("train", ds, "--preset", "paper-brax", "--seeds", 1, "--episodes", 1, "--eval-steps", 20)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact
+    assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh"}
+    assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
 
     proc = hades("train", ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr

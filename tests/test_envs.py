@@ -11,7 +11,7 @@ from hades.config import PolicyConfig
 from hades.rollout import make_rollout
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", [n for n in REGISTRY if not n.startswith("brax/")])  # Brax: test_brax.py
 def test_every_environment_runs_one_generation(name, tiny_config):
     d = Distiller(tiny_config(env=name, generations=1))
     state, metrics = d.step(d.init())

@@ -87,8 +87,9 @@ class DistillConfig:
     learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
     learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [bc_lr/r, bc_lr*r]")
     learner_min_steps: float = knob(0.5, "sampled learners: steps uniform in [this fraction of bc_steps, bc_steps]")
-    chunk: int = knob(0, "evaluate this many candidates at a time (0: the whole population at once); bounds "
-                      "memory: HaDES then holds chunk policies, not population many, whatever their width")
+    chunk: int = knob(0, "evaluate this many candidates at a time (bounds memory: HaDES holds chunk policies, "
+                      "not population many); 0: auto (CPU: 16 per device, which keeps the BC working set in "
+                      "cache; accelerators: the whole population); the population size: all at once")
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     es: ESConfig = field(default_factory=ESConfig)

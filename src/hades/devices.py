@@ -48,6 +48,22 @@ def shard_population(tree, mesh: Mesh | None):
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
 
 
+CPU_CHUNK_PER_DEVICE = 16
+
+
+def auto_chunk(chunk: int, population: int, mesh: Mesh | None) -> int:
+    """``chunk`` as given, or for 0: 16 candidates per device on CPU (measured 1.5-1.9x faster
+    than the whole population at populations of 256-1024: the BC working set, policies and Adam
+    moments, stays in cache), the whole population (0) on accelerators."""
+    if chunk:
+        return chunk
+    devices = 1 if mesh is None else int(mesh.devices.size)
+    size = CPU_CHUNK_PER_DEVICE * devices
+    if jax.default_backend() == "cpu" and population > size and population % size == 0:
+        return size
+    return 0
+
+
 def map_population(fn, population, mesh: Mesh | None, chunk: int = 0):
     """``vmap(fn)(population)`` with the population laid out over the mesh; with ``chunk``, the
     candidates go through ``fn`` ``chunk`` at a time (a scan over chunks, each chunk split over

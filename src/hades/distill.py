@@ -31,7 +31,7 @@ from flax import struct
 from hades.artifacts import Dataset, save_dataset, save_policy
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
-from hades.devices import map_population, place, population_mesh, replicate
+from hades.devices import auto_chunk, map_population, place, population_mesh, replicate
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy
@@ -54,7 +54,8 @@ class Distiller:
         self.cfg = cfg.validate()
         self.env = env = make_env(cfg.env, cfg.backend)
         self.mesh = population_mesh(cfg.devices, cfg.es.population)
-        if self.mesh is not None and cfg.chunk % self.mesh.devices.size:
+        self.chunk = auto_chunk(cfg.chunk, cfg.es.population, self.mesh)
+        if self.mesh is not None and self.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
         self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
@@ -157,7 +158,7 @@ class Distiller:
         population, es_state = self.es.ask(k_ask, state.es_state)
         inits = self._inits(k_init, state, self.cfg.num_inits, sampled=self.cfg.learners == "sampled")
         score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
-        returns, losses, seen = replicate(map_population(score, population, self.mesh, self.cfg.chunk), self.mesh)
+        returns, losses, seen = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
         population = replicate(population, self.mesh)
         fitness = returns.mean(axis=(1, 2))
         es_state = self.es.tell(k_tell, population, fitness, es_state)
@@ -200,7 +201,8 @@ class Distiller:
 
     def describe(self, state: RunState | None = None) -> dict:
         out = {"env": self.cfg.env, "variant": self.cfg.variant,
-               "devices": 1 if self.mesh is None else int(self.mesh.devices.size)}
+               "devices": 1 if self.mesh is None else int(self.mesh.devices.size),
+               "chunk": self.chunk or self.cfg.es.population}
         if self.cfg.evolve_bc and state is not None:
             out["evolved_bc"] = self.evolved_bc(state)
         return out

@@ -191,17 +191,16 @@ def merge_figure(result: dict, path, title: str = "") -> None:
     normalised return written above their bar."""
     plt = _plt()
     tasks = result["tasks"]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     for ax, t in zip(axes[0], tasks):
         values = [t["random_return"], t["single_task_return"], t["multi_task_return"]]
-        bars = ax.bar(["untrained", "single-task", "multi-task"], values, color=["0.7", "C0", "C1"])
-        if t["normalised_return"] is not None:
-            ax.annotate(f"normalised {t['normalised_return']:.2f}", (bars[2].get_x() + bars[2].get_width() / 2,
-                        values[2]), ha="center", va="bottom", fontsize=8)
-        ax.set_title(t["env"], fontsize=9)
+        ax.bar(["untrained", "own dataset", "merged"], values, color=["0.7", "C0", "C1"])
+        norm = t["normalised_return"]
+        ax.set_title(t["env"] + (f"\nmerged: normalised return {norm:.2f}" if norm is not None else ""), fontsize=9)
         ax.set_ylabel("return")
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.04)
+    fig.tight_layout()
     _save(fig, path)
 
 

@@ -67,11 +67,11 @@ def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=D
 
 
 def summarize_widths(rows: list[dict]) -> dict[int, dict]:
-    """Per width: median, mean of the top half (the paper highlights it), max, count."""
+    """Per width: mean, lower quartile, median, mean of the top half (the paper highlights it), max, count."""
     out = {}
     for width in sorted({r["width"] for r in rows}):
         r = np.sort([x["return"] for x in rows if x["width"] == width])
         top = r[len(r) // 2:]
-        out[width] = {"median": float(np.median(r)), "top_half_mean": float(top.mean()), "max": float(r.max()),
-                      "count": int(len(r))}
+        out[width] = {"mean": float(r.mean()), "q25": float(np.percentile(r, 25)), "median": float(np.median(r)),
+                      "top_half_mean": float(top.mean()), "max": float(r.max()), "count": int(len(r))}
     return out
