@@ -17,7 +17,9 @@ population split over one host device per core) and measures, compile time exclu
   ``env.step`` vmapped over the whole batch for as many steps with a constant action (no policy);
 - ``overhead``: s/gen / (bc s + roll s) (target <= 1.3);
 - ``scaling``: s/gen per candidate relative to the smallest population (1.0 = linear cost);
-- ``devices``: the speed-up of the sharded generation over one device (populations >= 256).
+- ``1-dev x``: the speed-up of the sharded generation over one device (populations >= 256);
+- ``chunk x``: the speed-up of evaluating the population in chunks (the CPU default, ``--chunk``)
+  over evaluating it whole (populations >= 256).
 Prints a table and writes JSON (``--json``). Compare ratios from one run: machines are noisy.
 """
 
@@ -86,8 +88,11 @@ def mlp_forward_flops(cfg, in_dim: int, out_dim: int) -> int:
 
 
 def measure(preset: str, population: int, generations: int, overrides: dict, peak: float, bandwidth: float,
-            devices: int = 0) -> dict:
-    d = Distiller(make_config(preset, **{**overrides, "population": population, "devices": devices}))
+            devices: int = 0, chunk: int | None = None, phases: bool = True) -> dict:
+    settings = {**overrides, "population": population, "devices": devices}
+    if chunk is not None:
+        settings["chunk"] = chunk
+    d = Distiller(make_config(preset, **settings))
     cfg, env = d.cfg, d.env
     state = d.init()
     # -- the whole generation
@@ -101,12 +106,12 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
         state, m = step(state)
     jax.block_until_ready((state, m))
     per_gen = (time.perf_counter() - t0) / generations
-    row = {"preset": preset, "env": cfg.env, "variant": cfg.variant, "population": population,
+    row = {"preset": preset, "chunk": d.chunk or population, "env": cfg.env, "variant": cfg.variant, "population": population,
            "devices": 1 if d.mesh is None else int(d.mesh.devices.size), "dataset_size": cfg.dataset_size,
            "width": cfg.policy.width, "bc_steps": cfg.bc.bc_steps, "eval_envs": cfg.eval_envs,
            "compile_seconds": round(compile_s, 2), "seconds_per_generation": round(per_gen, 4),
            "candidates_per_second": round(population / per_gen, 1)}
-    if devices == 1:
+    if not phases:
         return row
     # -- the phases, on this generation's population (sharded the same way)
     key = jax.random.fold_in(d._gen_key, state.generation)
@@ -163,7 +168,7 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
         "bc_fraction_of_matmul": round(bc_flops / bc_s / peak, 4) if bc_s else None,
         "bc_flop_per_byte": round(bc_flops / bc_bytes, 2),
         "bc_fraction_of_bandwidth": round(bc_bytes / bc_s / bandwidth, 3) if bc_s else None,
-        "chunk": chunk, "rollout_loop_steps": loop_steps, "rollout_batch": batch,
+        "rollout_loop_steps": loop_steps, "rollout_batch": batch,
         "env_steps_per_second": round(lane_steps / roll_s),
         "bare_env_steps_per_second": round(loop_steps * batch / bare_s),
         "rollout_fraction_of_bare_env": round((lane_steps / roll_s) / (loop_steps * batch / bare_s), 3),
@@ -177,6 +182,8 @@ def main():
     p.add_argument("--populations", default="64,256,1024")
     p.add_argument("--generations", type=int, default=3, help="timed generations per point")
     p.add_argument("--no-device-comparison", action="store_true", help="skip the 1-device runs")
+    p.add_argument("--no-chunk-comparison", action="store_true",
+                   help="skip the runs that evaluate the whole population at once")
     p.add_argument("--json", default="benchmark-results.json", help="where to write the results")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. --set dataset_size=16 width=512 (values parsed as JSON)")
@@ -192,7 +199,8 @@ def main():
     print(f"dense float32 matmul (2048^3 jnp.dot): {peak / 1e9:.1f} GFLOP/s; streaming memory: "
           f"{bandwidth / 1e9:.1f} GB/s; devices: {len(jax.devices())}")
     head = (f"{'preset':9s} {'pop':>5s} {'dev':>3s} {'compile':>7s} {'s/gen':>7s} {'bc s':>7s} {'roll s':>7s} "
-            f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'BC/bw':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} {'1-dev x':>7s}")
+            f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'BC/bw':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} "
+            f"{'1-dev x':>7s} {'chunk x':>7s}")
     print(head)
     rows = []
     for preset in args.envs.split(","):
@@ -203,9 +211,15 @@ def main():
             first = first or per_candidate
             r["scaling"] = round(per_candidate / first, 3)
             if not args.no_device_comparison and pop >= 256 and r["devices"] > 1:
-                one = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth, devices=1)
+                one = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth,
+                              devices=1, phases=False)
                 r["one_device_seconds_per_generation"] = one["seconds_per_generation"]
                 r["device_speedup"] = round(one["seconds_per_generation"] / r["seconds_per_generation"], 2)
+            if not args.no_chunk_comparison and pop >= 256 and r["chunk"] < pop:
+                whole = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth,
+                                chunk=pop, phases=False)
+                r["whole_population_seconds_per_generation"] = whole["seconds_per_generation"]
+                r["chunk_speedup"] = round(whole["seconds_per_generation"] / r["seconds_per_generation"], 2)
             rows.append(r)
             fmt = lambda v, f: format(v, f) if v is not None else "-"  # noqa: E731
             print(f"{preset:9s} {pop:5d} {r['devices']:3d} {r['compile_seconds']:7.1f} {r['seconds_per_generation']:7.3f} "
@@ -213,7 +227,7 @@ def main():
                   f"{fmt(r['bc_gflops'], '8.2f')} {fmt(r['bc_fraction_of_matmul'], '6.3f')} "
                   f"{fmt(r['bc_fraction_of_bandwidth'], '6.2f')} "
                   f"{r['env_steps_per_second']:9d} {r['rollout_fraction_of_bare_env']:6.2f} {r['scaling']:6.2f} "
-                  f"{fmt(r.get('device_speedup'), '7.2f')}", flush=True)
+                  f"{fmt(r.get('device_speedup'), '7.2f')} {fmt(r.get('chunk_speedup'), '7.2f')}", flush=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "processor": platform.processor(),
             "cores": len(os.sched_getaffinity(0)), "devices": len(jax.devices()), "jax": jax.__version__,
             "matmul_gflops": round(peak / 1e9, 2), "memory_gb_per_s": round(bandwidth / 1e9, 2)}
