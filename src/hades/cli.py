@@ -364,7 +364,7 @@ def _cmd_envs(args) -> int:
 
     for name in REGISTRY:
         env = make_env(name)
-        print(f"{name:28s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
+        print(f"{name:30s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
               f"{'actions' if env.discrete else 'dims'}={env.num_actions}  episode<={env.max_steps}")
     return 0
 
