@@ -109,6 +109,9 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
     cart = result["tasks"][0]
     assert cart["single_task_return"] == 100.0 and cart["multi_task_return"] == 100.0  # capped at 100 steps
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".json").is_file()
+    for cmd in (["train", out], ["transfer", out, "-o", tmp_path / "t"], ["render", out, "-o", tmp_path / "r.gif"]):
+        proc = hades(*cmd)
+        assert proc.returncode == 2 and "multi" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_merge_continuous_pads_actions(tmp_path):

@@ -160,6 +160,8 @@ def _cmd_train(args) -> int:
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
         raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
+    if ds.variant == "multitask":
+        raise HadesError(f"{args.dataset} is a multi-task dataset; evaluate it with `hades merge A B -o M --evaluate`")
     base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
     if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
         preset = make_config(args.preset, env=args.env or ds.env)
@@ -218,8 +220,8 @@ def _cmd_transfer(args) -> int:
     results, rows_all = {}, []
     for label, path in zip(labels, args.datasets):
         ds = load_dataset(path)
-        if ds.variant == "supervised":
-            raise HadesError(f"{path} is an image dataset; transfer sweeps retrain RL policies")
+        if ds.variant in ("supervised", "multitask"):
+            raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
 
         def progress(width, returns, label=label):
             if not args.quiet:
