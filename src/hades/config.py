@@ -267,6 +267,8 @@ PRESETS: dict[str, dict] = {
     "pendulum": dict(env="Pendulum-v1", dataset_size=8, generations=60, obs_norm="constant", bc_steps=200),
     "mountaincar-continuous": dict(env="MountainCarContinuous-v0", dataset_size=4, generations=40, obs_norm="constant", eval_steps=999),
     "breakout": dict(_MINATAR_CPU, env="Breakout-MinAtar"),
+    # a larger CPU budget (population 512, 400 generations: about 6 minutes here)
+    "breakout-p512": dict(_MINATAR_CPU, env="Breakout-MinAtar", population=512, generations=400, eval_every=50),
     "space-invaders": dict(_MINATAR_CPU, env="SpaceInvaders-MinAtar"),
     "asterix": dict(_MINATAR_CPU, env="Asterix-MinAtar"),
     "freeway": dict(_MINATAR_CPU, env="Freeway-MinAtar", eval_steps=1024),
