@@ -155,14 +155,14 @@ def _cmd_distill_images(args) -> int:
 
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
-    from hades.evaluation import summarize, train_and_evaluate
+    from hades.evaluation import run_config, summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
         raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
     if ds.variant == "multitask":
         raise HadesError(f"{args.dataset} is a multi-task dataset; evaluate it with `hades merge A B -o M --evaluate`")
-    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    base = run_config(ds)
     if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
         preset = make_config(args.preset, env=args.env or ds.env)
         base = dataclasses.replace(base, policy=preset.policy, bc=preset.bc)
@@ -179,8 +179,7 @@ def _cmd_train(args) -> int:
             raise HadesError("--own-init needs a dataset that records its run config")
         if policy_cfg != DistillConfig.from_dict(ds.config).policy:
             raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
-        d = Distiller(base)
-        init = d.policy.init(d.setup_keys()[1])  # the run's fixed initialisation (see Distiller.init)
+        init = Distiller(base).fixed_init()
     returns = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
                                  eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init,
                                  backend=args.backend or base.backend)
@@ -202,6 +201,7 @@ def _floats(text: str, name: str, kind=float) -> list:
 
 def _cmd_transfer(args) -> int:
     import csv
+    import io
 
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
@@ -217,11 +217,12 @@ def _cmd_transfer(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise HadesError(f"cannot write to {out}: {e.strerror or e}") from None
-    results, rows_all = {}, []
+    results, rows_all, first_env = {}, [], None
     for label, path in zip(labels, args.datasets):
         ds = load_dataset(path)
         if ds.variant in ("supervised", "multitask"):
             raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
+        first_env = first_env or ds.env
 
         def progress(width, returns, label=label):
             if not args.quiet:
@@ -239,19 +240,19 @@ def _cmd_transfer(args) -> int:
     summary = {label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
                for (label, (rows, own)), p in zip(results.items(), args.datasets)}
     atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
-    buf = __import__("io").StringIO()
+    buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
     writer.writeheader()
     writer.writerows(rows_all)
     atomic_write(out / "transfer.csv", buf.getvalue())
-    env = load_dataset(args.datasets[0]).env
-    transfer_figure(results, out / "transfer.png", title=f"{env}: policies trained on the dataset(s)")
+    transfer_figure(results, out / "transfer.png", title=f"{first_env}: policies trained on the dataset(s)")
     print(json.dumps({"out": str(out), **{k: v["per_width"] for k, v in summary.items()}}))
     return 0
 
 
 def _cmd_merge(args) -> int:
     from hades.artifacts import load_dataset, save_dataset
+    from hades.evaluation import run_config
     from hades.multitask import evaluate_merge, merge_datasets
 
     a, b = load_dataset(args.a), load_dataset(args.b)
@@ -265,7 +266,7 @@ def _cmd_merge(args) -> int:
     print(f"wrote {out}: {merged.size} states of {merged.states.shape[1]} features ({merged.env})", file=sys.stderr)
     if not args.evaluate:
         return 0
-    base = DistillConfig.from_dict(a.config) if a.config else DistillConfig()
+    base = run_config(a)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     result = evaluate_merge(a, b, merged, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
@@ -285,10 +286,9 @@ def _cmd_render(args) -> int:
     import jax.numpy as jnp
 
     from hades.artifacts import load_dataset
-    from hades.evaluation import check_dataset
     from hades.bc import make_bc_train
+    from hades.evaluation import check_dataset, input_norm, run_config
     from hades.envs import make_env
-    from hades.normalization import ObsNorm
     from hades.policies import make_policy
     from hades.render import FORMATS, animate, record_episode
 
@@ -297,7 +297,7 @@ def _cmd_render(args) -> int:
     ds = load_dataset(args.dataset)
     if ds.variant in ("supervised", "multitask"):
         raise HadesError(f"{args.dataset} is a {ds.variant} dataset; render a single-task RL dataset")
-    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    base = run_config(ds)
     env = make_env(args.env or ds.env, args.backend or base.backend)
     check_dataset(ds, env)
     policy = make_policy(base.policy, env.obs_shape, env.discrete, env.action_dim)
@@ -305,11 +305,11 @@ def _cmd_render(args) -> int:
     if args.own_init:
         from hades.distill import Distiller
 
-        params0 = policy.init(Distiller(base).setup_keys()[1])
+        params0 = Distiller(base).fixed_init()
     else:
         params0 = policy.init(jax.random.fold_in(key, 1))
     params, _ = jax.jit(make_bc_train(policy, base.bc))(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
-    norm = ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std)) if ds.normalised else ObsNorm.identity(env.obs_shape)
+    norm = input_norm(ds, env.obs_shape)
     states, obs, rewards = record_episode(env, policy, params, norm, jax.random.fold_in(key, 2), args.eval_steps)
     info = animate(env, states, obs, rewards, args.output, fps=args.fps, max_frames=args.max_frames,
                    title=f"{env.name}: policy trained on {Path(args.dataset).name}")

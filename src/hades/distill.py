@@ -88,6 +88,10 @@ class Distiller:
         """(normalisation, fixed init, initial dataset, ES init) keys of this seed."""
         return jax.random.split(self._setup_key, 4)
 
+    def fixed_init(self):
+        """HaDES-F's one initialisation of this seed (the one ``hades train --own-init`` retrains)."""
+        return self.policy.init(self.setup_keys()[1])
+
     def init(self) -> RunState:
         k_norm, k_fixed, k_data, k_es = self.setup_keys()
         if self.cfg.obs_norm == "constant":
@@ -96,7 +100,7 @@ class Distiller:
             norm = ObsNorm.identity(self.env.obs_shape)
         es_state = self.es.init(k_es, self.initial_solution(k_data))
         stats = RunningStats.empty(self.env.obs_shape)
-        return place(RunState(es_state, jnp.int32(0), self.policy.init(k_fixed), norm, stats), self.mesh)
+        return place(RunState(es_state, jnp.int32(0), self.fixed_init(), norm, stats), self.mesh)
 
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):

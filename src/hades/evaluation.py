@@ -13,7 +13,7 @@ import numpy as np
 
 from hades.artifacts import Dataset
 from hades.bc import make_bc_train
-from hades.config import BCConfig, PolicyConfig
+from hades.config import BCConfig, DistillConfig, PolicyConfig
 from hades.envs import Env, make_env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm
@@ -39,6 +39,18 @@ def check_dataset(ds: Dataset, env: Env) -> None:
         raise HadesError("dataset holds non-finite values")
 
 
+def run_config(ds: Dataset) -> DistillConfig:
+    """The run config a dataset records (defaults for an artifact that records none)."""
+    return DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+
+
+def input_norm(ds: Dataset, obs_shape) -> ObsNorm:
+    """The observation normalisation a policy trained on ``ds`` acts with."""
+    if ds.normalised:
+        return ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std))
+    return ObsNorm.identity(obs_shape)
+
+
 def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, episodes: int,
                  eval_steps: int = 0, max_steps: int | None = None):
     """A jitted ``run(inits, keys, lrs, steps) -> returns [P, episodes]``: P policies trained by BC
@@ -49,7 +61,7 @@ def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConf
     policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
     train = make_bc_train(policy, bc_cfg, max_steps=max_steps)
     rollout = make_rollout(env, policy, episodes, eval_steps)
-    norm = ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std)) if ds.normalised else ObsNorm.identity(env.obs_shape)
+    norm = input_norm(ds, env.obs_shape)
     x, y = jnp.asarray(ds.inputs()), jnp.asarray(ds.actions)
 
     @jax.jit

@@ -25,8 +25,7 @@ from hades.bc import make_bc_train
 from hades.config import BCConfig, PolicyConfig
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.evaluation import train_and_evaluate
-from hades.normalization import ObsNorm
+from hades.evaluation import input_norm, train_and_evaluate
 from hades.policies import Policy, make_policy
 from hades.rollout import make_rollout
 
@@ -136,8 +135,7 @@ def merged_returns(merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, 
     for i, task in enumerate(tasks):
         env = make_env(task["env"], task.get("backend", "positional"))
         view = task_view(merged, i)
-        norm = ObsNorm(jnp.asarray(view.obs_mean), jnp.asarray(view.obs_std)) if view.normalised \
-            else ObsNorm.identity(env.obs_shape)
+        norm = input_norm(view, env.obs_shape)
         rollout = make_rollout(env, task_policy(policy, task, total_in), episodes, eval_steps)
         keys = jax.random.split(jax.random.fold_in(k_env, i), num_policies)
         out.append(np.asarray(jax.jit(jax.vmap(lambda p, k: rollout(p, k, norm)))(params, keys)))

@@ -14,10 +14,10 @@ import jax
 import numpy as np
 
 from hades.artifacts import Dataset
-from hades.config import BCConfig, DistillConfig, PolicyConfig
+from hades.config import BCConfig, PolicyConfig
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.evaluation import make_trainer
+from hades.evaluation import make_trainer, run_config
 
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512, 1024)
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # three orders of magnitude
@@ -42,7 +42,7 @@ def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=D
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
     if seeds < 1 or episodes < 1 or sample < 0:
         raise HadesError("--seeds and --episodes must be >= 1, --sample >= 0")
-    base = DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
+    base = run_config(ds)
     env = make_env(ds.env, backend or base.backend)
     rng = np.random.default_rng(seed)
     plan = settings(lrs, epochs, seeds, sample, rng)
