@@ -119,7 +119,7 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
     population_, _ = jax.jit(d.es.ask)(k_ask, state.es_state)
     inits = d._inits(k_init, state, cfg.num_inits)
     n_inits = jax.tree.leaves(inits[0])[0].shape[0]
-    counting = make_rollout(env, d.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions, count_steps=True)
+    rollout = make_rollout(env, d.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, cfg.obs_norm == "rollout")
     if d.direct:
         params, bc_s = population_, 0.0
         params = jax.tree.map(lambda a: a[:, None], params)
@@ -135,9 +135,9 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
         _, bc_s, params = timed(bc_phase, population_, inits, repeat=2)
 
     def rollout_phase(params):
-        return map_population(jax.vmap(lambda p: counting(p, k_env, state.norm)), params, d.mesh, d.chunk)
+        return map_population(jax.vmap(lambda p: rollout(p, k_env, state.norm).steps), params, d.mesh, d.chunk)
 
-    _, roll_s, (_, iters) = timed(rollout_phase, params, repeat=2)
+    _, roll_s, iters = timed(rollout_phase, params, repeat=2)
     loop_steps = int(np.max(iters))
     batch = population * n_inits * cfg.eval_envs
     # lane-steps the rollouts computed: each chunk's batched loop runs until its longest episode ends

@@ -54,7 +54,9 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     proc = hades("train", ds, "--seeds", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert len(result["per_seed_returns"]) == 2 and result["return_mean"] == pytest.approx(20.0, abs=20)
+    assert len(result["returns_per_policy"]) == 2 and result["episodes"] == 4 and result["init"] == "fresh"
+    assert 0 < result["return_mean"] <= 20 and result["step_cap"] == 20  # a capped evaluation says so
+    assert result["episode_length_max"] <= 20 and 1 <= result["distinct_episodes"] <= 4
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
 
     proc = hades("train", ds, "--preset", "paper-brax", "--seeds", 1, "--episodes", 1, "--eval-steps", 20)
@@ -63,10 +65,19 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh"}
     assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
 
-    proc = hades("train", ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
+    assert_one_line_error(hades("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
+
+    f_out = tmp_path / "run_f"
+    assert hades("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
+    f_ds = f_out / "dataset.safetensors"
+    assert (f_out / "init.safetensors").is_file()  # the init the dataset is tied to, saved
+    proc = hades("train", f_ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["policy"]["width"] == 16  # the run's own architecture and init
-    assert_one_line_error(hades("train", ds, "--own-init", "--width", 32), "own architecture")
+    result = json.loads(proc.stdout)
+    assert result["policy"]["width"] == 16 and result["init"] == "own"  # the run's own architecture and init
+    assert_one_line_error(hades("train", f_ds, "--own-init", "--width", 32), "own architecture")
+    (f_out / "init.safetensors").unlink()
+    assert_one_line_error(hades("train", f_ds, "--own-init"), "init.safetensors")
 
     assert_one_line_error(hades("train", ds, "--env", "Acrobot-v1"), "does not fit")
     assert_one_line_error(hades("train", out / "checkpoint.safetensors"), "not a hades.dataset")

@@ -32,8 +32,9 @@ def test_partial_episodes_count():
     env = make_env("CartPole-v1")
     policy = make_policy(PolicyConfig(width=8, depth=1), env.obs_shape, True, env.num_actions)
     params = policy.init(jax.random.PRNGKey(0))
-    returns = make_rollout(env, policy, num_envs=3, max_steps=5)(params, jax.random.PRNGKey(1), ObsNorm.identity((4,)))
-    np.testing.assert_array_equal(np.asarray(returns), [5.0, 5.0, 5.0])  # CartPole pays 1 per step
+    r = make_rollout(env, policy, num_envs=3, max_steps=5)(params, jax.random.PRNGKey(1), ObsNorm.identity((4,)))
+    np.testing.assert_array_equal(np.asarray(r.returns), [5.0, 5.0, 5.0])  # CartPole pays 1 per step
+    assert not np.asarray(r.ended).any()  # cut by the cap, not ended
 
 
 def test_finished_episodes_stop_accumulating():
@@ -41,8 +42,10 @@ def test_finished_episodes_stop_accumulating():
     policy = make_policy(PolicyConfig(width=8, depth=1), env.obs_shape, True, env.num_actions)
     # a constant policy (always push one way) falls within ~10 steps and must not keep scoring
     params = jax.tree.map(lambda x: x * 0, policy.init(jax.random.PRNGKey(0)))
-    returns = np.asarray(make_rollout(env, policy, 4)(params, jax.random.PRNGKey(2), ObsNorm.identity((4,))))
+    r = make_rollout(env, policy, 4, actions="greedy")(params, jax.random.PRNGKey(2), ObsNorm.identity((4,)))
+    returns = np.asarray(r.returns)
     assert (returns > 5).all() and (returns < 50).all()
+    np.testing.assert_array_equal(returns, np.asarray(r.lengths))  # 1 per step while alive, nothing after
 
 
 def test_reference_statistics_floor_the_std():

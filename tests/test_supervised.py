@@ -78,13 +78,23 @@ def test_tiny_image_run_on_mnist(tmp_path):
 
 @needs_data
 def test_es_improves_the_fitness(tmp_path):
-    """A few dozen generations on a fixed minibatch lower the real-data loss of the mean images."""
+    """A few dozen generations lower the loss on the (fixed, full) training images of the population."""
     d = ImageDistiller(make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), population=16,
-                                         generations=30, fitness_batch=512, bc_steps=20, image_init="random",
+                                         generations=45, fitness_batch=0, bc_steps=20, image_init="random",
                                          sigma=0.1, es_lr=0.1))
     state = d.init()
     first = None
-    for _ in range(30):
+    for _ in range(45):
         state, m = d.step(state)
         first = float(m["fitness_mean"]) if first is None else first
-    assert float(m["fitness_mean"]) > first + 0.05
+    assert float(m["fitness_mean"]) > first + 0.03  # measured: +0.034 after 30, +0.065 after 60
+
+
+@needs_data
+def test_validation_images_are_held_out_of_the_fitness():
+    d = ImageDistiller(make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), holdout=700,
+                                         generations=1))
+    assert len(d.val_x) == 700 and len(d.train_x) == 5000 - 700
+    flat = lambda a: {x.tobytes() for x in a}  # noqa: E731
+    assert not flat(d.val_x[:200]) & flat(d.train_x)  # (MNIST has no duplicate images across these)
+    assert d.evaluate(d.init())["split"] == "validation" and d.final_evaluate(d.init())["split"] == "test"

@@ -143,8 +143,21 @@ def test_merge_continuous_pads_actions(tmp_path):
                                                   ("breakout_hades_f", ".html", ["--own-init"])])
 def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
     out = tmp_path / f"ep{suffix}"
-    proc = hades("render", DATA / f"{dataset}.safetensors", "-o", out, "--max-frames", "12", "--eval-steps", "60",
-                 *extra)
+    path = DATA / f"{dataset}.safetensors"
+    if extra:  # --own-init reads the run's saved init beside the dataset: lay out a run directory
+        import shutil
+
+        import jax
+
+        from hades.artifacts import load_dataset, save_policy
+        from hades.distill import Distiller
+        from hades.evaluation import run_config
+
+        shutil.copy(path, tmp_path / "dataset.safetensors")
+        path = tmp_path / "dataset.safetensors"
+        cfg = run_config(load_dataset(path))
+        save_policy(tmp_path / "init.safetensors", jax.device_get(Distiller(cfg).fixed_init()), cfg.env, cfg.to_dict())
+    proc = hades("render", path, "-o", out, "--max-frames", "12", "--eval-steps", "60", *extra)
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert 1 <= info["steps"] <= 60 and 1 <= info["frames"] <= 13

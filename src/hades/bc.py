@@ -46,7 +46,7 @@ def learning_rate(cfg: BCConfig, lr=None, steps=None):
 
 def make_direction(cfg: BCConfig) -> optax.GradientTransformation:
     """The optimiser without its step size: (clipping +) Adam moments, or plain SGD."""
-    direction = optax.scale_by_adam() if cfg.bc_optimizer == "adam" else optax.identity()
+    direction = optax.scale_by_adam(eps=cfg.bc_adam_eps) if cfg.bc_optimizer == "adam" else optax.identity()
     if cfg.bc_max_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(cfg.bc_max_grad_norm), direction)
     return direction

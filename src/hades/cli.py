@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hades.config import (
-    BACKENDS, IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
+    ACTION_MODES, BACKENDS, IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
     make_config, make_image_config, replace_flat,
 )
 from hades.errors import HadesError
@@ -153,40 +153,72 @@ def _cmd_distill_images(args) -> int:
                         resumable=("generations", "data_dir"))
 
 
+def _own_init(dataset_path, ds, policy_cfg):
+    """The saved initialisation a HaDES-F dataset is tied to (``init.safetensors`` beside it)."""
+    from hades.artifacts import load_policy
+    from hades.runs import INIT
+
+    if ds.variant != "hades-f":
+        raise HadesError(f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
+                         f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)")
+    if policy_cfg != run_config_of(ds).policy:
+        raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
+    path = Path(dataset_path).parent / INIT
+    if not path.is_file():
+        raise HadesError(f"no {INIT} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
+                         "saved initialisation (written by hades >= 0.2)")
+    params, _, _, _ = load_policy(path)
+    return params
+
+
+def run_config_of(ds):
+    from hades.evaluation import run_config
+
+    return run_config(ds)
+
+
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
-    from hades.evaluation import run_config, summarize, train_and_evaluate
+    from hades.envs import make_env
+    from hades.evaluation import summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
         raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
     if ds.variant == "multitask":
         raise HadesError(f"{args.dataset} is a multi-task dataset; evaluate it with `hades merge A B -o M --evaluate`")
-    base = run_config(ds)
+    base = run_config_of(ds)
     if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
         preset = make_config(args.preset, env=args.env or ds.env)
         base = dataclasses.replace(base, policy=preset.policy, bc=preset.bc)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
-    if args.seeds < 1 or args.episodes < 1:
-        raise HadesError("--seeds and --episodes must be >= 1")
-    init = None
-    if args.own_init:
-        from hades.distill import Distiller
-
-        if not ds.config:
-            raise HadesError("--own-init needs a dataset that records its run config")
-        if policy_cfg != DistillConfig.from_dict(ds.config).policy:
-            raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
-        init = Distiller(base).fixed_init()
-    returns = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
-                                 eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init,
-                                 backend=args.backend or base.backend)
-    result = {"dataset": str(args.dataset), "env": args.env or ds.env, **summarize(returns),
+    if args.seeds < 1 or args.episodes < 1 or args.eval_steps < 0:
+        raise HadesError("--seeds and --episodes must be >= 1, --eval-steps >= 0")
+    init = _own_init(args.dataset, ds, policy_cfg) if args.own_init else None
+    actions = args.actions or base.actions
+    backend = args.backend or base.backend
+    env = make_env(args.env or ds.env, backend)
+    rollouts = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
+                                  eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init,
+                                  backend=backend, actions=actions)
+    result = {"dataset": str(args.dataset), "env": env.name, "init": "own" if args.own_init else "fresh",
+              "actions": actions, **summarize(rollouts, env, args.eval_steps),
               "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
-    print(json.dumps(result))
+    print(json.dumps(_rounded(result)))
     return 0
+
+
+def _rounded(obj, digits: int = 4):
+    """Floats rounded to ``digits`` significant digits for the terminal (files keep full precision)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if np.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v, digits) for v in obj]
+    return obj
 
 
 def _floats(text: str, name: str, kind=float) -> list:
@@ -270,7 +302,7 @@ def _cmd_merge(args) -> int:
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     result = evaluate_merge(a, b, merged, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
-                            eval_steps=args.eval_steps, seed=args.seed)
+                            eval_steps=args.eval_steps, seed=args.seed, actions=base.actions)
     result |= {"merged": str(out), "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     from hades.artifacts import atomic_write
     from hades.plots import merge_figure
@@ -303,14 +335,14 @@ def _cmd_render(args) -> int:
     policy = make_policy(base.policy, env.obs_shape, env.discrete, env.action_dim)
     key = jax.random.PRNGKey(args.seed)
     if args.own_init:
-        from hades.distill import Distiller
-
-        params0 = Distiller(base).fixed_init()
+        params0 = _own_init(args.dataset, ds, base.policy)
     else:
         params0 = policy.init(jax.random.fold_in(key, 1))
     params, _ = jax.jit(make_bc_train(policy, base.bc))(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
     norm = input_norm(ds, env.obs_shape)
-    states, obs, rewards = record_episode(env, policy, params, norm, jax.random.fold_in(key, 2), args.eval_steps)
+    states, obs, rewards = record_episode(env, policy, params, norm, jax.random.fold_in(key, 2), args.eval_steps,
+                                          actions=args.actions or base.actions,
+                                          per_rollout_norm=ds.normalisation == "rollout")
     info = animate(env, states, obs, rewards, args.output, fps=args.fps, max_frames=args.max_frames,
                    title=f"{env.name}: policy trained on {Path(args.dataset).name}")
     print(json.dumps(info))
@@ -358,6 +390,19 @@ def _cmd_plot(args) -> int:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
     compare_runs(groups, args.output, key=key)
     print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_table(args) -> int:
+    from hades.artifacts import atomic_write
+    from hades.report import markdown, table
+
+    rows = table(args.runs)
+    text = markdown(rows)
+    print(text, end="")
+    if args.json:
+        atomic_write(args.json, json.dumps(rows, indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
@@ -414,14 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("dataset", help="path to a dataset.safetensors")
     t.add_argument("--seeds", type=int, default=5, help="number of policies (fresh initialisations)")
     t.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
-    t.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
+    t.add_argument("--eval-steps", type=int, default=0,
+                   help="step cap per episode (0: whole episodes; a capped result says so: step_cap, capped_episodes)")
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
     t.add_argument("--preset", choices=list(PRESETS),
                    help="take the policy and BC settings of this preset (e.g. paper-brax) instead of the run's")
     t.add_argument("--own-init", action="store_true",
-                   help="train every policy from the run's own fixed initialisation (HaDES-F datasets)")
+                   help="train every policy from the run's saved initialisation (HaDES-F datasets: reads "
+                        "init.safetensors beside the dataset); the result is labelled init=own")
+    t.add_argument("--actions", choices=ACTION_MODES,
+                   help="sample from the policies or act greedily (default: the dataset's run's setting)")
     _add_options(t, PolicyConfig())
     _add_options(t, BCConfig())
     tr = sub.add_parser("transfer", help="train many fresh policies per width, learning rate and epochs on datasets",
@@ -465,7 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("-o", "--output", required=True, help="out.gif, out.mp4 or out.html")
     rd.add_argument("--env", help="environment (default: the dataset's)")
     rd.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
-    rd.add_argument("--own-init", action="store_true", help="train from the run's fixed initialisation (HaDES-F)")
+    rd.add_argument("--own-init", action="store_true",
+                    help="train from the run's saved initialisation (HaDES-F; init.safetensors beside the dataset)")
+    rd.add_argument("--actions", choices=ACTION_MODES, help="sample or greedy (default: the dataset's run's setting)")
     rd.add_argument("--seed", type=int, default=0, help="random seed (policy init and episode)")
     rd.add_argument("--eval-steps", type=int, default=0, help="step cap (0: the episode limit)")
     rd.add_argument("--fps", type=int, default=30, help="frames per second")
@@ -482,6 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", help="run directories")
     pl.add_argument("-o", "--output", default="runs.png", help="PNG to write")
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
+    tb = sub.add_parser("table", help="a Markdown table of finished runs, seeds aggregated (mean, 95%% CI)",
+                        description="Group finished run directories by environment and method; print each group's "
+                                    "mean final return over seeds with its 95%% confidence interval (Student t), the "
+                                    "HaDES-F own-init figure, the random-policy return, the distinct evaluation "
+                                    "episodes and the budget (images: test accuracy and the class-mean baseline).")
+    tb.add_argument("runs", nargs="+", help="finished run directories (each with summary.json)")
+    tb.add_argument("--json", help="also write the rows to this JSON file")
     sub.add_parser("envs", help="list the supported environments")
     sub.add_parser("presets", help="list the named presets")
     return p
@@ -495,7 +553,7 @@ def main(argv=None) -> int:
     commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
                 "distill-images": _cmd_distill_images, "sweep-size": _cmd_sweep_size,
                 "train": _cmd_train, "transfer": _cmd_transfer, "merge": _cmd_merge, "render": _cmd_render,
-                "show": _cmd_show, "plot": _cmd_plot, "envs": _cmd_envs,
+                "show": _cmd_show, "plot": _cmd_plot, "table": _cmd_table, "envs": _cmd_envs,
                 "presets": _cmd_presets}
     try:
         return commands[args.command](args)

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from hades.errors import HadesError
 
 VARIANTS = ("hades-f", "hades-r", "direct-es")
-OBS_NORMS = ("none", "constant", "running")
+OBS_NORMS = ("none", "constant", "running", "rollout")
+ACTION_MODES = ("sample", "greedy")
+ES_OPTIMIZERS = ("auto", "adam", "sgd")
+ES_SHAPINGS = ("own", "raw")
+# evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
+# tests/test_es.py checks this list against evosax.
+OPTIMIZER_STRATEGIES = ("ARS", "ASEBO", "DES", "ESMC", "GuidedES", "NoiseReuseES", "Open_ES", "PGPE",
+                        "PersistentES", "SNES", "SimpleES", "xNES")
 BACKENDS = ("positional", "spring", "generalized", "mjx")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 
@@ -36,13 +44,28 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class BCConfig:
-    """Behaviour cloning: full-batch Adam on the dataset."""
+    """Behaviour cloning: full-batch gradient steps (Adam or SGD) on the dataset."""
 
-    bc_lr: float = knob(0.01, "BC learning rate (Adam)")
+    bc_lr: float = knob(0.01, "BC learning rate")
     bc_steps: int = knob(100, "BC full-batch gradient steps (the paper's 'epochs')")
     bc_max_grad_norm: float = knob(1.0, "clip BC gradients to this global norm (0: no clipping)")
     bc_anneal: bool = knob(False, "anneal the BC learning rate linearly to 0 over the steps")
     bc_optimizer: str = knob("adam", "inner-loop optimiser", ("adam", "sgd"))
+    bc_adam_eps: float = knob(1e-8, "Adam's epsilon in the inner loop (optax default 1e-8; the official code "
+                              "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)")
+
+    def validate(self) -> "BCConfig":
+        if self.bc_optimizer not in ("adam", "sgd"):
+            raise HadesError(f"unknown bc_optimizer {self.bc_optimizer!r}; choose adam or sgd")
+        if self.bc_steps < 1:
+            raise HadesError(f"--bc-steps must be >= 1 (got {self.bc_steps})")
+        if not (math.isfinite(self.bc_lr) and self.bc_lr > 0):
+            raise HadesError(f"--bc-lr must be a finite number > 0 (got {self.bc_lr})")
+        if not (math.isfinite(self.bc_max_grad_norm) and self.bc_max_grad_norm >= 0):
+            raise HadesError(f"--bc-max-grad-norm must be finite and >= 0 (got {self.bc_max_grad_norm})")
+        if not (math.isfinite(self.bc_adam_eps) and self.bc_adam_eps > 0):
+            raise HadesError(f"--bc-adam-eps must be a finite number > 0 (got {self.bc_adam_eps})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -52,8 +75,40 @@ class ESConfig:
     strategy: str = knob("Open_ES", "evosax strategy name (Open_ES, SNES, PGPE, CMA_ES, ...)")
     population: int = knob(128, "candidates per generation (even; antithetic pairs)")
     sigma: float = knob(0.1, "initial search standard deviation")
-    es_lr: float = knob(0.05, "ES learning rate (Adam on the mean, for strategies with an optimizer)")
-    es_temperature: float = knob(0.0, "rank-weight temperature for SNES/xNES (paper MinAtar: 20; 0: evosax default)")
+    es_optimizer: str = knob("auto", "how the ES moves its mean: auto = Adam for Open_ES (the paper's OpenES), "
+                             "every other strategy its own evosax update rule (SNES/xNES: the natural-gradient step, "
+                             "learning rate 1); adam or sgd: that optimiser at --es-lr (strategies with an optimizer)",
+                             ES_OPTIMIZERS)
+    es_lr: float = knob(0.0, "ES learning rate of --es-optimizer adam/sgd (0: 0.05 for Adam; sgd needs a value); "
+                        "refused for a strategy that uses its own update rule")
+    es_lr_decay: float = knob(1.0, "multiply the ES learning rate by this every generation (adam/sgd only)")
+    sigma_decay: float = knob(1.0, "multiply the search std by this every generation (strategies with a std "
+                              "schedule: Open_ES, PGPE-like; not SNES, whose std adapts itself)")
+    sigma_limit: float = knob(0.0, "lower bound on the search std, enforced after every update (0: none)")
+    es_temperature: float = knob(0.0, "rank weights softmax(-T * rank / (P - 1)), the paper's evosax <= 0.1.5 SNES "
+                                 "weights (paper MinAtar: 20); 0: the strategy's own weights; only for strategies "
+                                 "with rank weights (SNES, xNES, ...)")
+    es_shaping: str = knob("own", "fitness shaping: own (the strategy's: centred ranks for Open_ES, rank weights "
+                           "for SNES) or raw (returns as they are, the paper's OpenES)", ES_SHAPINGS)
+
+    def validate(self) -> "ESConfig":
+        """Ranges only; whether the chosen strategy honours each option is checked by ``es.Strategy``."""
+        if self.es_optimizer not in ES_OPTIMIZERS:
+            raise HadesError(f"unknown es_optimizer {self.es_optimizer!r}; choose one of {', '.join(ES_OPTIMIZERS)}")
+        if self.es_shaping not in ES_SHAPINGS:
+            raise HadesError(f"unknown es_shaping {self.es_shaping!r}; choose one of {', '.join(ES_SHAPINGS)}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise HadesError(f"--sigma must be a finite number > 0 (got {self.sigma})")
+        if not (math.isfinite(self.es_lr) and self.es_lr >= 0):
+            raise HadesError(f"--es-lr must be a finite number >= 0 (got {self.es_lr})")
+        for name in ("es_lr_decay", "sigma_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise HadesError(f"--{name.replace('_', '-')} must be in (0, 1] (got {getattr(self, name)})")
+        if not (math.isfinite(self.sigma_limit) and 0 <= self.sigma_limit <= self.sigma):
+            raise HadesError(f"--sigma-limit must be in [0, --sigma] (got {self.sigma_limit})")
+        if not (math.isfinite(self.es_temperature) and self.es_temperature >= 0):
+            raise HadesError(f"--es-temperature must be a finite number >= 0 (got {self.es_temperature})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -68,15 +123,20 @@ class DistillConfig:
     generations: int = knob(50, "ES generations")
     seed: int = knob(0, "random seed (same seed, same machine: identical dataset)")
     eval_envs: int = knob(4, "evaluation episodes per candidate (one per parallel env)")
-    eval_steps: int = knob(0, "step cap per evaluation episode (0: the environment's episode limit)")
-    stochastic_actions: bool = knob(False, "sample actions from the policy during rollouts (default: greedy/mean)")
-    obs_norm: str = knob("constant", "observation normalisation: none; constant statistics of reference states; "
-                         "or running statistics of every observation the evaluation envs see (the paper's Brax setting)", OBS_NORMS)
+    eval_steps: int = knob(0, "step cap per FITNESS episode (0: the environment's episode limit; it can only "
+                           "lower it); evaluations of the mean dataset always run whole episodes")
+    actions: str = knob("sample", "how policies act in every rollout, fitness and evaluation: sample from the "
+                        "policy (the paper's setting) or greedy (argmax / Gaussian mean)", ACTION_MODES)
+    obs_norm: str = knob("constant", "observation normalisation: none; constant (statistics of random-action "
+                         "states); rollout (each rollout starts fresh running statistics and updates them with "
+                         "every observation its envs see: the paper's Brax setting); running (statistics pooled "
+                         "over every candidate's rollouts and all generations so far)", OBS_NORMS)
     obs_std_floor: float = knob(0.05, "lower bound on the normalisation std (avoids blowing up rare inputs)")
     init_scale: float = knob(0.3, "std of the initial dataset states (in normalised units)")
     eval_every: int = knob(5, "evaluate the current mean dataset every this many generations (0: only at the end)")
-    eval_episodes: int = knob(16, "episodes per policy when evaluating the mean dataset")
-    eval_policies: int = knob(4, "freshly initialised policies trained on the mean dataset when evaluating (HaDES-R)")
+    eval_episodes: int = knob(16, "episodes per policy when evaluating the mean dataset (held-out keys)")
+    eval_policies: int = knob(4, "freshly initialised policies trained on the mean dataset when evaluating "
+                              "(HaDES-F also reports its own init separately)")
     checkpoint_every: int = knob(10, "write a resumable checkpoint every this many generations")
     devices: int = knob(0, "split the population over this many devices (0: the most visible devices that "
                         "divide the population; an explicit count must divide it)")
@@ -102,7 +162,8 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistillConfig":
-        return replace_flat(cls(), flatten(d))
+        flat = flatten(d)
+        return replace_flat(cls(), legacy(flat))
 
     def validate(self) -> "DistillConfig":
         """Raise HadesError for settings that cannot run; return self."""
@@ -124,6 +185,8 @@ class DistillConfig:
             raise HadesError("--evolve-bc evolves the inner loop of HaDES; direct ES has none")
         if self.chunk < 0 or (self.chunk and self.es.population % self.chunk):
             raise HadesError(f"--chunk must divide the population ({self.es.population}); got {self.chunk}")
+        if self.actions not in ACTION_MODES:
+            raise HadesError(f"unknown actions {self.actions!r}; choose one of {', '.join(ACTION_MODES)}")
         if self.obs_norm not in OBS_NORMS:
             raise HadesError(f"unknown obs_norm {self.obs_norm!r}; choose one of {', '.join(OBS_NORMS)}")
         if self.policy.activation not in ACTIVATIONS:
@@ -141,8 +204,8 @@ class DistillConfig:
             raise HadesError(f"HaDES-R needs --num-inits >= 2 (got {self.num_inits}); use --variant hades-f for one fixed init")
         if self.es.population % 2:
             raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
-        if not self.es.sigma > 0 or not self.bc.bc_lr > 0 or not self.es.es_lr > 0:
-            raise HadesError("--sigma, --bc-lr and --es-lr must be > 0")
+        self.es.validate()
+        self.bc.validate()
         if self.eval_steps < 0 or self.eval_every < 0:
             raise HadesError("--eval-steps and --eval-every must be >= 0")
         return self
@@ -160,10 +223,16 @@ class ImageDistillConfig:
     image_init: str = knob("mean", "initial images: the class-wise mean images, or random", ("mean", "random"))
     fitness_batch: int = knob(1024, "real training images per generation for the fitness loss "
                               "(a fresh random minibatch each generation; 0: the full training set)")
-    generations: int = knob(1500, "ES generations")
+    num_inits: int = knob(1, "classifier initialisations per generation, shared by every candidate; the fitness "
+                          "averages over them (the released code: 2)")
+    holdout: int = knob(1000, "training images held out as a validation set (never used for fitness): in-run "
+                        "evaluations measure accuracy on them, the test set is used once, at the end; 0: no "
+                        "validation set, in-run evaluations show test accuracy (a curve to look at, never to "
+                        "pick a generation by)")
+    generations: int = knob(500, "ES generations")
     seed: int = knob(0, "random seed")
-    eval_every: int = knob(100, "measure test accuracy every this many generations (0: only at the end)")
-    eval_classifiers: int = knob(20, "classifiers (fresh initialisations) trained on the images for test accuracy")
+    eval_every: int = knob(50, "measure validation accuracy every this many generations (0: only at the end)")
+    eval_classifiers: int = knob(20, "classifiers (fresh initialisations) trained on the images per accuracy figure")
     checkpoint_every: int = knob(100, "write a resumable checkpoint every this many generations")
     bc: BCConfig = field(default_factory=lambda: BCConfig(bc_lr=0.1, bc_steps=100, bc_max_grad_norm=0.0,
                                                           bc_optimizer="sgd"))
@@ -174,19 +243,33 @@ class ImageDistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ImageDistillConfig":
-        return replace_flat(cls(), flatten(d))
+        return replace_flat(cls(), legacy(flatten(d)))
 
     def validate(self) -> "ImageDistillConfig":
-        for name in ("generations", "eval_classifiers", "checkpoint_every", "hidden"):
+        for name in ("generations", "eval_classifiers", "checkpoint_every", "hidden", "num_inits"):
             if getattr(self, name) < 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
         if self.es.population < 2 or self.es.population % 2:
             raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
-        if self.bc.bc_steps < 1 or not self.bc.bc_lr > 0 or not self.es.sigma > 0:
-            raise HadesError("--bc-steps, --bc-lr and --sigma must be > 0")
-        if self.fitness_batch < 0 or self.eval_every < 0:
-            raise HadesError("--fitness-batch and --eval-every must be >= 0")
+        self.es.validate()
+        self.bc.validate()
+        if self.fitness_batch < 0 or self.eval_every < 0 or self.holdout < 0:
+            raise HadesError("--fitness-batch, --holdout and --eval-every must be >= 0")
         return self
+
+
+def legacy(flat: dict) -> dict:
+    """A flat config written by hades <= 0.1, read as what that version ran: greedy or sampled
+    actions from ``stochastic_actions``; Adam at ``es_lr`` for every strategy with an optimizer."""
+    flat = dict(flat)
+    if "stochastic_actions" in flat:
+        flat["actions"] = "sample" if flat.pop("stochastic_actions") else "greedy"
+    if "es_lr" in flat and "es_optimizer" not in flat:
+        if flat.get("strategy", "Open_ES") in OPTIMIZER_STRATEGIES:
+            flat["es_optimizer"] = "adam"
+        else:
+            flat["es_lr"] = 0.0
+    return flat
 
 
 def fields_of(cls) -> list[dataclasses.Field]:
@@ -231,14 +314,19 @@ def replace_flat(cfg, overrides: dict):
 
 # ---------------------------------------------------------------------------------------------
 # Presets: flat overrides of DistillConfig. CPU presets are sized for a 2-core laptop; the
-# paper-* presets copy the paper's tables (reference/HADES.md) and need accelerators.
+# paper-* presets copy what the paper's official code ran (docs/fidelity.md lists each setting
+# and where it comes from) and need accelerators. A preset's ``direct_es`` entry holds the
+# direct-ES baseline's own overrides (applied when the variant is direct-es), so the baseline
+# is not run with HaDES' dataset-space sigma in weight space.
 
 _MINATAR_CPU = dict(
-    dataset_size=16, obs_norm="constant", generations=200, eval_envs=4, eval_steps=500,
+    dataset_size=16, obs_norm="constant", generations=200, eval_envs=4, eval_steps=0, actions="sample",
     width=64, depth=2, activation="relu", bc_lr=0.01, bc_anneal=True, bc_steps=16,
-    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.1, es_lr=0.05,
+    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.1,
     es_temperature=20.0, variant="hades-f", eval_every=10, eval_episodes=32,
+    direct_es=dict(sigma=0.03),
 )
+
 
 class PerEnv(dict):
     """A preset value that depends on the run's environment: ``PerEnv({env: value}, default=...)``."""
@@ -252,58 +340,77 @@ class PerEnv(dict):
 
 
 # Brax on CPU: spring physics (~3x positional here), a small dataset and policy, OpenES; sized so
-# a hopper run shows clear progress in about 20 minutes on 2 cores.
+# a hopper run shows clear progress in about 10 minutes on 2 cores.
 _BRAX_CPU = dict(
     backend="spring", variant="hades-f", dataset_size=16, obs_norm="running", width=64, depth=2,
-    activation="tanh", bc_lr=0.005, bc_steps=100, bc_max_grad_norm=0.5, eval_envs=4, eval_steps=1000,
-    strategy="Open_ES", population=64, sigma=0.03, es_lr=0.05, generations=150, eval_every=10,
-    eval_episodes=8, eval_policies=2, checkpoint_every=10,
+    activation="tanh", bc_lr=0.005, bc_steps=100, bc_max_grad_norm=0.5, eval_envs=4, eval_steps=0,
+    actions="sample", strategy="Open_ES", population=64, sigma=0.03, es_lr=0.05, generations=150,
+    eval_every=10, eval_episodes=8, eval_policies=2, checkpoint_every=10,
 )
+
+BRAX_NAMES = ("hopper", "walker2d", "reacher", "inverted_double_pendulum", "ant", "halfcheetah", "humanoid",
+              "humanoidstandup", "inverted_pendulum")
 
 PRESETS: dict[str, dict] = {
     "cartpole": dict(env="CartPole-v1"),
     "acrobot": dict(env="Acrobot-v1", dataset_size=6, generations=40, obs_norm="constant"),
     "mountaincar": dict(env="MountainCar-v0", dataset_size=6, generations=60, obs_norm="constant", population=128),
     "pendulum": dict(env="Pendulum-v1", dataset_size=8, generations=60, obs_norm="constant", bc_steps=200),
-    "mountaincar-continuous": dict(env="MountainCarContinuous-v0", dataset_size=4, generations=40, obs_norm="constant", eval_steps=999),
+    "mountaincar-continuous": dict(env="MountainCarContinuous-v0", dataset_size=4, generations=40, obs_norm="constant"),
     "breakout": dict(_MINATAR_CPU, env="Breakout-MinAtar"),
-    # a larger CPU budget (population 512, 400 generations: about 6 minutes here)
+    # a larger CPU budget (population 512, 400 generations)
     "breakout-p512": dict(_MINATAR_CPU, env="Breakout-MinAtar", population=512, generations=400, eval_every=50),
     "space-invaders": dict(_MINATAR_CPU, env="SpaceInvaders-MinAtar"),
     "asterix": dict(_MINATAR_CPU, env="Asterix-MinAtar"),
-    "freeway": dict(_MINATAR_CPU, env="Freeway-MinAtar", eval_steps=1024),
-    # The paper's MinAtar table (SNES, population 2048, 5000 generations); pick the game with --env.
+    "freeway": dict(_MINATAR_CPU, env="Freeway-MinAtar"),
+    # The official MinAtar code (distill_minatar.py / baseline_minatar.py); pick the game with --env.
+    # SNES with its natural-gradient step (learning rate 1) and the old softmax rank weights at
+    # temperature 20; the table's sigma floor 0.01; Adam eps 1e-5; no gradient clipping and a
+    # constant BC learning rate (the script's clipping is commented out and its "anneal"
+    # 1 - count // updates never anneals); actions sampled; 1024-step fitness rollouts.
+    # Direct ES: sigma 0.03, width 256, one rollout per candidate.
     "paper-minatar": dict(
         env="Breakout-MinAtar", variant="hades-f", dataset_size=16, obs_norm="constant",
-        width=512, depth=2, activation="relu", bc_lr=0.03, bc_anneal=True, bc_steps=64,
-        bc_max_grad_norm=0.5, eval_envs=8, eval_steps=1024, num_inits=2,
-        strategy="SNES", population=2048, sigma=0.5, es_lr=0.05, es_temperature=20.0,
+        width=512, depth=2, activation="relu", bc_lr=0.03, bc_anneal=False, bc_steps=64,
+        bc_max_grad_norm=0.0, bc_adam_eps=1e-5, eval_envs=8, eval_steps=1024, num_inits=2, actions="sample",
+        strategy="SNES", population=2048, sigma=0.5, sigma_limit=0.01, es_temperature=20.0,
         generations=5000, eval_every=50, checkpoint_every=50,
+        direct_es=dict(sigma=0.03, width=256),
     ),
     # CPU-sized Brax presets, one per environment (pick the backend with --backend).
-    **{name: dict(_BRAX_CPU, env=f"brax/{name}") for name in (
-        "hopper", "walker2d", "reacher", "inverted_double_pendulum", "ant", "halfcheetah", "humanoid",
-        "humanoidstandup", "inverted_pendulum")},
-    # The paper's Brax table (OpenES, population 2048, 2000 generations, positional physics);
-    # pick the environment with --env. BC epochs: 200 for hopper and inverted_double_pendulum.
+    **{name: dict(_BRAX_CPU, env=f"brax/{name}") for name in BRAX_NAMES},
+    # The official Brax code (distill_brax.py / baseline_brax.py); pick the environment with --env.
+    # OpenES with Adam 0.05 on raw returns, constant sigma 0.03; positional physics; per-rollout
+    # running observation normalisation; Adam eps 1e-5; sampled actions; episodes end at 1000
+    # steps. BC epochs: 200 for hopper and inverted_double_pendulum, 400 otherwise.
     "paper-brax": dict(
-        env="brax/hopper", backend="positional", variant="hades-f", dataset_size=64, obs_norm="running",
-        width=512, depth=2, activation="tanh", bc_lr=0.005, bc_anneal=False, num_inits=2,
+        env="brax/hopper", backend="positional", variant="hades-f", dataset_size=64, obs_norm="rollout",
+        width=512, depth=2, activation="tanh", bc_lr=0.005, bc_anneal=False, num_inits=2, bc_adam_eps=1e-5,
         bc_steps=PerEnv({"brax/hopper": 200, "brax/inverted_double_pendulum": 200}, default=400),
-        bc_max_grad_norm=0.5, eval_envs=4, eval_steps=1024, strategy="Open_ES", population=2048, sigma=0.03,
-        es_lr=0.05, generations=2000, eval_every=50, checkpoint_every=50,
+        bc_max_grad_norm=0.5, eval_envs=4, eval_steps=0, actions="sample", strategy="Open_ES",
+        es_optimizer="adam", es_lr=0.05, es_shaping="raw", population=2048, sigma=0.03,
+        generations=2000, eval_every=50, checkpoint_every=50,
     ),
 }
 
 
-def _from_preset(cls, presets: dict[str, dict], preset_name: str | None, overrides: dict):
-    """``cls()`` with an optional named preset and then flat overrides applied, validated."""
+def resolve_preset(presets: dict[str, dict], preset_name: str | None, env: str | None, variant: str | None) -> dict:
+    """A preset's flat overrides for one run: per-environment values picked for ``env``, and its
+    ``direct_es`` overrides applied when ``variant`` (the run's, after user overrides) is direct-es."""
     if preset_name and preset_name not in presets:
         raise HadesError(f"unknown preset {preset_name!r}; choose one of {', '.join(presets)}")
     flat = dict(presets[preset_name]) if preset_name else {}
+    baseline = flat.pop("direct_es", {})
+    if (variant or flat.get("variant")) == "direct-es":
+        flat.update(baseline)
+    return {k: v.get(env, v.default) if isinstance(v, PerEnv) else v for k, v in flat.items()}
+
+
+def _from_preset(cls, presets: dict[str, dict], preset_name: str | None, overrides: dict):
+    """``cls()`` with an optional named preset and then flat overrides applied, validated."""
+    env = overrides.get("env", (presets.get(preset_name) or {}).get("env", getattr(cls(), "env", None)))
+    flat = resolve_preset(presets, preset_name, env, overrides.get("variant"))
     flat.update(overrides)
-    env = flat.get("env", getattr(cls(), "env", None))
-    flat = {k: v.get(env, v.default) if isinstance(v, PerEnv) else v for k, v in flat.items()}
     return replace_flat(cls(), flat).validate()
 
 
@@ -314,12 +421,16 @@ def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
 
 # Supervised presets (``hades distill-images --preset``).
 IMAGE_PRESETS: dict[str, dict] = {
-    # CPU default: about 20 minutes on 2 cores.
+    # CPU default: about 7 minutes on 2 cores; 1000 training images held out for validation.
     "cpu": {},
-    # The released code's settings (reference/HADES.md): needs an accelerator.
-    "paper-images": dict(model="cnn", population=512, generations=1000, sigma=0.02, es_lr=0.01,
-                         bc_optimizer="sgd", bc_lr=0.1, bc_steps=1000, bc_max_grad_norm=0.0,
-                         eval_every=100, checkpoint_every=100),
+    # The released code's settings: the small CNN, 1000 SGD steps at 0.1, OpenES (Adam) with
+    # population 2048, sigma 0.02 and learning rate 0.01 both decaying by 0.999 per generation
+    # (sigma floor 0.001), fitness on the full training set, two classifier inits per
+    # generation; needs an accelerator.
+    "paper-images": dict(model="cnn", population=2048, generations=1000, sigma=0.02, sigma_decay=0.999,
+                         sigma_limit=0.001, es_optimizer="adam", es_lr=0.01, es_lr_decay=0.999, es_shaping="raw",
+                         fitness_batch=0, num_inits=2, holdout=0, bc_optimizer="sgd", bc_lr=0.1, bc_steps=1000,
+                         bc_max_grad_norm=0.0, eval_every=100, checkpoint_every=100),
 }
 
 

@@ -15,6 +15,9 @@ One generation (``Distiller.step``):
 Datasets are evolved in *normalised* observation units (the policy's input space), so one ES
 sigma suits every feature; ``dataset()`` maps them back to raw observation units.
 Keys derive from ``(seed, generation)`` alone, so a resumed run repeats an uninterrupted one.
+Evaluations of the mean (``evaluate``) follow the protocol of ``evaluation.py``: keys of their
+own branch of the seed, never used for fitness; freshly initialised policies (HaDES-F also
+reports its own init, labelled ``own_init_*``); whole episodes; the run's action mode.
 The driver never prints: ``runs.py`` (or any caller) loops over ``step`` and reports.
 """
 
@@ -35,6 +38,7 @@ from hades.devices import auto_chunk, map_population, place, population_mesh, re
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy
+from hades.evaluation import random_policy_return, summarize
 from hades.normalization import ObsNorm, RunningStats, reference_statistics
 from hades.policies import make_policy, narrow
 from hades.rollout import make_rollout
@@ -61,16 +65,18 @@ class Distiller:
         self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
         self.bc_train = make_bc_train(self.policy, cfg.bc, max_steps=self.max_bc_steps)
         self.running_norm = cfg.obs_norm == "running"
-        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.stochastic_actions,
-                                    collect_obs=self.running_norm)
-        self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, cfg.eval_steps, cfg.stochastic_actions)
+        per_rollout = cfg.obs_norm == "rollout"
+        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, per_rollout)
+        # the protocol's evaluation: whole episodes, whatever cap the fitness rollouts use
+        self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, 0, cfg.actions, per_rollout)
         self.labels = uniform_labels(cfg.dataset_size, env.num_actions) if env.discrete else None
         self.direct = cfg.variant == "direct-es"
         root = jax.random.PRNGKey(cfg.seed)
         self._setup_key, self._gen_key, self._eval_key = (jax.random.fold_in(root, i) for i in range(3))
         self.es = Strategy(cfg.es, self.initial_solution(jax.random.PRNGKey(0)))
         self.step = jax.jit(self._generation)
-        self._evaluate = jax.jit(self._evaluate_mean, static_argnums=2)
+        self._evaluate = jax.jit(self._evaluate_mean, static_argnums=(2, 3))
+        self._random = None
 
     # -- setup -----------------------------------------------------------------------------
     def initial_solution(self, key):
@@ -89,8 +95,13 @@ class Distiller:
         return jax.random.split(self._setup_key, 4)
 
     def fixed_init(self):
-        """HaDES-F's one initialisation of this seed (the one ``hades train --own-init`` retrains)."""
+        """HaDES-F's one initialisation of this seed (saved in the run directory as
+        ``init.safetensors``, which ``hades train --own-init`` retrains from)."""
         return self.policy.init(self.setup_keys()[1])
+
+    def own_init(self, state: RunState):
+        """The initialisation a HaDES-F dataset is tied to (None for the other variants)."""
+        return state.fixed_init if self.cfg.variant == "hades-f" else None
 
     def init(self) -> RunState:
         k_norm, k_fixed, k_data, k_es = self.setup_keys()
@@ -108,12 +119,13 @@ class Distiller:
         y = self.labels if self.env.discrete else solution["actions"]
         return solution["states"], y
 
-    def _inits(self, key, state: RunState, count: int, sampled: bool = False):
+    def _inits(self, key, state: RunState, count: int, sampled: bool = False, fresh: bool = False):
         """The learners a candidate is scored with: stacked (initial params, BC lr, BC steps).
-        HaDES-F: its one fixed init; HaDES-R: ``count`` fresh ones, with ``sampled`` (``--learners
-        sampled``) each of a random width, learning rate and step count."""
+        HaDES-F: its one fixed init (``fresh``: ``count`` fresh ones instead); HaDES-R: ``count``
+        fresh ones, with ``sampled`` (``--learners sampled``) each of a random width, learning rate
+        and step count."""
         cfg = self.cfg
-        if cfg.variant == "hades-f":
+        if cfg.variant == "hades-f" and not fresh:
             params = jax.tree.map(lambda x: x[None], state.fixed_init)
             count = 1
         else:
@@ -139,22 +151,17 @@ class Distiller:
         return lr, jnp.clip(jnp.round(steps), 1, self.max_bc_steps).astype(jnp.int32)
 
     def _score(self, rollout, solution, inits, env_key, norm):
-        """Returns [num_inits, episodes] returns, the BC loss of one candidate, and the rollouts'
-        observation sums when ``rollout`` collects them."""
+        """Rollouts [num_inits, episodes] of one candidate and its mean BC loss."""
         if self.direct:
-            out = rollout(solution, env_key, norm)
-            returns, seen = out if isinstance(out, tuple) else (out, ())
-            return returns[None], jnp.float32(0.0), jax.tree.map(lambda a: a[None], seen)
+            return jax.tree.map(lambda a: a[None], rollout(solution, env_key, norm)), jnp.float32(0.0)
         x, y = self.bc_data(solution)
 
         def one(init, lr, steps):
             params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps))
-            out = rollout(params, env_key, norm)
-            returns, seen = out if isinstance(out, tuple) else (out, ())
-            return returns, loss, seen
+            return rollout(params, env_key, norm), loss
 
-        returns, losses, seen = jax.vmap(one)(*inits)
-        return returns, losses.mean(), seen
+        rollouts, losses = jax.vmap(one)(*inits)
+        return rollouts, losses.mean()
 
     def _generation(self, state: RunState):
         key = jax.random.fold_in(self._gen_key, state.generation)
@@ -162,9 +169,9 @@ class Distiller:
         population, es_state = self.es.ask(k_ask, state.es_state)
         inits = self._inits(k_init, state, self.cfg.num_inits, sampled=self.cfg.learners == "sampled")
         score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
-        returns, losses, seen = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
+        rollouts, losses = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
         population = replicate(population, self.mesh)
-        fitness = returns.mean(axis=(1, 2))
+        fitness = rollouts.returns.mean(axis=(1, 2))
         es_state = self.es.tell(k_tell, population, fitness, es_state)
         metrics = {
             "fitness_mean": fitness.mean(), "fitness_max": fitness.max(), "fitness_min": fitness.min(),
@@ -172,30 +179,45 @@ class Distiller:
         }
         state = state.replace(es_state=es_state, generation=state.generation + 1)
         if self.running_norm:
-            count, total, total_sq = (a.sum(axis=(0, 1)) for a in seen)
+            count, total, total_sq = (a.sum(axis=(0, 1)) for a in (rollouts.obs_count, rollouts.obs_sum,
+                                                                      rollouts.obs_sum_sq))
             stats = state.obs_stats.merge(RunningStats.from_sums(count, total, total_sq))
             state = state.replace(obs_stats=stats, norm=stats.norm(self.cfg.obs_std_floor))
         return state, metrics
 
     # -- evaluation of the current mean ----------------------------------------------------
-    def _evaluate_mean(self, state: RunState, key, num_policies: int):
+    def _evaluate_mean(self, state: RunState, key, num_policies: int, own: bool):
         k_init, k_env = jax.random.split(key)
-        inits = self._inits(k_init, state, num_policies)
-        returns, _, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
-        return returns
+        inits = self._inits(k_init, state, num_policies, fresh=not own)
+        rollouts, _ = self._score(self.eval_rollout, self.es.mean(state.es_state), inits, k_env, state.norm)
+        return rollouts
 
-    def evaluation_returns(self, state: RunState) -> np.ndarray:
-        """Returns [policies, episodes] of the current mean dataset (or weights, direct ES):
-        HaDES-R trains ``eval_policies`` fresh initialisations, HaDES-F its own fixed one."""
-        key = jax.random.fold_in(self._eval_key, state.generation)
-        return np.asarray(self._evaluate(state, key, self.cfg.eval_policies))
+    def evaluation_rollouts(self, state: RunState, own_init: bool = False):
+        """Rollouts [policies, episodes] of the current mean dataset (or weights, direct ES), with
+        keys never used for fitness: ``eval_policies`` fresh initialisations, or (``own_init``,
+        HaDES-F) the run's own one."""
+        key = jax.random.fold_in(jax.random.fold_in(self._eval_key, state.generation), int(own_init))
+        return jax.device_get(self._evaluate(state, key, 1 if own_init else self.cfg.eval_policies, own_init))
 
-    eval_keys = ("return_mean", "return_std")
+    @property
+    def eval_keys(self) -> tuple[str, ...]:
+        keys = ("return_mean", "return_std", "return_ci95", "episode_length_mean", "distinct_episodes")
+        return keys + (("own_init_return_mean", "own_init_return_std") if self.cfg.variant == "hades-f" else ())
 
     def evaluate(self, state: RunState) -> dict:
-        r = self.evaluation_returns(state)
-        return {"return_mean": float(r.mean()), "return_std": float(r.std()),
-                "returns_per_policy": [float(x) for x in r.mean(axis=1)], "episodes": int(r.size)}
+        out = summarize(self.evaluation_rollouts(state), self.env)
+        if self.cfg.variant == "hades-f":
+            own = summarize(self.evaluation_rollouts(state, own_init=True), self.env, prefix="own_init_")
+            out.update({k: v for k, v in own.items() if k in ("own_init_return_mean", "own_init_return_std",
+                                                              "own_init_distinct_episodes")})
+        return out
+
+    def random_reference(self) -> dict:
+        """The random-policy return under the same protocol (computed once)."""
+        if self._random is None:
+            key = jax.random.fold_in(self._eval_key, 2**31 - 1)  # no generation reaches it
+            self._random = random_policy_return(self.env, key, self.cfg.eval_episodes * self.cfg.eval_policies)
+        return self._random
 
     def evolved_bc(self, state: RunState) -> dict:
         """The mean solution's BC learning rate and steps (``--evolve-bc``)."""
@@ -206,7 +228,8 @@ class Distiller:
     def describe(self, state: RunState | None = None) -> dict:
         out = {"env": self.cfg.env, "variant": self.cfg.variant,
                "devices": 1 if self.mesh is None else int(self.mesh.devices.size),
-               "chunk": self.chunk or self.cfg.es.population}
+               "chunk": self.chunk or self.cfg.es.population, "actions": self.cfg.actions,
+               "env_episode_limit": self.env.max_steps, **self.random_reference()}
         if self.cfg.evolve_bc and state is not None:
             out["evolved_bc"] = self.evolved_bc(state)
         return out
@@ -227,7 +250,7 @@ class Distiller:
             "states": np.asarray(state.norm.inverse(x), np.float32),
             "actions": np.asarray(y, np.int32 if self.env.discrete else np.float32),
         }
-        if self.cfg.obs_norm != "none":
+        if self.cfg.obs_norm in ("constant", "running"):  # rollout: states are the policy's inputs
             out["obs_mean"] = np.asarray(state.norm.mean, np.float32)
             out["obs_std"] = np.asarray(state.norm.std, np.float32)
         return out
@@ -236,7 +259,8 @@ class Distiller:
         """Write the dataset artifact (HaDES) or the policy's weights (direct ES) into ``out``."""
         cfg = self.cfg
         if self.direct:
-            stats = (np.asarray(state.norm.mean), np.asarray(state.norm.std)) if cfg.obs_norm != "none" else (None, None)
+            fixed = cfg.obs_norm in ("constant", "running")
+            stats = (np.asarray(state.norm.mean), np.asarray(state.norm.std)) if fixed else (None, None)
             path = out / "policy.safetensors"
             save_policy(path, jax.device_get(self.solution(state)), cfg.env, cfg.to_dict(), *stats)
             return path

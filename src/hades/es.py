@@ -4,8 +4,24 @@
 - ``ask(key, state) -> (population, state)``: population is a pytree with a leading axis;
 - ``tell(key, population, fitness, state) -> state``: ``fitness`` is "higher is better"
   (returns); the sign flip to evosax's minimisation happens here and nowhere else.
-Antithetic sampling is used wherever the strategy offers it (Open_ES and friends); fitness
-shaping is the strategy's own (centred ranks for Open_ES, rank weights for SNES).
+
+Each strategy runs with its OWN update rule unless the config says otherwise:
+- ``es_optimizer``: ``auto`` gives Open_ES Adam at ``es_lr`` (0.05 by default: the paper's
+  OpenES; evosax's own Open_ES default, SGD at 1e-3, is a placeholder) and every other strategy
+  evosax's default for it (SNES and xNES: the natural-gradient mean step, SGD at learning rate 1,
+  which is what the paper's evosax <= 0.1.5 SNES did); ``adam`` / ``sgd`` replace the optimizer
+  of a strategy that has one.
+- ``es_temperature`` > 0 replaces a strategy's rank weights by ``softmax(-T * rank / (P - 1))``
+  (rank 0 the best), the weights of the paper's evosax <= 0.1.5 SNES: at P = 2048, T = 20 the
+  best 10% of ranks carry 0.86 of the weight (evosax 0.3's own temperature weights, DES-style
+  sigmoids, give them 0.31).
+- ``es_shaping`` ``raw`` hands the returns to the update unshaped (the paper's OpenES).
+- ``sigma_decay`` / ``sigma_limit``: a std schedule ``max(sigma * decay^g, limit)`` for strategies
+  with a schedule; ``sigma_limit`` also floors the std of any strategy that keeps one in its state
+  (SNES's adapted per-dimension std), after every update.
+An option the chosen strategy would ignore is refused with a one-line error, never dropped.
+
+Antithetic sampling is used wherever the strategy offers it (Open_ES and friends).
 States are re-cast to concrete dtypes: evosax 0.3 initialises some scalars as weakly typed,
 which would otherwise retrace a jitted generation step every generation.
 """
@@ -18,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from evosax.algorithms import distribution_based_algorithms
-from evosax.algorithms.distribution_based.discovered_es import get_weights as temperature_weights
+from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
 from hades.config import ESConfig
 from hades.errors import HadesError
@@ -27,6 +43,10 @@ from hades.errors import HadesError
 # user-supplied sampling function.
 _EXCLUDED = {"CMAAnchoredLES", "LES", "EvoTF_ES", "SV_CMA_ES", "SV_Open_ES", "RandomSearch"}
 STRATEGIES = tuple(sorted(n for n in distribution_based_algorithms if n not in _EXCLUDED))
+DEFAULT_ADAM_LR = 0.05
+# Strategies whose update is a plain rank-weighted sum, so their weights can be replaced
+# (CMA-ES and friends derive mu_eff and learning rates from their own weights).
+RANK_WEIGHTED = ("SNES", "xNES", "DES")
 
 
 def concrete(tree):
@@ -34,28 +54,77 @@ def concrete(tree):
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
 
 
+def softmax_rank_weights(population: int, temperature: float) -> jax.Array:
+    """The paper's SNES rank weights (evosax <= 0.1.5): ``softmax(-T * rank / (P - 1))``, rank 0 best."""
+    ranks = jnp.arange(population, dtype=jnp.float32) / max(population - 1, 1)
+    return jax.nn.softmax(-temperature * ranks)
+
+
+def update_rule(cfg: ESConfig) -> tuple[str, float]:
+    """(optimizer, learning rate) the strategy will use: ``own`` (evosax's default for it, lr
+    unused), ``adam`` or ``sgd``. Raises HadesError for a combination the strategy cannot honour."""
+    if cfg.strategy not in STRATEGIES:
+        raise HadesError(f"unknown ES strategy {cfg.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    accepted = inspect.signature(distribution_based_algorithms[cfg.strategy].__init__).parameters
+    if cfg.es_optimizer == "auto":
+        name = "adam" if cfg.strategy == "Open_ES" else "own"
+    else:
+        name = cfg.es_optimizer
+        if "optimizer" not in accepted:
+            raise HadesError(f"{cfg.strategy} has no optimizer to replace; drop --es-optimizer {name}")
+    if name == "own":
+        if cfg.es_lr or cfg.es_lr_decay != 1.0:
+            raise HadesError(f"{cfg.strategy} uses its own update rule (evosax's default), which --es-lr and "
+                             "--es-lr-decay do not change; pass --es-optimizer adam or sgd to set them")
+        return name, 0.0
+    if name == "sgd" and not cfg.es_lr:
+        raise HadesError("--es-optimizer sgd needs --es-lr")
+    return name, cfg.es_lr or DEFAULT_ADAM_LR
+
+
 class Strategy:
     def __init__(self, cfg: ESConfig, solution):
-        if cfg.strategy not in STRATEGIES:
-            raise HadesError(f"unknown ES strategy {cfg.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        optimizer, lr = update_rule(cfg)
         cls = distribution_based_algorithms[cfg.strategy]
         accepted = inspect.signature(cls.__init__).parameters
         kwargs = {}
-        if "optimizer" in accepted:
-            kwargs["optimizer"] = optax.adam(cfg.es_lr)
+        if optimizer != "own":
+            schedule = optax.exponential_decay(lr, 1, cfg.es_lr_decay) if cfg.es_lr_decay != 1.0 else lr
+            kwargs["optimizer"] = (optax.adam if optimizer == "adam" else optax.sgd)(schedule)
         if "std_schedule" in accepted:
-            kwargs["std_schedule"] = optax.constant_schedule(cfg.sigma)
+            kwargs["std_schedule"] = self._std_schedule(cfg)
+        elif cfg.sigma_decay != 1.0:
+            raise HadesError(f"{cfg.strategy} adapts its own search std; --sigma-decay applies to strategies "
+                             "with a std schedule (Open_ES, ARS, PGPE-like)")
         if "use_antithetic_sampling" in accepted:
             kwargs["use_antithetic_sampling"] = True
+        if cfg.es_shaping == "raw":
+            kwargs["fitness_shaping_fn"] = identity_fitness_shaping_fn
         self.cfg = cfg
+        self.optimizer = optimizer
         self.algo = cls(population_size=cfg.population, solution=solution, **kwargs)
         params = self.algo.default_params
         if hasattr(params, "std_init"):
             params = params.replace(std_init=jnp.asarray(cfg.sigma, jnp.float32))
-        if cfg.es_temperature > 0 and hasattr(params, "weights"):
-            params = params.replace(weights=temperature_weights(cfg.population, cfg.es_temperature))
+        if cfg.es_temperature > 0:
+            if cfg.strategy not in RANK_WEIGHTED:
+                raise HadesError(f"--es-temperature replaces the rank weights of {', '.join(RANK_WEIGHTED)}; "
+                                 f"{cfg.strategy} has none that can be replaced")
+            if cfg.es_shaping == "raw":
+                raise HadesError("--es-temperature sets rank weights, --es-shaping raw turns them off: choose one")
+            params = params.replace(weights=softmax_rank_weights(cfg.population, cfg.es_temperature))
+        self._floors_std = cfg.sigma_limit > 0 and "std" in self.algo.init(
+            jax.random.PRNGKey(0), solution, params).__dataclass_fields__
+        if cfg.sigma_limit > 0 and not (self._floors_std or "std_schedule" in accepted):
+            raise HadesError(f"{cfg.strategy} keeps no search std that --sigma-limit could bound")
         self.params = concrete(params)
         self.num_dims = self.algo.num_dims
+
+    @staticmethod
+    def _std_schedule(cfg: ESConfig):
+        if cfg.sigma_decay == 1.0:
+            return optax.constant_schedule(max(cfg.sigma, cfg.sigma_limit))
+        return optax.exponential_decay(cfg.sigma, 1, cfg.sigma_decay, end_value=cfg.sigma_limit or None)
 
     def init(self, key, mean):
         return concrete(self.algo.init(key, mean, self.params))
@@ -65,7 +134,13 @@ class Strategy:
 
     def tell(self, key, population, fitness, state):
         state, _ = self.algo.tell(key, population, -fitness, state, self.params)
+        if self._floors_std:
+            state = state.replace(std=jnp.maximum(state.std, self.cfg.sigma_limit))
         return concrete(state)
 
     def mean(self, state):
         return self.algo.get_mean(state)
+
+    def std(self, state):
+        """The current search std (mean over dimensions), or nan for strategies without one."""
+        return jnp.mean(state.std) if hasattr(state, "std") else jnp.float32(jnp.nan)

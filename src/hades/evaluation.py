@@ -1,11 +1,24 @@
-"""Train fresh policies on a dataset artifact and measure their returns (``hades train``).
+"""The evaluation protocol, and training fresh policies on a dataset artifact (``hades train``).
+
+Every return hades reports (a run's evaluations and final figure, ``hades train``, transfer,
+merge) is measured the same way (docs/evaluation.md):
+- keys that were never used for fitness (their own branch of the seed);
+- freshly initialised policies, unless the figure is explicitly "own init" (a HaDES-F dataset
+  retrained from its run's saved initialisation);
+- whole episodes, up to the environment's own limit; a figure taken with a lower step cap says
+  so (``step_cap`` and ``capped_episodes``);
+- actions as the run chose (``sample`` unless greedy was asked for);
+- with the number of distinct trajectories the episodes held (``distinct_episodes``), so an
+  evaluation that saw the same few episodes again and again is visible, the episode lengths,
+  and a 95% confidence interval over the policies.
 
 ``train_and_evaluate`` checks the dataset against the environment, trains ``num_policies``
-policies by BC (vmapped: one compiled call) and rolls each out for ``episodes`` episodes with
-the fitness definition of ``rollout.py``.
+policies by BC (vmapped: one compiled call) and rolls each out for ``episodes`` episodes.
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +31,47 @@ from hades.envs import Env, make_env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm
 from hades.policies import make_policy
-from hades.rollout import make_rollout
+from hades.rollout import Rollouts, distinct_episodes, episode_cap, make_rollout, random_rollout
+
+# two-sided 95% Student t quantiles by degrees of freedom (1..30); normal beyond
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def ci95(values) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (Student t); nan for one value."""
+    v = np.asarray(values, np.float64).ravel()
+    if v.size < 2:
+        return float("nan")
+    t = _T95[v.size - 2] if v.size - 1 <= len(_T95) else 1.960
+    return float(t * v.std(ddof=1) / math.sqrt(v.size))
+
+
+def summarize(r: Rollouts, env: Env, max_steps: int = 0, prefix: str = "") -> dict:
+    """The protocol's figures of rollouts stacked [policies, episodes]."""
+    returns = np.asarray(r.returns, np.float64)
+    per_policy = returns.mean(axis=1)
+    cap = episode_cap(env, max_steps)
+    out = {
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "return_ci95": ci95(per_policy) if len(per_policy) > 1 else ci95(returns),
+        "returns_per_policy": [float(x) for x in per_policy], "episodes": int(returns.size),
+        "episode_length_mean": float(np.mean(r.lengths)), "episode_length_max": int(np.max(r.lengths)),
+        "distinct_episodes": distinct_episodes(r),
+    }
+    if cap < env.max_steps:
+        out["step_cap"] = cap
+        out["capped_episodes"] = int(np.sum(~np.asarray(r.ended) & (np.asarray(r.lengths) >= cap)))
+    return {prefix + k: v for k, v in out.items()}
+
+
+def random_policy_return(env: Env, key, episodes: int = 64) -> dict:
+    """Return of uniformly random actions over ``episodes`` whole episodes (the reference figure)."""
+    r = jax.jit(random_rollout(env, episodes))(key)
+    returns = np.asarray(r.returns, np.float64)
+    return {"random_return_mean": float(returns.mean()), "random_return_ci95": ci95(returns),
+            "random_episodes": int(returns.size)}
 
 
 def check_dataset(ds: Dataset, env: Env) -> None:
@@ -45,22 +98,24 @@ def run_config(ds: Dataset) -> DistillConfig:
 
 
 def input_norm(ds: Dataset, obs_shape) -> ObsNorm:
-    """The observation normalisation a policy trained on ``ds`` acts with."""
+    """The fixed observation normalisation a policy trained on ``ds`` acts with (the identity for
+    datasets without statistics, and for per-rollout normalisation, which the rollout does)."""
     if ds.normalised:
         return ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std))
     return ObsNorm.identity(obs_shape)
 
 
 def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, episodes: int,
-                 eval_steps: int = 0, max_steps: int | None = None):
-    """A jitted ``run(inits, keys, lrs, steps) -> returns [P, episodes]``: P policies trained by BC
-    on ``ds`` from ``inits`` (stacked params) with their own learning rates and step counts (traced,
-    so one compiled call covers a whole sweep), each rolled out for ``episodes`` episodes.
+                 eval_steps: int = 0, max_steps: int | None = None, actions: str = "sample"):
+    """A jitted ``run(inits, keys, lrs, steps) -> Rollouts [P, episodes]``: P policies trained by
+    BC on ``ds`` from ``inits`` (stacked params) with their own learning rates and step counts
+    (traced, so one compiled call covers a whole sweep), each rolled out for ``episodes`` episodes.
     ``policy_init`` on the result makes stacked fresh initialisations."""
     check_dataset(ds, env)
     policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
     train = make_bc_train(policy, bc_cfg, max_steps=max_steps)
-    rollout = make_rollout(env, policy, episodes, eval_steps)
+    rollout = make_rollout(env, policy, episodes, eval_steps, actions,
+                           per_rollout_norm=ds.normalisation == "rollout")
     norm = input_norm(ds, env.obs_shape)
     x, y = jnp.asarray(ds.inputs()), jnp.asarray(ds.actions)
 
@@ -75,15 +130,15 @@ def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConf
 def train_and_evaluate(
     ds: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int = 5,
     episodes: int = 10, eval_steps: int = 0, seed: int = 0, env_name: str | None = None, init_params=None,
-    backend: str = "positional",
-) -> np.ndarray:
-    """Returns [num_policies, episodes] episode returns of BC policies trained on ``ds``.
+    backend: str = "positional", actions: str = "sample",
+) -> Rollouts:
+    """Rollouts [num_policies, episodes] of BC policies trained on ``ds``.
 
     ``init_params`` (one policy's params) trains every policy from that initialisation instead of
     fresh ones (HaDES-F datasets are tied to their run's init).
     """
     env = make_env(env_name or ds.env, backend)
-    run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps)
+    run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps, actions=actions)
     k_init, k_env = jax.random.split(jax.random.PRNGKey(seed))
     if init_params is None:
         inits = run.policy_init(jax.random.split(k_init, num_policies))
@@ -91,12 +146,4 @@ def train_and_evaluate(
         inits = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_policies, *a.shape)), init_params)
     lrs = jnp.full(num_policies, bc_cfg.bc_lr, jnp.float32)
     steps = jnp.full(num_policies, bc_cfg.bc_steps, jnp.int32)
-    return np.asarray(run(inits, jax.random.split(k_env, num_policies), lrs, steps))
-
-
-def summarize(returns: np.ndarray) -> dict:
-    per_policy = returns.mean(axis=1)
-    return {
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-        "per_seed_returns": [float(r) for r in per_policy], "episodes_per_seed": int(returns.shape[1]),
-    }
+    return jax.device_get(run(inits, jax.random.split(k_env, num_policies), lrs, steps))

@@ -118,7 +118,8 @@ def task_policy(policy: Policy, task: dict, total_in: int) -> Policy:
 
 
 def merged_returns(merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int,
-                   episodes: int, eval_steps: int = 0, seed: int = 0, train: bool = True) -> list[np.ndarray]:
+                   episodes: int, eval_steps: int = 0, seed: int = 0, train: bool = True,
+                   actions: str = "sample") -> list[np.ndarray]:
     """Per task: [num_policies, episodes] returns of agents trained on the merged dataset (or, with
     ``train=False``, of the untrained initialisations: the random-policy reference)."""
     tasks = tasks_of(merged)
@@ -136,14 +137,15 @@ def merged_returns(merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, 
         env = make_env(task["env"], task.get("backend", "positional"))
         view = task_view(merged, i)
         norm = input_norm(view, env.obs_shape)
-        rollout = make_rollout(env, task_policy(policy, task, total_in), episodes, eval_steps)
+        rollout = make_rollout(env, task_policy(policy, task, total_in), episodes, eval_steps, actions)
         keys = jax.random.split(jax.random.fold_in(k_env, i), num_policies)
-        out.append(np.asarray(jax.jit(jax.vmap(lambda p, k: rollout(p, k, norm)))(params, keys)))
+        out.append(np.asarray(jax.jit(jax.vmap(lambda p, k: rollout(p, k, norm)))(params, keys).returns))
     return out
 
 
 def evaluate_merge(a: Dataset, b: Dataset, merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *,
-                   num_policies: int = 5, episodes: int = 10, eval_steps: int = 0, seed: int = 0) -> dict:
+                   num_policies: int = 5, episodes: int = 10, eval_steps: int = 0, seed: int = 0,
+                   actions: str = "sample") -> dict:
     """Agents trained on A, on B and on the merge, each scored on its environment(s).
 
     Normalised return on task i = (R - R_random) / (R_single - R_random), where R_single is the
@@ -151,13 +153,14 @@ def evaluate_merge(a: Dataset, b: Dataset, merged: Dataset, policy_cfg: PolicyCo
     (the merged architecture's initialisations) in task i; 1 means no loss from merging.
     """
     merged_r = merged_returns(merged, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                              eval_steps=eval_steps, seed=seed)
+                              eval_steps=eval_steps, seed=seed, actions=actions)
     random_r = merged_returns(merged, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                              eval_steps=eval_steps, seed=seed, train=False)
+                              eval_steps=eval_steps, seed=seed, train=False, actions=actions)
     result = {"tasks": []}
     for i, (ds, task) in enumerate(zip((a, b), tasks_of(merged))):
         single = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                                    eval_steps=eval_steps, seed=seed, backend=task.get("backend", "positional"))
+                                    eval_steps=eval_steps, seed=seed, backend=task.get("backend", "positional"),
+                                    actions=actions).returns
         r_single, r_merged, r_random = float(single.mean()), float(merged_r[i].mean()), float(random_r[i].mean())
         gap = r_single - r_random
         result["tasks"].append({

@@ -1,15 +1,20 @@
-"""Observation normalisation: none, constant statistics of reference states, or running statistics.
+"""Observation normalisation: none, constant, per-rollout running, or pooled running statistics.
 
-The released HaDES code calls this "virtual batch normalisation": the mean and std of
-observations are computed once from a reference set of states (here: random-action episodes)
-and kept fixed. ``std`` is floored (``std_floor``) so inputs that are almost never set are not
-blown up (the original code had variances of ~1e-11).
-
-Running normalisation (the paper's Brax setting, ``RunningStats``) starts from the identity and,
-after every generation, merges the mean/variance of every observation the population's
-evaluation envs saw (until their episodes ended) into the statistics; the next generation's
-policies see observations normalised with the updated, floored statistics. Datasets live in
-the normalised space, and the artifact stores the final statistics.
+- ``constant`` (the released MinAtar code's "virtual batch normalisation"): the mean and std of
+  observations are computed once from a reference set of states (here: random-action episodes)
+  and kept fixed. ``std`` is floored (``std_floor``) so inputs that are almost never set are not
+  blown up (the original code had variances of ~1e-11).
+- ``rollout`` (the paper's Brax setting, ``RolloutStats``): every rollout starts fresh running
+  statistics (count 1e-4, mean 0, variance 1) and, before each action, merges the observations
+  its live envs see into them and normalises with them: purejaxrl's NormalizeVecObservation, the
+  wrapper the official Brax code evaluates every candidate with. Nothing is carried between
+  candidates or generations, so datasets live in the policy's input space and an artifact of
+  this mode stores its states as policy inputs (no statistics).
+- ``running`` (pooled, ``RunningStats``): starts from the identity and, after every generation,
+  merges the mean/variance of every observation the whole population's evaluation envs saw
+  (until their episodes ended) into one set of statistics; the next generation's policies see
+  observations normalised with them. Not the paper's setting; datasets live in the normalised
+  space and the artifact stores the final statistics.
 
 A policy sees ``(obs - mean) / std``; with ``ObsNorm.identity`` that is the raw observation.
 """
@@ -98,3 +103,35 @@ class RunningStats:
     def norm(self, std_floor: float) -> ObsNorm:
         std = jnp.sqrt(self.m2 / jnp.maximum(self.count, 1.0))
         return ObsNorm(self.mean, jnp.where(self.count > 0, jnp.maximum(std, std_floor), 1.0))
+
+
+ROLLOUT_EPS = 1e-8
+
+
+@struct.dataclass
+class RolloutStats:
+    """Per-rollout running mean/variance of observations (purejaxrl's NormalizeVecObservation)."""
+
+    count: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+    @classmethod
+    def fresh(cls, obs_shape) -> "RolloutStats":
+        return cls(jnp.float32(1e-4), jnp.zeros(obs_shape, jnp.float32), jnp.ones(obs_shape, jnp.float32))
+
+    def update(self, batch, live) -> "RolloutStats":
+        """Merge the observations ``batch`` [n, *obs_shape] of the ``live`` [n] envs."""
+        w = live.astype(jnp.float32).reshape((-1,) + (1,) * (batch.ndim - 1))
+        n = w.sum()
+        safe = jnp.maximum(n, 1.0)
+        batch_mean = (w * batch).sum(0) / safe
+        batch_var = (w * (batch - batch_mean) ** 2).sum(0) / safe
+        total = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        return RolloutStats(total, mean, m2 / total)
+
+    def __call__(self, obs):
+        return (obs - self.mean) / jnp.sqrt(self.var + ROLLOUT_EPS)

@@ -22,16 +22,19 @@ import numpy as np
 
 from hades.envs import Env
 from hades.errors import HadesError
-from hades.normalization import ObsNorm
+from hades.normalization import ObsNorm, RolloutStats
 from hades.policies import Policy
+from hades.rollout import episode_cap
 
 FORMATS = (".gif", ".mp4", ".html")
 
 
-def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_steps: int = 0):
+def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_steps: int = 0,
+                   actions: str = "sample", per_rollout_norm: bool = False):
     """(states, observations, rewards) of one episode, trimmed to where it ended (numpy pytrees,
-    the first entry the reset state)."""
-    cap = max_steps or env.max_steps
+    the first entry the reset state). Actions and normalisation as in ``rollout.py``."""
+    cap = episode_cap(env, max_steps)
+    stochastic = actions == "sample"
     k_reset, k_run = jax.random.split(key)
 
     @jax.jit
@@ -39,13 +42,17 @@ def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_ste
         obs, state = jax.tree.map(jnp.asarray, env.reset(k_reset))
 
         def body(carry, t):
-            obs, state, done = carry
+            obs, state, done, stats = carry
+            if per_rollout_norm:
+                stats = stats.update(obs[None], ~done[None])
             k_act, k_env = jax.random.split(jax.random.fold_in(k_run, t))
-            action = policy.act(params, norm(obs), k_act)
+            action = policy.act(params, stats(obs) if per_rollout_norm else norm(obs), k_act, stochastic)
             nobs, nstate, reward, now_done = env.step(k_env, state, action)
-            return (nobs, nstate, done | now_done), (nobs, nstate, jnp.where(done, 0.0, reward), done)
+            return (nobs, nstate, done | now_done, stats), (nobs, nstate, jnp.where(done, 0.0, reward), done)
 
-        _, (obs_seq, state_seq, rewards, was_done) = jax.lax.scan(body, (obs, state, jnp.bool_(False)), jnp.arange(cap))
+        stats0 = RolloutStats.fresh(env.obs_shape) if per_rollout_norm else ()
+        _, (obs_seq, state_seq, rewards, was_done) = jax.lax.scan(body, (obs, state, jnp.bool_(False), stats0),
+                                                                  jnp.arange(cap))
         first = jax.tree.map(lambda a: a[None], (obs, state))
         return (jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[0], obs_seq),
                 jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[1], state_seq), rewards, was_done)

@@ -5,58 +5,125 @@ episode from its own reset, for at most ``max_steps`` steps; the episode's retur
 its rewards until it ends (terminated or truncated) or until the step cap, whichever comes
 first. A cap shorter than the episode therefore gives the *partial* return, never 0 (the
 original code averaged completed episodes only, so Freeway's 2500-step episodes scored 0 in a
-1024-step rollout). With ``max_steps`` >= the episode limit this is the true episode return.
-The loop stops as soon as every episode in the batch has ended.
+1024-step rollout). The cap can only lower the environment's own episode limit
+(``Env.max_steps``: gymnax's ``max_steps_in_episode``, 1000 for Brax), so an episode never runs
+past it. The loop stops as soon as every episode in the batch has ended.
 
-With ``collect_obs`` the rollout also returns ``(count, sum, sum of squares)`` of the raw
-observations its policies acted on (running observation normalisation, ``normalization.py``).
+``make_rollout(...)(params, key, norm)`` returns one pytree, :class:`Rollouts`: returns, episode
+lengths, whether each episode ended by itself (not by the cap), a fingerprint of each
+trajectory (equal trajectories give equal fingerprints, so counting distinct ones shows how
+many different episodes an evaluation really saw), and the count / sum / sum of squares of the
+raw observations the policy acted on (pooled running normalisation, ``normalization.py``).
+
+Actions are sampled from the policy (``sample``, the paper's setting) or greedy (argmax /
+Gaussian mean). With ``per_rollout_norm`` the observations are normalised by statistics that
+start afresh in every call and take in each step's observations before acting (the paper's Brax
+setting); otherwise by the fixed ``norm`` passed in.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from hades.envs import Env
-from hades.normalization import ObsNorm
+from hades.normalization import ObsNorm, RolloutStats
 from hades.policies import Policy
 
 
-def make_rollout(env: Env, policy: Policy, num_envs: int, max_steps: int = 0, stochastic: bool = False,
-                 collect_obs: bool = False, count_steps: bool = False):
-    """Returns ``rollout(params, key, norm) -> returns [num_envs]`` (pure, jittable, vmappable),
-    or ``(returns, (count, sum, sum_sq))`` with ``collect_obs``; ``count_steps`` (benchmarks)
-    returns ``(returns, loop iterations)`` instead."""
-    cap = max_steps or env.max_steps
-    zeros = jnp.zeros(env.obs_shape, jnp.float32)
+@struct.dataclass
+class Rollouts:
+    returns: jax.Array  # [num_envs] float32
+    lengths: jax.Array  # [num_envs] int32: steps taken in each episode
+    ended: jax.Array  # [num_envs] bool: the episode ended by itself (False: cut by the cap)
+    fingerprint: jax.Array  # [num_envs] float32: equal trajectories, equal values
+    obs_count: jax.Array  # float32: observations acted on (all envs)
+    obs_sum: jax.Array  # [*obs_shape]
+    obs_sum_sq: jax.Array  # [*obs_shape]
+    steps: jax.Array  # int32: loop iterations (the longest episode in the batch)
 
-    def rollout(params, key, norm: ObsNorm):
+
+def episode_cap(env: Env, max_steps: int = 0) -> int:
+    """Steps an episode may run: the environment's limit, or ``max_steps`` if that is lower."""
+    return min(max_steps, env.max_steps) if max_steps > 0 else env.max_steps
+
+
+def make_rollout(env: Env, policy: Policy | None, num_envs: int, max_steps: int = 0, actions: str = "sample",
+                 per_rollout_norm: bool = False, act=None):
+    """Returns ``rollout(params, key, norm) -> Rollouts`` (pure, jittable, vmappable).
+    ``act(params, inputs, key) -> action`` replaces the policy's own (the random policy)."""
+    cap = episode_cap(env, max_steps)
+    if act is None:
+        stochastic = actions == "sample"
+        act = lambda p, x, k: policy.act(p, x, k, stochastic)  # noqa: E731
+    zeros = jnp.zeros(env.obs_shape, jnp.float32)
+    # a fixed random projection of observations and actions for the trajectory fingerprints
+    k_obs, k_act = jax.random.split(jax.random.PRNGKey(12345))
+    project_obs = jax.random.normal(k_obs, env.obs_shape)
+    project_act = 1.0 + jax.random.uniform(k_act, (1 if env.discrete else env.action_dim,))
+    obs_axes = tuple(range(1, 1 + len(env.obs_shape)))
+
+    def rollout(params, key, norm: ObsNorm) -> Rollouts:
         reset_keys = jax.random.split(jax.random.fold_in(key, 0), num_envs)
         obs, state = jax.vmap(env.reset)(reset_keys)
         step_key = jax.random.fold_in(key, 1)
 
         def cond(carry):
-            t, _, _, _, done, _ = carry
-            return jnp.logical_and(t < cap, ~jnp.all(done))
+            return jnp.logical_and(carry["t"] < cap, ~jnp.all(carry["done"]))
 
-        def body(carry):
-            t, obs, state, ret, done, seen = carry
-            if collect_obs:
-                live = (~done).astype(jnp.float32).reshape((num_envs,) + (1,) * len(env.obs_shape))
-                seen = (seen[0] + jnp.sum(~done), seen[1] + (live * obs).sum(0), seen[2] + (live * obs**2).sum(0))
-            k_act, k_env = jax.random.split(jax.random.fold_in(step_key, t))
+        def body(c):
+            live = ~c["done"]
+            w = live.astype(jnp.float32).reshape((num_envs,) + (1,) * len(env.obs_shape))
+            obs = c["obs"]
+            stats = c["stats"].update(obs, live) if per_rollout_norm else c["stats"]
+            inputs = jax.vmap(stats)(obs) if per_rollout_norm else jax.vmap(norm)(obs)
+            k_act, k_env = jax.random.split(jax.random.fold_in(step_key, c["t"]))
             act_keys = jax.random.split(k_act, num_envs)
             env_keys = jax.random.split(k_env, num_envs)
-            action = jax.vmap(lambda o, k: policy.act(params, norm(o), k, stochastic))(obs, act_keys)
-            obs, state, reward, now_done = jax.vmap(env.step)(env_keys, state, action)
-            ret = ret + jnp.where(done, 0.0, reward)
-            return t + 1, obs, state, ret, done | now_done, seen
+            action = jax.vmap(lambda x, k: act(params, x, k))(inputs, act_keys)
+            nobs, nstate, reward, now_done = jax.vmap(env.step)(env_keys, c["state"], action)
+            act_code = action.astype(jnp.float32).reshape(num_envs, -1) @ project_act
+            code = (obs * project_obs).sum(obs_axes) + 0.5 * act_code + reward
+            return {
+                "t": c["t"] + 1, "obs": nobs, "state": nstate, "stats": stats,
+                "ret": c["ret"] + jnp.where(live, reward, 0.0),
+                "len": c["len"] + live.astype(jnp.int32),
+                "done": c["done"] | now_done, "ended": c["ended"] | (live & now_done),
+                "fp": jnp.where(live, c["fp"] * 1.0001 + code, c["fp"]),
+                "n": c["n"] + live.sum(), "sum": c["sum"] + (w * obs).sum(0), "sq": c["sq"] + (w * obs**2).sum(0),
+            }
 
-        seen = (jnp.float32(0.0), zeros, zeros) if collect_obs else ()
-        init = (jnp.int32(0), obs, state, jnp.zeros(num_envs), jnp.zeros(num_envs, bool), seen)
-        t, _, _, returns, _, seen = jax.lax.while_loop(cond, body, init)
-        if count_steps:
-            return returns, t
-        return (returns, seen) if collect_obs else returns
+        init = {
+            "t": jnp.int32(0), "obs": obs, "state": state,
+            "stats": RolloutStats.fresh(env.obs_shape) if per_rollout_norm else (),
+            "ret": jnp.zeros(num_envs), "len": jnp.zeros(num_envs, jnp.int32),
+            "done": jnp.zeros(num_envs, bool), "ended": jnp.zeros(num_envs, bool), "fp": jnp.zeros(num_envs),
+            "n": jnp.float32(0.0), "sum": zeros, "sq": zeros,
+        }
+        c = jax.lax.while_loop(cond, body, init)
+        return Rollouts(returns=c["ret"], lengths=c["len"], ended=c["ended"], fingerprint=c["fp"],
+                        obs_count=c["n"], obs_sum=c["sum"], obs_sum_sq=c["sq"], steps=c["t"])
 
     return rollout
+
+
+def random_rollout(env: Env, num_envs: int, max_steps: int = 0):
+    """``rollout(key) -> Rollouts`` of uniformly random actions (the random-policy reference)."""
+
+    def act(_params, _x, key):
+        if env.discrete:
+            return jax.random.randint(key, (), 0, env.num_actions)
+        return jax.random.uniform(key, (env.action_dim,), minval=env.action_low, maxval=env.action_high)
+
+    run = make_rollout(env, None, num_envs, max_steps, act=act)
+    return lambda key: run({}, key, ObsNorm.identity(env.obs_shape))
+
+
+def distinct_episodes(r: Rollouts) -> int:
+    """How many different trajectories a (stacked) batch of rollouts holds."""
+    import numpy as np
+
+    keys = np.stack([np.asarray(r.fingerprint).ravel(), np.asarray(r.lengths).ravel().astype(np.float64),
+                     np.asarray(r.returns).ravel()], axis=1)
+    return int(len(np.unique(keys, axis=0)))

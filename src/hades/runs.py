@@ -16,6 +16,8 @@ Layout of ``--out DIR``:
                              continues from it to the same result as an uninterrupted run
 - the product (``dataset.safetensors``, or ``policy.safetensors`` for direct ES), refreshed with
   every checkpoint
+- ``init.safetensors``       HaDES-F: the policy initialisation the dataset is tied to (what
+                             ``hades train --own-init`` retrains from)
 - ``summary.json``           ``describe()``, ``final_<key>`` of the final evaluation, timings
 - ``learning_curve.png``
 Every file is replaced atomically. Progress goes to a :class:`Reporter` (the CLI draws a progress
@@ -36,12 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from hades import __version__
-from hades.artifacts import atomic_write, load_checkpoint, save_checkpoint
+from hades.artifacts import atomic_write, load_checkpoint, save_checkpoint, save_policy
 from hades.config import DistillConfig, ImageDistillConfig
 from hades.devices import is_main_process, place
 from hades.errors import HadesError
 
 CHECKPOINT = "checkpoint.safetensors"
+INIT = "init.safetensors"
 CONFIG_KINDS = {cls.__name__: cls for cls in (DistillConfig, ImageDistillConfig)}
 
 
@@ -142,6 +145,9 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     if main:
         atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        own = d.own_init(state) if hasattr(d, "own_init") else None
+        if own is not None:
+            save_policy(out / INIT, jax.device_get(own), cfg.env, cfg.to_dict())
     else:
         reporter = Reporter()
 
@@ -176,7 +182,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
         _checkpoint(d, state, out, wall())
         raise
 
-    final = d.evaluate(state)
+    final = getattr(d, "final_evaluate", d.evaluate)(state)  # images: the test set, once
     if not main:
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
     product = d.write_product(state, out)

@@ -102,7 +102,14 @@ class ImageDistiller:
 
     def __init__(self, cfg: ImageDistillConfig):
         self.cfg = cfg.validate()
-        self.train_x, self.train_y = load_split(cfg.data_dir, "train")
+        train_x, train_y = load_split(cfg.data_dir, "train")
+        if cfg.holdout >= len(train_x):
+            raise HadesError(f"--holdout {cfg.holdout} leaves no training images (the training set has {len(train_x)})")
+        # a fixed split (seed 0, whatever the run's seed): the same validation images for every run
+        order = np.random.default_rng(0).permutation(len(train_x))
+        val, fit = order[:cfg.holdout], order[cfg.holdout:]
+        self.train_x, self.train_y = train_x[fit], train_y[fit]
+        self.val_x, self.val_y = train_x[val], train_y[val]
         self.test_x, self.test_y = load_split(cfg.data_dir, "test")
         self.means = class_means(self.train_x, self.train_y)
         shape = self.train_x.shape[1:]
@@ -114,7 +121,7 @@ class ImageDistiller:
         self.es = Strategy(cfg.es, jnp.zeros((NUM_CLASSES, *shape)))
         self._train_x, self._train_y = jnp.asarray(self.train_x), jnp.asarray(self.train_y)
         self.step = jax.jit(self._generation)
-        self._accuracies = jax.jit(self._test_accuracies)
+        self._accuracies = jax.jit(self._test_accuracies, static_argnums=2)
         self._baseline = None
 
     def init(self) -> ImageRunState:
@@ -132,7 +139,7 @@ class ImageDistiller:
         key = jax.random.fold_in(self._gen_key, state.generation)
         k_ask, k_init, k_batch, k_tell = jax.random.split(key, 4)
         population, es_state = self.es.ask(k_ask, state.es_state)
-        init = self.model.init(k_init)
+        inits = jax.vmap(self.model.init)(jax.random.split(k_init, self.cfg.num_inits))
         if self.cfg.fitness_batch:
             idx = jax.random.randint(k_batch, (self.cfg.fitness_batch,), 0, self._train_x.shape[0])
             x, y = self._train_x[idx], self._train_y[idx]
@@ -140,8 +147,12 @@ class ImageDistiller:
             x, y = self._train_x, self._train_y
 
         def fitness(images):
-            params, inner_loss = self.bc_train(init, images, self.labels)
-            return -self._loss(params, x, y), inner_loss
+            def one(init):
+                params, inner_loss = self.bc_train(init, images, self.labels)
+                return -self._loss(params, x, y), inner_loss
+
+            fit, inner = jax.vmap(one)(inits)
+            return fit.mean(), inner.mean()
 
         if self.cfg.fitness_batch:
             fit, inner = jax.vmap(fitness)(population)
@@ -152,8 +163,9 @@ class ImageDistiller:
                    "bc_loss": inner.mean(), "finite": jnp.all(jnp.isfinite(fit))}
         return state.replace(es_state=es_state, generation=state.generation + 1), metrics
 
-    def _test_accuracies(self, images, key):
-        x, y = jnp.asarray(self.test_x), jnp.asarray(self.test_y)
+    def _test_accuracies(self, images, key, split: str):
+        x, y = (jnp.asarray(a) for a in ((self.val_x, self.val_y) if split == "validation" else
+                                         (self.test_x, self.test_y)))
 
         def one(k):
             params, _ = self.bc_train(self.model.init(k), images, self.labels)
@@ -164,19 +176,29 @@ class ImageDistiller:
     def images(self, state: ImageRunState) -> np.ndarray:
         return np.asarray(self.es.mean(state.es_state), np.float32)
 
-    def test_accuracy(self, images, key=None) -> dict:
-        acc = np.asarray(self._accuracies(jnp.asarray(images), self._eval_key if key is None else key))
+    def test_accuracy(self, images, key=None, split: str = "test") -> dict:
+        acc = np.asarray(self._accuracies(jnp.asarray(images), self._eval_key if key is None else key, split))
         return {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
-                "accuracies": [float(a) for a in acc]}
+                "accuracies": [float(a) for a in acc], "split": split}
+
+    @property
+    def eval_split(self) -> str:
+        return "validation" if self.cfg.holdout else "test"
 
     def evaluate(self, state: ImageRunState) -> dict:
-        return self.test_accuracy(self.images(state))
+        """In-run evaluation: the validation set (the test set when nothing is held out)."""
+        return self.test_accuracy(self.images(state), split=self.eval_split)
+
+    def final_evaluate(self, state: ImageRunState) -> dict:
+        """The final figure: test accuracy, measured once, at the last generation."""
+        return self.test_accuracy(self.images(state), split="test")
 
     def describe(self, state=None) -> dict:
         if self._baseline is None:  # the class-mean images, evaluated the same way
             b = self.test_accuracy(self.means)
             self._baseline = {"class_mean_accuracy_mean": b["accuracy_mean"], "class_mean_accuracy_std": b["accuracy_std"]}
-        return {"dataset": self.cfg.dataset, "variant": "supervised", "model": self.cfg.model, **self._baseline}
+        return {"dataset": self.cfg.dataset, "variant": "supervised", "model": self.cfg.model,
+                "eval_split": self.eval_split, "fitness_images": int(len(self.train_x)), **self._baseline}
 
     @property
     def title(self) -> str:

@@ -52,13 +52,13 @@ def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=D
                                   activation=activation or base.policy.activation)
         bc_cfg: BCConfig = base.bc
         run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps,
-                           max_steps=max(s[1] for s in plan))
+                           max_steps=max(s[1] for s in plan), actions=base.actions)
         key = jax.random.fold_in(jax.random.PRNGKey(seed), w)
         k_init, k_env = jax.random.split(key)
         n = len(plan)
         inits = run.policy_init(jax.random.split(k_init, n))
         returns = np.asarray(run(inits, jax.random.split(k_env, n), np.array([p[0] for p in plan], np.float32),
-                                 np.array([p[1] for p in plan], np.int32)))
+                                 np.array([p[1] for p in plan], np.int32)).returns)
         for (lr, steps, s), r in zip(plan, returns):
             rows.append({"width": width, "lr": lr, "epochs": steps, "seed": s, "return": float(r.mean())})
         if progress:

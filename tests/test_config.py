@@ -1,0 +1,61 @@
+"""Presets say what the paper's official code did; settings are checked before anything runs."""
+
+import pytest
+
+from hades.config import make_config, make_image_config
+from hades.errors import HadesError
+
+
+def test_paper_minatar_is_the_official_minatar_setting():
+    c = make_config("paper-minatar")
+    assert (c.es.strategy, c.es.es_optimizer, c.es.es_lr, c.es.es_temperature) == ("SNES", "auto", 0.0, 20.0)
+    assert (c.es.population, c.es.sigma, c.es.sigma_limit) == (2048, 0.5, 0.01)
+    assert (c.policy.width, c.policy.activation, c.bc.bc_steps, c.bc.bc_lr) == (512, "relu", 64, 0.03)
+    assert (c.bc.bc_adam_eps, c.bc.bc_anneal, c.bc.bc_max_grad_norm) == (1e-5, False, 0.0)
+    assert (c.actions, c.eval_envs, c.eval_steps, c.obs_norm, c.dataset_size) == ("sample", 8, 1024, "constant", 16)
+
+
+def test_paper_minatar_baseline_has_its_own_hyperparameters():
+    c = make_config("paper-minatar", variant="direct-es")
+    assert (c.es.sigma, c.policy.width) == (0.03, 256)
+    assert make_config("paper-minatar", variant="direct-es", sigma=0.1).es.sigma == 0.1  # the user's word wins
+    assert make_config("paper-minatar").es.sigma == 0.5  # HaDES keeps its own
+
+
+def test_paper_brax_is_the_official_brax_setting():
+    c = make_config("paper-brax", env="brax/walker2d")
+    assert (c.es.strategy, c.es.es_optimizer, c.es.es_lr, c.es.es_shaping) == ("Open_ES", "adam", 0.05, "raw")
+    assert (c.obs_norm, c.actions, c.eval_steps, c.bc.bc_adam_eps, c.bc.bc_steps) == ("rollout", "sample", 0, 1e-5, 400)
+    assert make_config("paper-brax", env="brax/hopper").bc.bc_steps == 200
+
+
+def test_paper_images_is_the_released_setting():
+    c = make_image_config("paper-images")
+    assert (c.es.population, c.es.sigma, c.es.sigma_decay, c.es.sigma_limit) == (2048, 0.02, 0.999, 0.001)
+    assert (c.es.es_lr, c.es.es_lr_decay, c.fitness_batch, c.num_inits, c.model) == (0.01, 0.999, 0, 2, "cnn")
+
+
+def test_every_preset_samples_actions_where_the_paper_does():
+    for name in ("breakout", "breakout-p512", "space-invaders", "asterix", "freeway", "hopper", "walker2d"):
+        c = make_config(name)
+        assert c.actions == "sample" and c.eval_steps == 0, name
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(sigma=float("inf")), "--sigma"), (dict(sigma=float("nan")), "--sigma"), (dict(bc_lr=0.0), "--bc-lr"),
+    (dict(sigma_limit=1.0, sigma=0.1), "--sigma-limit"), (dict(sigma_decay=1.5), "--sigma-decay"),
+    (dict(bc_adam_eps=0.0), "--bc-adam-eps"), (dict(actions="argmax"), "unknown actions"),
+])
+def test_bad_settings_are_refused_up_front(bad, message):
+    with pytest.raises(HadesError, match=message):
+        make_config(None, **bad)
+
+
+def test_legacy_stochastic_actions_key_is_read():
+    from hades.config import DistillConfig
+
+    assert DistillConfig.from_dict({"stochastic_actions": False}).actions == "greedy"
+    assert DistillConfig.from_dict({"stochastic_actions": True}).actions == "sample"
+    old = DistillConfig.from_dict({"es": {"strategy": "SNES", "es_lr": 0.05}})  # what hades 0.1 ran: Adam
+    assert (old.es.es_optimizer, old.es.es_lr) == ("adam", 0.05)
+    assert DistillConfig.from_dict({"es": {"strategy": "CMA_ES", "es_lr": 0.05}}).es.es_lr == 0.0
