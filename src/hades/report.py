@@ -31,6 +31,31 @@ def _group_key(s: dict) -> tuple[str, str]:
     return s.get("env", "?"), s.get("variant", "?")
 
 
+def _setting(s: dict) -> dict:
+    """A run's flat config without its seed (runs of one setting differ only in the seed)."""
+    from hades.config import flatten
+
+    return {k: v for k, v in flatten(s.get("config", {})).items() if k not in ("seed", "data_dir")}
+
+
+def _groups(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Seeds of one setting together; settings sharing an environment and method are told apart
+    by the options in which they differ (e.g. ``hades-f evolve_bc=True``)."""
+    by_setting: dict[str, list[dict]] = {}
+    for s in summaries:
+        by_setting.setdefault(json.dumps(_setting(s), sort_keys=True, default=str), []).append(s)
+    out: dict[tuple[str, str], list[dict]] = {}
+    for runs in by_setting.values():
+        env, method = _group_key(runs[0])
+        rivals = [r[0] for r in by_setting.values() if _group_key(r[0]) == (env, method)]
+        if len(rivals) > 1:
+            mine = _setting(runs[0])
+            differ = sorted(k for k in mine if any(_setting(r).get(k) != mine[k] for r in rivals))
+            method = method + " " + " ".join(f"{k}={mine[k]}" for k in differ)
+        out[(env, method)] = runs
+    return out
+
+
 def _mean_ci(values) -> tuple[float, float]:
     v = [x for x in values if x is not None]
     return (float(np.mean(v)), ci95(v)) if v else (float("nan"), float("nan"))
@@ -38,10 +63,7 @@ def _mean_ci(values) -> tuple[float, float]:
 
 def table(run_dirs) -> list[dict]:
     """One row per (environment, method): seeds, mean and 95% CI of the final figures."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for run_dir in run_dirs:
-        s = read_summary(run_dir)
-        groups.setdefault(_group_key(s), []).append(s)
+    groups = _groups([read_summary(run_dir) for run_dir in run_dirs])
     rows = []
     for (env, method), runs in groups.items():
         cfg = runs[0].get("config", {})
@@ -54,7 +76,7 @@ def table(run_dirs) -> list[dict]:
             row["class_mean_accuracy"] = float(np.mean([r.get("class_mean_accuracy_mean", np.nan) for r in runs]))
         else:
             row["return_mean"], row["return_ci95"] = _mean_ci([r.get("final_return_mean") for r in runs])
-            if method == "hades-f":
+            if method.startswith("hades-f"):
                 row["own_init_return_mean"], row["own_init_return_ci95"] = _mean_ci(
                     [r.get("final_own_init_return_mean") for r in runs])
             row["random_return_mean"] = float(np.mean([r.get("random_return_mean", np.nan) for r in runs]))
