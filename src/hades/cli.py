@@ -156,12 +156,13 @@ def _cmd_distill_images(args) -> int:
 def _own_init(dataset_path, ds, policy_cfg):
     """The saved initialisation a HaDES-F dataset is tied to (``init.safetensors`` beside it)."""
     from hades.artifacts import load_policy
+    from hades.evaluation import run_config
     from hades.runs import INIT
 
     if ds.variant != "hades-f":
         raise HadesError(f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
                          f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)")
-    if policy_cfg != run_config_of(ds).policy:
+    if policy_cfg != run_config(ds).policy:
         raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
     path = Path(dataset_path).parent / INIT
     if not path.is_file():
@@ -171,23 +172,17 @@ def _own_init(dataset_path, ds, policy_cfg):
     return params
 
 
-def run_config_of(ds):
-    from hades.evaluation import run_config
-
-    return run_config(ds)
-
-
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
     from hades.envs import make_env
-    from hades.evaluation import summarize, train_and_evaluate
+    from hades.evaluation import run_config, summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
         raise HadesError(f"{args.dataset} is an image dataset; `hades train` retrains RL policies")
     if ds.variant == "multitask":
         raise HadesError(f"{args.dataset} is a multi-task dataset; evaluate it with `hades merge A B -o M --evaluate`")
-    base = run_config_of(ds)
+    base = run_config(ds)
     if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
         preset = make_config(args.preset, env=args.env or ds.env)
         base = dataclasses.replace(base, policy=preset.policy, bc=preset.bc)
