@@ -29,16 +29,25 @@ from hades.distill import Distiller  # noqa: E402
 
 
 def generation_memory(variant: str, width: int, population: int, preset: str, env: str, chunk: int = 0) -> dict:
-    d = Distiller(make_config(preset, env=env, variant=variant, width=width, population=population, devices=1,
-                              chunk=chunk or population))
+    d = Distiller(
+        make_config(
+            preset, env=env, variant=variant, width=width, population=population, devices=1, chunk=chunk or population
+        )
+    )
     state = d.init()
     compiled = d.step.lower(state).compile()
     m = compiled.memory_analysis()
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
     peak = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
-    return {"variant": variant + (f" chunk {chunk}" if chunk else ""), "width": width, "population": population, "state_mb": state_bytes / 2**20,
-            "temp_mb": m.temp_size_in_bytes / 2**20, "peak_mb": peak / 2**20,
-            "es_dimensions": int(sum(x.size for x in jax.tree.leaves(d.solution(state))))}
+    return {
+        "variant": variant + (f" chunk {chunk}" if chunk else ""),
+        "width": width,
+        "population": population,
+        "state_mb": state_bytes / 2**20,
+        "temp_mb": m.temp_size_in_bytes / 2**20,
+        "peak_mb": peak / 2**20,
+        "es_dimensions": int(sum(x.size for x in jax.tree.leaves(d.solution(state)))),
+    }
 
 
 def main():
@@ -47,7 +56,9 @@ def main():
     p.add_argument("--preset", default="hopper", help="preset the runs start from")
     p.add_argument("--widths", default="64,256,1024")
     p.add_argument("--population", type=int, default=64)
-    p.add_argument("--chunk", type=int, default=8, help="HaDES-F is also measured evaluating this many candidates at a time")
+    p.add_argument(
+        "--chunk", type=int, default=8, help="HaDES-F is also measured evaluating this many candidates at a time"
+    )
     p.add_argument("--json", default="memory-results.json")
     args = p.parse_args()
     rows = []
@@ -57,8 +68,11 @@ def main():
         for variant, chunk in (("hades-f", 0), ("hades-f", args.chunk), ("direct-es", 0)):
             r = generation_memory(variant, width, args.population, args.preset, args.env, chunk)
             rows.append(r)
-            print(f"{width:6d} {r['variant']:>17s} {r['es_dimensions']:10d} {r['state_mb']:9.2f} {r['temp_mb']:9.1f} "
-                  f"{r['peak_mb']:9.1f}", flush=True)
+            print(
+                f"{width:6d} {r['variant']:>17s} {r['es_dimensions']:10d} {r['state_mb']:9.2f} {r['temp_mb']:9.1f} "
+                f"{r['peak_mb']:9.1f}",
+                flush=True,
+            )
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "env": args.env, "preset": args.preset, "jax": jax.__version__}
     Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"wrote {args.json}")

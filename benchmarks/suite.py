@@ -87,8 +87,17 @@ def mlp_forward_flops(cfg, in_dim: int, out_dim: int) -> int:
     return 2 * (in_dim * w + (depth - 1) * w * w + w * out_dim)
 
 
-def measure(preset: str, population: int, generations: int, overrides: dict, peak: float, bandwidth: float,
-            devices: int = 0, chunk: int | None = None, phases: bool = True) -> dict:
+def measure(
+    preset: str,
+    population: int,
+    generations: int,
+    overrides: dict,
+    peak: float,
+    bandwidth: float,
+    devices: int = 0,
+    chunk: int | None = None,
+    phases: bool = True,
+) -> dict:
     settings = {**overrides, "population": population, "devices": devices}
     if chunk is not None:
         settings["chunk"] = chunk
@@ -106,11 +115,21 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
         state, m = step(state)
     jax.block_until_ready((state, m))
     per_gen = (time.perf_counter() - t0) / generations
-    row = {"preset": preset, "chunk": d.chunk or population, "env": cfg.env, "variant": cfg.variant, "population": population,
-           "devices": 1 if d.mesh is None else int(d.mesh.devices.size), "dataset_size": cfg.dataset_size,
-           "width": cfg.policy.width, "bc_steps": cfg.bc.bc_steps, "eval_envs": cfg.eval_envs,
-           "compile_seconds": round(compile_s, 2), "seconds_per_generation": round(per_gen, 4),
-           "candidates_per_second": round(population / per_gen, 1)}
+    row = {
+        "preset": preset,
+        "chunk": d.chunk or population,
+        "env": cfg.env,
+        "variant": cfg.variant,
+        "population": population,
+        "devices": 1 if d.mesh is None else int(d.mesh.devices.size),
+        "dataset_size": cfg.dataset_size,
+        "width": cfg.policy.width,
+        "bc_steps": cfg.bc.bc_steps,
+        "eval_envs": cfg.eval_envs,
+        "compile_seconds": round(compile_s, 2),
+        "seconds_per_generation": round(per_gen, 4),
+        "candidates_per_second": round(population / per_gen, 1),
+    }
     if not phases:
         return row
     # -- the phases, on this generation's population (sharded the same way)
@@ -124,10 +143,12 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
         params, bc_s = population_, 0.0
         params = jax.tree.map(lambda a: a[:, None], params)
     else:
+
         def bc_phase(pop, inits):
             pop = shard_population(pop, d.mesh)
+
             def candidate(sol):
-                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol), *d.bc_hyperparameters(sol, lr, n))[0]  # noqa: E731
+                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol), *d.bc_hyperparameters(sol, lr, n))[0]
                 return jax.vmap(train)(*inits)
 
             return map_population(candidate, pop, d.mesh, d.chunk)  # as the generation does
@@ -142,7 +163,9 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
     batch = population * n_inits * cfg.eval_envs
     # lane-steps the rollouts computed: each chunk's batched loop runs until its longest episode ends
     chunk = d.chunk or population
-    lane_steps = int(np.asarray(iters).reshape(population // chunk, -1).max(axis=1).sum()) * chunk * n_inits * cfg.eval_envs
+    lane_steps = (
+        int(np.asarray(iters).reshape(population // chunk, -1).max(axis=1).sum()) * chunk * n_inits * cfg.eval_envs
+    )
 
     def bare_env(keys):
         keys = shard_population(keys, d.mesh)
@@ -157,22 +180,28 @@ def measure(preset: str, population: int, generations: int, overrides: dict, pea
 
     _, bare_s, _ = timed(bare_env, jax.random.split(k_env, batch), repeat=2)
     in_dim = int(np.prod(env.obs_shape))
-    bc_flops = 3 * population * n_inits * cfg.bc.bc_steps * cfg.dataset_size * mlp_forward_flops(cfg, in_dim, env.action_dim)
+    bc_flops = (
+        3 * population * n_inits * cfg.bc.bc_steps * cfg.dataset_size * mlp_forward_flops(cfg, in_dim, env.action_dim)
+    )
     # the least memory traffic of a BC step: Adam reads params, gradient and two moments and writes
     # params and moments back (28 bytes per parameter), plus the gradient written once (4)
     bc_bytes = 32 * population * n_inits * cfg.bc.bc_steps * mlp_params(cfg, in_dim, env.action_dim)
-    row.update({
-        "bc_seconds": round(bc_s, 4), "rollout_seconds": round(roll_s, 4),
-        "overhead": round(per_gen / (bc_s + roll_s), 3),
-        "bc_gflops": round(bc_flops / bc_s / 1e9, 2) if bc_s else None,
-        "bc_fraction_of_matmul": round(bc_flops / bc_s / peak, 4) if bc_s else None,
-        "bc_flop_per_byte": round(bc_flops / bc_bytes, 2),
-        "bc_fraction_of_bandwidth": round(bc_bytes / bc_s / bandwidth, 3) if bc_s else None,
-        "rollout_loop_steps": loop_steps, "rollout_batch": batch,
-        "env_steps_per_second": round(lane_steps / roll_s),
-        "bare_env_steps_per_second": round(loop_steps * batch / bare_s),
-        "rollout_fraction_of_bare_env": round((lane_steps / roll_s) / (loop_steps * batch / bare_s), 3),
-    })
+    row.update(
+        {
+            "bc_seconds": round(bc_s, 4),
+            "rollout_seconds": round(roll_s, 4),
+            "overhead": round(per_gen / (bc_s + roll_s), 3),
+            "bc_gflops": round(bc_flops / bc_s / 1e9, 2) if bc_s else None,
+            "bc_fraction_of_matmul": round(bc_flops / bc_s / peak, 4) if bc_s else None,
+            "bc_flop_per_byte": round(bc_flops / bc_bytes, 2),
+            "bc_fraction_of_bandwidth": round(bc_bytes / bc_s / bandwidth, 3) if bc_s else None,
+            "rollout_loop_steps": loop_steps,
+            "rollout_batch": batch,
+            "env_steps_per_second": round(lane_steps / roll_s),
+            "bare_env_steps_per_second": round(loop_steps * batch / bare_s),
+            "rollout_fraction_of_bare_env": round((lane_steps / roll_s) / (loop_steps * batch / bare_s), 3),
+        }
+    )
     return row
 
 
@@ -182,11 +211,17 @@ def main():
     p.add_argument("--populations", default="64,256,1024")
     p.add_argument("--generations", type=int, default=3, help="timed generations per point")
     p.add_argument("--no-device-comparison", action="store_true", help="skip the 1-device runs")
-    p.add_argument("--no-chunk-comparison", action="store_true",
-                   help="skip the runs that evaluate the whole population at once")
+    p.add_argument(
+        "--no-chunk-comparison", action="store_true", help="skip the runs that evaluate the whole population at once"
+    )
     p.add_argument("--json", default="benchmark-results.json", help="where to write the results")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. --set dataset_size=16 width=512 (values parsed as JSON)")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. --set dataset_size=16 width=512 (values parsed as JSON)",
+    )
     args = p.parse_args()
     overrides = {}
     for item in args.set:
@@ -196,11 +231,15 @@ def main():
         except json.JSONDecodeError:
             overrides[key] = value
     peak, bandwidth = matmul_rate(), memory_bandwidth()
-    print(f"dense float32 matmul (2048^3 jnp.dot): {peak / 1e9:.1f} GFLOP/s; streaming memory: "
-          f"{bandwidth / 1e9:.1f} GB/s; devices: {len(jax.devices())}")
-    head = (f"{'preset':9s} {'pop':>5s} {'dev':>3s} {'compile':>7s} {'s/gen':>7s} {'bc s':>7s} {'roll s':>7s} "
-            f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'BC/bw':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} "
-            f"{'1-dev x':>7s} {'chunk x':>7s}")
+    print(
+        f"dense float32 matmul (2048^3 jnp.dot): {peak / 1e9:.1f} GFLOP/s; streaming memory: "
+        f"{bandwidth / 1e9:.1f} GB/s; devices: {len(jax.devices())}"
+    )
+    head = (
+        f"{'preset':9s} {'pop':>5s} {'dev':>3s} {'compile':>7s} {'s/gen':>7s} {'bc s':>7s} {'roll s':>7s} "
+        f"{'ovh':>5s} {'BC GF/s':>8s} {'BC/mm':>6s} {'BC/bw':>6s} {'env st/s':>9s} {'/bare':>6s} {'scale':>6s} "
+        f"{'1-dev x':>7s} {'chunk x':>7s}"
+    )
     print(head)
     rows = []
     for preset in args.envs.split(","):
@@ -211,26 +250,53 @@ def main():
             first = first or per_candidate
             r["scaling"] = round(per_candidate / first, 3)
             if not args.no_device_comparison and pop >= 256 and r["devices"] > 1:
-                one = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth,
-                              devices=1, phases=False)
+                one = measure(
+                    PRESETS.get(preset, preset),
+                    pop,
+                    args.generations,
+                    overrides,
+                    peak,
+                    bandwidth,
+                    devices=1,
+                    phases=False,
+                )
                 r["one_device_seconds_per_generation"] = one["seconds_per_generation"]
                 r["device_speedup"] = round(one["seconds_per_generation"] / r["seconds_per_generation"], 2)
             if not args.no_chunk_comparison and pop >= 256 and r["chunk"] < pop:
-                whole = measure(PRESETS.get(preset, preset), pop, args.generations, overrides, peak, bandwidth,
-                                chunk=pop, phases=False)
+                whole = measure(
+                    PRESETS.get(preset, preset),
+                    pop,
+                    args.generations,
+                    overrides,
+                    peak,
+                    bandwidth,
+                    chunk=pop,
+                    phases=False,
+                )
                 r["whole_population_seconds_per_generation"] = whole["seconds_per_generation"]
                 r["chunk_speedup"] = round(whole["seconds_per_generation"] / r["seconds_per_generation"], 2)
             rows.append(r)
-            fmt = lambda v, f: format(v, f) if v is not None else "-"  # noqa: E731
-            print(f"{preset:9s} {pop:5d} {r['devices']:3d} {r['compile_seconds']:7.1f} {r['seconds_per_generation']:7.3f} "
-                  f"{r['bc_seconds']:7.3f} {r['rollout_seconds']:7.3f} {r['overhead']:5.2f} "
-                  f"{fmt(r['bc_gflops'], '8.2f')} {fmt(r['bc_fraction_of_matmul'], '6.3f')} "
-                  f"{fmt(r['bc_fraction_of_bandwidth'], '6.2f')} "
-                  f"{r['env_steps_per_second']:9d} {r['rollout_fraction_of_bare_env']:6.2f} {r['scaling']:6.2f} "
-                  f"{fmt(r.get('device_speedup'), '7.2f')} {fmt(r.get('chunk_speedup'), '7.2f')}", flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "processor": platform.processor(),
-            "cores": len(os.sched_getaffinity(0)), "devices": len(jax.devices()), "jax": jax.__version__,
-            "matmul_gflops": round(peak / 1e9, 2), "memory_gb_per_s": round(bandwidth / 1e9, 2)}
+            fmt = lambda v, f: format(v, f) if v is not None else "-"
+            print(
+                f"{preset:9s} {pop:5d} {r['devices']:3d} {r['compile_seconds']:7.1f} "
+                f"{r['seconds_per_generation']:7.3f} "
+                f"{r['bc_seconds']:7.3f} {r['rollout_seconds']:7.3f} {r['overhead']:5.2f} "
+                f"{fmt(r['bc_gflops'], '8.2f')} {fmt(r['bc_fraction_of_matmul'], '6.3f')} "
+                f"{fmt(r['bc_fraction_of_bandwidth'], '6.2f')} "
+                f"{r['env_steps_per_second']:9d} {r['rollout_fraction_of_bare_env']:6.2f} {r['scaling']:6.2f} "
+                f"{fmt(r.get('device_speedup'), '7.2f')} {fmt(r.get('chunk_speedup'), '7.2f')}",
+                flush=True,
+            )
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cores": len(os.sched_getaffinity(0)),
+        "devices": len(jax.devices()),
+        "jax": jax.__version__,
+        "matmul_gflops": round(peak / 1e9, 2),
+        "memory_gb_per_s": round(bandwidth / 1e9, 2),
+    }
     Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"wrote {args.json}")
 

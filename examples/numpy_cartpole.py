@@ -17,8 +17,12 @@ from safetensors.numpy import load_file
 def train_mlp(x, y, num_actions, hidden=64, steps=300, lr=0.01, seed=0):
     """A tanh MLP fitted by full-batch Adam on softmax cross-entropy."""
     rng = np.random.default_rng(seed)
-    params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
-              rng.normal(0, 0.01, (hidden, num_actions)), np.zeros(num_actions)]
+    params = [
+        rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)),
+        np.zeros(hidden),
+        rng.normal(0, 0.01, (hidden, num_actions)),
+        np.zeros(num_actions),
+    ]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     onehot = np.eye(num_actions)[y]

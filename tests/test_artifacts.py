@@ -7,9 +7,16 @@ from hades.errors import HadesError
 
 
 def make_ds(**kw):
-    base = dict(states=np.arange(8, dtype=np.float32).reshape(2, 4), actions=np.array([0, 1], np.int32),
-                env="CartPole-v1", action_space="discrete", variant="hades-r",
-                obs_mean=np.zeros(4, np.float32), obs_std=np.ones(4, np.float32) * 2, config={"seed": 3})
+    base = dict(
+        states=np.arange(8, dtype=np.float32).reshape(2, 4),
+        actions=np.array([0, 1], np.int32),
+        env="CartPole-v1",
+        action_space="discrete",
+        variant="hades-r",
+        obs_mean=np.zeros(4, np.float32),
+        obs_std=np.ones(4, np.float32) * 2,
+        config={"seed": 3},
+    )
     return Dataset(**{**base, **kw})
 
 
@@ -50,8 +57,10 @@ def test_missing_file(tmp_path):
 
 def test_future_schema(tmp_path):
     path = tmp_path / "d.safetensors"
-    save_file({"states": np.zeros((1, 4), np.float32), "actions": np.zeros(1, np.int32)}, path,
-              metadata={"format": "hades.dataset", "schema_version": "99", "env": "CartPole-v1",
-                        "action_space": "discrete"})
+    save_file(
+        {"states": np.zeros((1, 4), np.float32), "actions": np.zeros(1, np.int32)},
+        path,
+        metadata={"format": "hades.dataset", "schema_version": "99", "env": "CartPole-v1", "action_space": "discrete"},
+    )
     with pytest.raises(HadesError, match="schema_version"):
         load_dataset(path)

@@ -18,7 +18,9 @@ def test_bc_fits_four_points_discrete():
     policy = make_policy(PolicyConfig(width=32, depth=2), (2,), True, 2)
     x = jnp.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])  # XOR: not linearly separable
     y = jnp.array([0, 0, 1, 1])
-    params, loss = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=300)))(policy.init(jax.random.PRNGKey(0)), x, y)
+    params, loss = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=300)))(
+        policy.init(jax.random.PRNGKey(0)), x, y
+    )
     assert float(loss) < 1e-2
     assert np.array_equal(np.argmax(policy.apply(params, x), -1), np.asarray(y))
 
@@ -28,7 +30,8 @@ def test_bc_fits_four_points_continuous():
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
     y = jnp.array([[0.5, -1.0], [2.0, 0.0], [-1.5, 1.0], [0.0, 3.0]])
     params, loss = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=600, bc_max_grad_norm=0)))(
-        policy.init(jax.random.PRNGKey(0)), x, y)
+        policy.init(jax.random.PRNGKey(0)), x, y
+    )
     np.testing.assert_allclose(policy.apply(params, x), y, atol=0.05)
     # the learned std shrinks towards the residuals, so the NLL falls below that of std = 1
     assert float(loss) < 0.5 * np.log(2 * np.pi)

@@ -18,8 +18,9 @@ from hades.normalization import RunningStats
 
 
 # hopper and inverted_pendulum in the default suite; the others compile for ~20 s each: `-m slow`
-@pytest.mark.parametrize("name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in BRAX_ENVS])
+@pytest.mark.parametrize(
+    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_ENVS]
+)
 def test_every_brax_environment_runs_one_generation(name, tiny_config):
     d = Distiller(tiny_config(env=f"brax/{name}", backend="spring", obs_norm="running", eval_steps=10))
     state, metrics = d.step(d.init())
@@ -112,7 +113,8 @@ for devices in (1, 2):
     s = d.init()
     for _ in range(3):
         s, _ = d.step(s)
-    out[devices] = d.dataset(s)["states"] if sys.argv[1] != "direct-es" else np.asarray(jax.tree.leaves(d.solution(s))[0])
+    direct = sys.argv[1] == "direct-es"
+    out[devices] = np.asarray(jax.tree.leaves(d.solution(s))[0]) if direct else d.dataset(s)["states"]
     assert (d.mesh is None) == (devices == 1)
 print(np.array_equal(out[1], out[2]), float(np.abs(out[1] - out[2]).max()))
 try:
@@ -127,8 +129,9 @@ print("auto", 1 if d.mesh is None else d.mesh.devices.size)
 @pytest.mark.parametrize("variant,obs_norm", [("hades-r", "constant"), ("hades-f", "running"), ("direct-es", "none")])
 def test_two_devices_give_the_same_dataset_as_one(variant, obs_norm):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run([sys.executable, "-c", _SHARDED_RUN, variant, obs_norm], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _SHARDED_RUN, variant, obs_norm], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.split("\n")
     if obs_norm == "running":
@@ -155,13 +158,46 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
 
     from hades.runs import run
 
-    args = ["--population", "8", "--generations", "2", "--width", "16", "--depth", "1", "--bc-steps", "10",
-            "--eval-envs", "2", "--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2",
-            "--checkpoint-every", "1", "--coordinator", f"localhost:{_free_port()}", "--num-processes", "2",
-            "--out", str(tmp_path / "multi"), "--quiet"]
+    args = [
+        "--population",
+        "8",
+        "--generations",
+        "2",
+        "--width",
+        "16",
+        "--depth",
+        "1",
+        "--bc-steps",
+        "10",
+        "--eval-envs",
+        "2",
+        "--eval-steps",
+        "30",
+        "--eval-episodes",
+        "2",
+        "--eval-policies",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--coordinator",
+        f"localhost:{_free_port()}",
+        "--num-processes",
+        "2",
+        "--out",
+        str(tmp_path / "multi"),
+        "--quiet",
+    ]
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    procs = [subprocess.Popen([sys.executable, "-m", "hades.cli", "distill", *args, "--process-id", str(i)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 0)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hades.cli", "distill", *args, "--process-id", str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 0)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
     assert json.loads(outs[1][0].strip().splitlines()[-1])["devices"] == 4  # gloo prints to stdout too

@@ -6,16 +6,51 @@ import pytest
 
 from hades.cli import main
 
-TINY = ["--population", "8", "--generations", "2", "--width", "16", "--depth", "1", "--bc-steps", "10",
-        "--eval-envs", "2", "--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2", "--quiet"]
+TINY = [
+    "--population",
+    "8",
+    "--generations",
+    "2",
+    "--width",
+    "16",
+    "--depth",
+    "1",
+    "--bc-steps",
+    "10",
+    "--eval-envs",
+    "2",
+    "--eval-steps",
+    "30",
+    "--eval-episodes",
+    "2",
+    "--eval-policies",
+    "2",
+    "--quiet",
+]
 
 
 def hades(*args):
     return subprocess.run([sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("cmd", [[], ["distill"], ["baseline"], ["distill-images"], ["train"], ["envs"], ["presets"],
-                                 ["transfer"], ["merge"], ["render"], ["show"], ["plot"], ["sweep-size"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["distill"],
+        ["baseline"],
+        ["distill-images"],
+        ["train"],
+        ["envs"],
+        ["presets"],
+        ["transfer"],
+        ["merge"],
+        ["render"],
+        ["show"],
+        ["plot"],
+        ["sweep-size"],
+    ],
+)
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])

@@ -41,11 +41,18 @@ def test_every_preset_samples_actions_where_the_paper_does():
         assert c.actions == "sample" and c.eval_steps == 0, name
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(sigma=float("inf")), "--sigma"), (dict(sigma=float("nan")), "--sigma"), (dict(bc_lr=0.0), "--bc-lr"),
-    (dict(sigma_limit=1.0, sigma=0.1), "--sigma-limit"), (dict(sigma_decay=1.5), "--sigma-decay"),
-    (dict(bc_adam_eps=0.0), "--bc-adam-eps"), (dict(actions="argmax"), "unknown actions"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(sigma=float("inf")), "--sigma"),
+        (dict(sigma=float("nan")), "--sigma"),
+        (dict(bc_lr=0.0), "--bc-lr"),
+        (dict(sigma_limit=1.0, sigma=0.1), "--sigma-limit"),
+        (dict(sigma_decay=1.5), "--sigma-decay"),
+        (dict(bc_adam_eps=0.0), "--bc-adam-eps"),
+        (dict(actions="argmax"), "unknown actions"),
+    ],
+)
 def test_bad_settings_are_refused_up_front(bad, message):
     with pytest.raises(HadesError, match=message):
         make_config(None, **bad)

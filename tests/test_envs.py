@@ -2,12 +2,12 @@ import jax
 import numpy as np
 import pytest
 
+from hades.config import PolicyConfig
 from hades.distill import Distiller
 from hades.envs import REGISTRY, make_env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm, reference_statistics
 from hades.policies import make_policy
-from hades.config import PolicyConfig
 from hades.rollout import make_rollout
 
 

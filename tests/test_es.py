@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hades.config import ESConfig
-from hades.es import STRATEGIES, Strategy
 from hades.errors import HadesError
+from hades.es import STRATEGIES, Strategy
 
 TARGET = jnp.tile(jnp.array([1.0, -2.0, 3.0, 0.5]), 4)  # 16 dims (LM_MA_ES needs more than a few)
 
@@ -87,8 +87,13 @@ def test_paper_rank_weights_put_most_mass_on_the_top_ranks():
     np.testing.assert_allclose(es.params.weights, w, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cfg", [dict(strategy="SNES", sigma=0.5, sigma_limit=0.3),
-                                 dict(strategy="Open_ES", sigma=0.5, sigma_decay=0.9, sigma_limit=0.2, es_lr=0.1)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(strategy="SNES", sigma=0.5, sigma_limit=0.3),
+        dict(strategy="Open_ES", sigma=0.5, sigma_decay=0.9, sigma_limit=0.2, es_lr=0.1),
+    ],
+)
 def test_sigma_never_falls_below_the_limit(cfg):
     es = Strategy(ESConfig(population=16, **cfg), jnp.zeros(16))
     state = es.init(jax.random.PRNGKey(0), TARGET)  # start at the optimum: SNES shrinks its std there
@@ -114,15 +119,18 @@ def test_open_es_raw_shaping_uses_the_returns_themselves():
     np.testing.assert_allclose(es.mean(state), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cfg, message", [
-    (dict(strategy="SNES", es_lr=0.05), "own update rule"),
-    (dict(strategy="SNES", es_optimizer="sgd"), "needs --es-lr"),
-    (dict(strategy="CMA_ES", es_optimizer="adam"), "no optimizer"),
-    (dict(strategy="Open_ES", es_temperature=20.0), "rank weights"),
-    (dict(strategy="CMA_ES", es_temperature=20.0), "rank weights"),
-    (dict(strategy="SNES", sigma_decay=0.99), "adapts its own search std"),
-    (dict(strategy="PGPE", es_lr_decay=0.99), "own update rule"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (dict(strategy="SNES", es_lr=0.05), "own update rule"),
+        (dict(strategy="SNES", es_optimizer="sgd"), "needs --es-lr"),
+        (dict(strategy="CMA_ES", es_optimizer="adam"), "no optimizer"),
+        (dict(strategy="Open_ES", es_temperature=20.0), "rank weights"),
+        (dict(strategy="CMA_ES", es_temperature=20.0), "rank weights"),
+        (dict(strategy="SNES", sigma_decay=0.99), "adapts its own search std"),
+        (dict(strategy="PGPE", es_lr_decay=0.99), "own update rule"),
+    ],
+)
 def test_options_a_strategy_ignores_are_refused(cfg, message):
     with pytest.raises(HadesError, match=message):
         Strategy(ESConfig(population=8, **cfg), jnp.zeros(4))
@@ -140,5 +148,7 @@ def test_the_list_of_strategies_with_an_optimizer_matches_evosax():
 
     from hades.config import OPTIMIZER_STRATEGIES
 
-    has = {n for n in STRATEGIES if "optimizer" in inspect.signature(distribution_based_algorithms[n].__init__).parameters}
+    has = {
+        n for n in STRATEGIES if "optimizer" in inspect.signature(distribution_based_algorithms[n].__init__).parameters
+    }
     assert has == set(OPTIMIZER_STRATEGIES)

@@ -24,8 +24,21 @@ def test_evolved_bc_hyperparameters_are_genes_and_stored(tmp_path, tiny_config):
     ds = load_dataset(tmp_path / "r" / "dataset.safetensors")
     assert ds.config["bc"]["bc_lr"] == pytest.approx(evolved["bc_lr"])
     assert ds.config["bc"]["bc_steps"] == evolved["bc_steps"]
-    proc = subprocess.run([sys.executable, "-m", "hades.cli", "train", str(tmp_path / "r" / "dataset.safetensors"),
-                           "--seeds", "1", "--episodes", "1"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hades.cli",
+            "train",
+            str(tmp_path / "r" / "dataset.safetensors"),
+            "--seeds",
+            "1",
+            "--episodes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["bc"]["bc_steps"] == evolved["bc_steps"]  # train uses them by default
 
@@ -61,9 +74,29 @@ def test_sampled_learners_need_hades_r(tiny_config):
 
 
 def test_size_sweep_runs_every_size_and_plots(tmp_path):
-    args = ["--sizes", "2,4", "--generations", "1", "--population", "8", "--width", "16", "--depth", "1",
-            "--bc-steps", "10", "--eval-envs", "2", "--eval-steps", "30", "--eval-episodes", "2", "--quiet",
-            "--out", str(tmp_path / "sw")]
+    args = [
+        "--sizes",
+        "2,4",
+        "--generations",
+        "1",
+        "--population",
+        "8",
+        "--width",
+        "16",
+        "--depth",
+        "1",
+        "--bc-steps",
+        "10",
+        "--eval-envs",
+        "2",
+        "--eval-steps",
+        "30",
+        "--eval-episodes",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "sw"),
+    ]
     proc = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "sw" / "size_sweep.json").read_text())

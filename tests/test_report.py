@@ -9,9 +9,18 @@ from hades.report import markdown, table
 
 def fake_run(path, seed, ret, evolve=False, own=None):
     path.mkdir()
-    summary = {"env": "CartPole-v1", "variant": "hades-f", "final_return_mean": ret, "final_episodes": 8,
-               "final_distinct_episodes": 8, "random_return_mean": 22.0, "actions": "sample", "generations": 5,
-               "wall_seconds": 3.0, "config": {"seed": seed, "evolve_bc": evolve, "es": {"population": 8}}}
+    summary = {
+        "env": "CartPole-v1",
+        "variant": "hades-f",
+        "final_return_mean": ret,
+        "final_episodes": 8,
+        "final_distinct_episodes": 8,
+        "random_return_mean": 22.0,
+        "actions": "sample",
+        "generations": 5,
+        "wall_seconds": 3.0,
+        "config": {"seed": seed, "evolve_bc": evolve, "es": {"population": 8}},
+    }
     if own is not None:
         summary["final_own_init_return_mean"] = own
     (path / "summary.json").write_text(json.dumps(summary))
@@ -22,14 +31,17 @@ def test_seeds_are_aggregated_with_a_95_percent_interval(tmp_path):
     runs = [fake_run(tmp_path / f"r{i}", i, r, own=r + 1) for i, r in enumerate([10.0, 20.0, 30.0])]
     (row,) = table(runs)
     assert row["seeds"] == 3 and row["return_mean"] == 20.0
-    assert row["return_ci95"] == pytest.approx(4.303 * 10.0 / 3 ** 0.5, rel=1e-3)
+    assert row["return_ci95"] == pytest.approx(4.303 * 10.0 / 3**0.5, rel=1e-3)
     assert row["own_init_return_mean"] == 21.0
     assert "20 ± 25" in markdown([row])
 
 
 def test_different_settings_are_not_pooled(tmp_path):
-    runs = [fake_run(tmp_path / "a", 0, 10.0), fake_run(tmp_path / "b", 1, 12.0),
-            fake_run(tmp_path / "c", 0, 50.0, evolve=True)]
+    runs = [
+        fake_run(tmp_path / "a", 0, 10.0),
+        fake_run(tmp_path / "b", 1, 12.0),
+        fake_run(tmp_path / "c", 0, 50.0, evolve=True),
+    ]
     rows = {r["method"]: r for r in table(runs)}
     assert set(rows) == {"hades-f evolve_bc=False", "hades-f evolve_bc=True"}
     assert rows["hades-f evolve_bc=False"]["seeds"] == 2 and rows["hades-f evolve_bc=True"]["return_mean"] == 50.0

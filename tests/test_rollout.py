@@ -46,8 +46,12 @@ def test_capped_evaluation_says_so():
     run = jax.jit(jax.vmap(make_rollout(env, policy, 3, max_steps=40), in_axes=(0, None, None)))
     out = summarize(run(params, jax.random.PRNGKey(1), ObsNorm.identity((3,))), env, max_steps=40)
     assert out["step_cap"] == 40 and out["capped_episodes"] == 6 and out["episode_length_max"] == 40
-    whole = summarize(jax.vmap(make_rollout(env, policy, 3), in_axes=(0, None, None))(
-        params, jax.random.PRNGKey(1), ObsNorm.identity((3,))), env)
+    whole = summarize(
+        jax.vmap(make_rollout(env, policy, 3), in_axes=(0, None, None))(
+            params, jax.random.PRNGKey(1), ObsNorm.identity((3,))
+        ),
+        env,
+    )
     assert "step_cap" not in whole and whole["episode_length_mean"] == 1000
 
 
@@ -57,8 +61,12 @@ def test_greedy_breakout_plays_at_most_two_episodes_and_sampling_many():
     policy = policy_for(env, width=16)
     params = policy.init(jax.random.PRNGKey(0))
     norm = ObsNorm.identity(env.obs_shape)
-    greedy = jax.jit(make_rollout(env, policy, 16, max_steps=200, actions="greedy"))(params, jax.random.PRNGKey(1), norm)
-    sampled = jax.jit(make_rollout(env, policy, 16, max_steps=200, actions="sample"))(params, jax.random.PRNGKey(1), norm)
+    greedy = jax.jit(make_rollout(env, policy, 16, max_steps=200, actions="greedy"))(
+        params, jax.random.PRNGKey(1), norm
+    )
+    sampled = jax.jit(make_rollout(env, policy, 16, max_steps=200, actions="sample"))(
+        params, jax.random.PRNGKey(1), norm
+    )
     assert distinct_episodes(greedy) <= 2
     assert distinct_episodes(sampled) > 8
 

@@ -15,8 +15,14 @@ def files(out):
 def test_run_directory_contents(tmp_path, tiny_config):
     out = tmp_path / "run"
     summary = run(tiny_config(), out)
-    assert files(out) == ["checkpoint.safetensors", "config.json", "dataset.safetensors",
-                          "learning_curve.png", "metrics.jsonl", "summary.json"]
+    assert files(out) == [
+        "checkpoint.safetensors",
+        "config.json",
+        "dataset.safetensors",
+        "learning_curve.png",
+        "metrics.jsonl",
+        "summary.json",
+    ]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [1, 2]
     assert {"fitness_mean", "fitness_max", "fitness_min", "eval_return_mean", "bc_loss", "wall_seconds"} <= set(rows[0])

@@ -23,8 +23,10 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
 def write_split(directory: Path, prefix: str, n: int, compress: bool, rng):
     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = np.arange(n) % 10
-    for stem, arr, magic in ((f"{prefix}-images-idx3-ubyte", images, IMAGES_MAGIC),
-                             (f"{prefix}-labels-idx1-ubyte", labels, LABELS_MAGIC)):
+    for stem, arr, magic in (
+        (f"{prefix}-images-idx3-ubyte", images, IMAGES_MAGIC),
+        (f"{prefix}-labels-idx1-ubyte", labels, LABELS_MAGIC),
+    ):
         data = idx_bytes(arr, magic)
         if compress:
             (directory / (stem + ".gz")).write_bytes(gzip.compress(data))
@@ -60,9 +62,18 @@ def test_idx_errors(tmp_path):
 
 @needs_data
 def test_tiny_image_run_on_mnist(tmp_path):
-    cfg = make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), population=8,
-                            generations=3, eval_every=1, eval_classifiers=2, fitness_batch=256, bc_steps=20,
-                            checkpoint_every=1)
+    cfg = make_image_config(
+        None,
+        dataset="mnist",
+        data_dir=str(SHARED / "mnist-5k"),
+        population=8,
+        generations=3,
+        eval_every=1,
+        eval_classifiers=2,
+        fitness_batch=256,
+        bc_steps=20,
+        checkpoint_every=1,
+    )
     summary = run(cfg, tmp_path / "img")
     for name in ("dataset.safetensors", "images.png", "metrics.jsonl", "summary.json", "learning_curve.png"):
         assert (tmp_path / "img" / name).is_file()
@@ -79,9 +90,20 @@ def test_tiny_image_run_on_mnist(tmp_path):
 @needs_data
 def test_es_improves_the_fitness(tmp_path):
     """A few dozen generations lower the loss on the (fixed, full) training images of the population."""
-    d = ImageDistiller(make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), population=16,
-                                         generations=45, fitness_batch=0, bc_steps=20, image_init="random",
-                                         sigma=0.1, es_lr=0.1))
+    d = ImageDistiller(
+        make_image_config(
+            None,
+            dataset="mnist",
+            data_dir=str(SHARED / "mnist-5k"),
+            population=16,
+            generations=45,
+            fitness_batch=0,
+            bc_steps=20,
+            image_init="random",
+            sigma=0.1,
+            es_lr=0.1,
+        )
+    )
     state = d.init()
     first = None
     for _ in range(45):
@@ -92,9 +114,10 @@ def test_es_improves_the_fitness(tmp_path):
 
 @needs_data
 def test_validation_images_are_held_out_of_the_fitness():
-    d = ImageDistiller(make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), holdout=700,
-                                         generations=1))
+    d = ImageDistiller(
+        make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), holdout=700, generations=1)
+    )
     assert len(d.val_x) == 700 and len(d.train_x) == 5000 - 700
-    flat = lambda a: {x.tobytes() for x in a}  # noqa: E731
+    flat = lambda a: {x.tobytes() for x in a}
     assert not flat(d.val_x[:200]) & flat(d.train_x)  # (MNIST has no duplicate images across these)
     assert d.evaluate(d.init())["split"] == "validation" and d.final_evaluate(d.init())["split"] == "test"

@@ -59,14 +59,33 @@ def test_dataset_trains_a_numpy_policy_in_gymnasium():
 
 def test_transfer_sweep_writes_every_result(tmp_path):
     ds = DATA / "cartpole_hades_r.safetensors"
-    proc = hades("transfer", ds, ds, "--labels", "first,second", "--widths", "8,32", "--lrs", "1e-3,1e-2",
-                 "--epochs", "20,100", "--seeds", "1", "--episodes", "2", "-o", tmp_path / "t", "--quiet")
+    proc = hades(
+        "transfer",
+        ds,
+        ds,
+        "--labels",
+        "first,second",
+        "--widths",
+        "8,32",
+        "--lrs",
+        "1e-3,1e-2",
+        "--epochs",
+        "20,100",
+        "--seeds",
+        "1",
+        "--episodes",
+        "2",
+        "-o",
+        tmp_path / "t",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "t" / "transfer.json").read_text())
     rows = result["results"]
     assert len(rows) == 2 * 2 * 2 * 2  # datasets x widths x lrs x epochs (x 1 seed)
     assert {(r["dataset"], r["width"], r["lr"], r["epochs"]) for r in rows} == {
-        (d, w, lr, e) for d in ("first", "second") for w in (8, 32) for lr in (1e-3, 1e-2) for e in (20, 100)}
+        (d, w, lr, e) for d in ("first", "second") for w in (8, 32) for lr in (1e-3, 1e-2) for e in (20, 100)
+    }
     assert all(0 <= r["return"] <= 500 for r in rows)
     # this dataset solves CartPole at its own settings (lr 1e-2, 100 steps) for other widths too
     assert all(r["return"] >= 475 for r in rows if r["lr"] == 1e-2 and r["epochs"] == 100)
@@ -78,9 +97,25 @@ def test_transfer_sweep_writes_every_result(tmp_path):
 
 
 def test_transfer_breakout_random_sample(tmp_path):
-    proc = hades("transfer", DATA / "breakout_hades_f.safetensors", "--widths", "16", "--sample", "3",
-                 "--lrs", "1e-3,1e-1", "--epochs", "8,32", "--episodes", "1", "--eval-steps", "50",
-                 "-o", tmp_path / "t", "--quiet")
+    proc = hades(
+        "transfer",
+        DATA / "breakout_hades_f.safetensors",
+        "--widths",
+        "16",
+        "--sample",
+        "3",
+        "--lrs",
+        "1e-3,1e-1",
+        "--epochs",
+        "8,32",
+        "--episodes",
+        "1",
+        "--eval-steps",
+        "50",
+        "-o",
+        tmp_path / "t",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "t" / "transfer.json").read_text())["results"]
     assert len(rows) == 3
@@ -93,8 +128,9 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
 
     a_path, b_path = DATA / "cartpole_hades_r.safetensors", DATA / "breakout_hades_f.safetensors"
     out = tmp_path / "m.safetensors"
-    proc = hades("merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "1", "--episodes", "2",
-                 "--eval-steps", "100")
+    proc = hades(
+        "merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "1", "--episodes", "2", "--eval-steps", "100"
+    )
     assert proc.returncode == 0, proc.stderr
     a, b, m = load_dataset(a_path), load_dataset(b_path), load_dataset(out)
     x = m.inputs()
@@ -119,10 +155,20 @@ def test_merge_continuous_pads_actions(tmp_path):
     from hades.multitask import merge_datasets, task_view
 
     rng = np.random.default_rng(0)
-    a = Dataset(rng.normal(size=(3, 3)).astype(np.float32), rng.normal(size=(3, 1)).astype(np.float32),
-                "Pendulum-v1", "continuous", obs_mean=np.ones(3, np.float32), obs_std=np.full(3, 2.0, np.float32))
-    b = Dataset(rng.normal(size=(2, 2)).astype(np.float32), rng.normal(size=(2, 1)).astype(np.float32),
-                "MountainCarContinuous-v0", "continuous")
+    a = Dataset(
+        rng.normal(size=(3, 3)).astype(np.float32),
+        rng.normal(size=(3, 1)).astype(np.float32),
+        "Pendulum-v1",
+        "continuous",
+        obs_mean=np.ones(3, np.float32),
+        obs_std=np.full(3, 2.0, np.float32),
+    )
+    b = Dataset(
+        rng.normal(size=(2, 2)).astype(np.float32),
+        rng.normal(size=(2, 1)).astype(np.float32),
+        "MountainCarContinuous-v0",
+        "continuous",
+    )
     m = merge_datasets(a, b)
     assert m.actions.shape == (5, 2)
     assert (m.actions[:3, 1] == 0).all() and (m.actions[3:, 0] == 0).all()
@@ -139,8 +185,9 @@ def test_merge_continuous_pads_actions(tmp_path):
     assert proc.returncode == 2 and "cannot merge continuous" in proc.stderr
 
 
-@pytest.mark.parametrize("dataset,suffix,extra", [("cartpole_hades_r", ".gif", []),
-                                                  ("breakout_hades_f", ".html", ["--own-init"])])
+@pytest.mark.parametrize(
+    "dataset,suffix,extra", [("cartpole_hades_r", ".gif", []), ("breakout_hades_f", ".html", ["--own-init"])]
+)
 def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
     out = tmp_path / f"ep{suffix}"
     path = DATA / f"{dataset}.safetensors"

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load as st_load, save as st_save
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
 
 from hades import __version__
 from hades.errors import HadesError
@@ -124,9 +125,14 @@ def save_dataset(path, ds: Dataset) -> None:
         tensors["obs_mean"] = ds.obs_mean.astype(np.float32)
         tensors["obs_std"] = ds.obs_std.astype(np.float32)
     meta = {
-        "format": DATASET_FORMAT, "schema_version": SCHEMA_VERSION, "env": ds.env,
-        "action_space": ds.action_space, "variant": ds.variant, "hades_version": ds.hades_version,
-        "obs_norm": ds.normalisation, "config": json.dumps(ds.config, sort_keys=True),
+        "format": DATASET_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "env": ds.env,
+        "action_space": ds.action_space,
+        "variant": ds.variant,
+        "hades_version": ds.hades_version,
+        "obs_norm": ds.normalisation,
+        "config": json.dumps(ds.config, sort_keys=True),
     }
     _write_tensors(path, tensors, meta)
 
@@ -149,9 +155,16 @@ def load_dataset(path) -> Dataset:
     except json.JSONDecodeError:
         raise HadesError(f"{path}: config metadata is not valid JSON") from None
     return Dataset(
-        states=states, actions=actions, env=meta["env"], action_space=space,
-        variant=meta.get("variant", "unknown"), obs_mean=t.get("obs_mean"), obs_std=t.get("obs_std"),
-        config=config, hades_version=meta.get("hades_version", "unknown"), obs_norm=meta.get("obs_norm", ""),
+        states=states,
+        actions=actions,
+        env=meta["env"],
+        action_space=space,
+        variant=meta.get("variant", "unknown"),
+        obs_mean=t.get("obs_mean"),
+        obs_std=t.get("obs_std"),
+        config=config,
+        hades_version=meta.get("hades_version", "unknown"),
+        obs_norm=meta.get("obs_norm", ""),
     )
 
 
@@ -183,21 +196,29 @@ def save_policy(path, params, env: str, config: dict, obs_mean=None, obs_std=Non
     tensors = {f"params/{k}": v for k, v in flatten_params(params).items()}
     if obs_mean is not None:
         tensors["obs_mean"], tensors["obs_std"] = np.asarray(obs_mean), np.asarray(obs_std)
-    meta = {"format": POLICY_FORMAT, "schema_version": SCHEMA_VERSION, "env": env,
-            "hades_version": __version__, "config": json.dumps(config, sort_keys=True)}
+    meta = {
+        "format": POLICY_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "env": env,
+        "hades_version": __version__,
+        "config": json.dumps(config, sort_keys=True),
+    }
     _write_tensors(path, tensors, meta)
 
 
 def load_policy(path):
     t, meta = _read_tensors(path, POLICY_FORMAT)
-    params = unflatten_params({k[len("params/"):]: v for k, v in t.items() if k.startswith("params/")})
+    params = unflatten_params({k[len("params/") :]: v for k, v in t.items() if k.startswith("params/")})
     return params, meta, t.get("obs_mean"), t.get("obs_std")
 
 
 def save_checkpoint(path, leaves: list[np.ndarray], metadata: dict) -> None:
     tensors = {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
-    _write_tensors(path, tensors, {"format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION,
-                                   "hades_version": __version__, **metadata})
+    _write_tensors(
+        path,
+        tensors,
+        {"format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION, "hades_version": __version__, **metadata},
+    )
 
 
 def load_checkpoint(path) -> tuple[list[np.ndarray], dict[str, str]]:

@@ -13,8 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from hades.config import (
-    ACTION_MODES, BACKENDS, IMAGE_PRESETS, PRESETS, BCConfig, DistillConfig, ImageDistillConfig, PolicyConfig, fields_of, flatten,
-    make_config, make_image_config, replace_flat,
+    ACTION_MODES,
+    BACKENDS,
+    IMAGE_PRESETS,
+    PRESETS,
+    BCConfig,
+    DistillConfig,
+    ImageDistillConfig,
+    PolicyConfig,
+    fields_of,
+    flatten,
+    make_config,
+    make_image_config,
+    replace_flat,
 )
 from hades.errors import HadesError
 
@@ -30,12 +41,20 @@ def _add_options(parser: argparse.ArgumentParser, defaults, skip=()) -> None:
         help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
         kind = type(default)
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_)
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_
+            )
         else:
             choices = f.metadata.get("choices")
-            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, choices=choices,
-                                help=help_, metavar=None if choices else kind.__name__.upper())
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                choices=choices,
+                help=help_,
+                metavar=None if choices else kind.__name__.upper(),
+            )
 
 
 def _given(args, cls, skip=()) -> dict:
@@ -58,10 +77,15 @@ class _Progress:
             what = f"{cfg.variant} on {cfg.env}"
         else:
             what, self.eval_key = f"{cfg.model} on {cfg.dataset}", "eval_accuracy_mean"
-        print(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}",
-              file=sys.stderr)
-        self.bar = tqdm(total=cfg.generations, initial=start_generation, unit="gen", dynamic_ncols=True,
-                        file=sys.stderr, desc="compiling")
+        print(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}", file=sys.stderr)
+        self.bar = tqdm(
+            total=cfg.generations,
+            initial=start_generation,
+            unit="gen",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            desc="compiling",
+        )
 
     def generation(self, row):
         if self.bar is None:
@@ -90,16 +114,20 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
         stored = flatten(cfg.to_dict())
         changed = {k for k, v in given.items() if k not in resumable and stored[k] != v}
         if args.preset or changed:
-            raise HadesError("a resumed run keeps its config; only "
-                             + ", ".join("--" + k.replace("_", "-") for k in resumable) + " may be given with --resume")
+            raise HadesError(
+                "a resumed run keeps its config; only "
+                + ", ".join("--" + k.replace("_", "-") for k in resumable)
+                + " may be given with --resume"
+            )
         cfg = replace_flat(cfg, given).validate()
         out = Path(args.resume)
     else:
         cfg = make(args.preset, **given, **(fixed or {}))
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet))
-    print(json.dumps({k: v for k, v in summary.items() if k != "config" and not isinstance(v, list)}
-                     | {"out": str(out)}))
+    print(
+        json.dumps({k: v for k, v in summary.items() if k != "config" and not isinstance(v, list)} | {"out": str(out)})
+    )
     return 0
 
 
@@ -129,16 +157,33 @@ def _cmd_sweep_size(args) -> int:
     rows = []
     for cfg in configs:
         run_dir = out / f"size_{cfg.dataset_size}"
-        summary = run(cfg, run_dir, resume=(run_dir / "checkpoint.safetensors").is_file() and not
-                      (run_dir / "summary.json").is_file(), reporter=_Progress(args.quiet)) \
-            if not (run_dir / "summary.json").is_file() else json.loads((run_dir / "summary.json").read_text())
-        rows.append({"dataset_size": cfg.dataset_size, "final_return_mean": summary["final_return_mean"],
-                     "final_return_std": summary["final_return_std"], "wall_seconds": summary["wall_seconds"],
-                     "run": str(run_dir)})
+        summary = (
+            run(
+                cfg,
+                run_dir,
+                resume=(run_dir / "checkpoint.safetensors").is_file() and not (run_dir / "summary.json").is_file(),
+                reporter=_Progress(args.quiet),
+            )
+            if not (run_dir / "summary.json").is_file()
+            else json.loads((run_dir / "summary.json").read_text())
+        )
+        rows.append(
+            {
+                "dataset_size": cfg.dataset_size,
+                "final_return_mean": summary["final_return_mean"],
+                "final_return_std": summary["final_return_std"],
+                "wall_seconds": summary["wall_seconds"],
+                "run": str(run_dir),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    atomic_write(out / "size_sweep.json", json.dumps({"env": configs[0].env, "variant": configs[0].variant,
-                                                      "results": rows}, indent=1))
-    size_sweep_figure(rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size")
+    atomic_write(
+        out / "size_sweep.json",
+        json.dumps({"env": configs[0].env, "variant": configs[0].variant, "results": rows}, indent=1),
+    )
+    size_sweep_figure(
+        rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size"
+    )
     print(f"wrote {out / 'size_sweep.json'} and size_sweep.png", file=sys.stderr)
     return 0
 
@@ -149,8 +194,13 @@ def _cmd_distill_images(args) -> int:
     if not args.resume or getattr(args, "data_dir", None):
         # store the resolved directory, so a resumed run needs no environment variable
         args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None)).resolve())
-    return _run_command(args, ImageDistillConfig, make_image_config, lambda c: f"{c.dataset}_{c.model}",
-                        resumable=("generations", "data_dir"))
+    return _run_command(
+        args,
+        ImageDistillConfig,
+        make_image_config,
+        lambda c: f"{c.dataset}_{c.model}",
+        resumable=("generations", "data_dir"),
+    )
 
 
 def _own_init(dataset_path, ds, policy_cfg):
@@ -160,14 +210,18 @@ def _own_init(dataset_path, ds, policy_cfg):
     from hades.runs import INIT
 
     if ds.variant != "hades-f":
-        raise HadesError(f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
-                         f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)")
+        raise HadesError(
+            f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
+            f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)"
+        )
     if policy_cfg != run_config(ds).policy:
         raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
     path = Path(dataset_path).parent / INIT
     if not path.is_file():
-        raise HadesError(f"no {INIT} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
-                         "saved initialisation (written by hades >= 0.2)")
+        raise HadesError(
+            f"no {INIT} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
+            "saved initialisation (written by hades >= 0.2)"
+        )
     params, _, _, _ = load_policy(path)
     return params
 
@@ -195,12 +249,28 @@ def _cmd_train(args) -> int:
     actions = args.actions or base.actions
     backend = args.backend or base.backend
     env = make_env(args.env or ds.env, backend)
-    rollouts = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
-                                  eval_steps=args.eval_steps, seed=args.seed, env_name=args.env, init_params=init,
-                                  backend=backend, actions=actions)
-    result = {"dataset": str(args.dataset), "env": env.name, "init": "own" if args.own_init else "fresh",
-              "actions": actions, **summarize(rollouts, env, args.eval_steps),
-              "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
+    rollouts = train_and_evaluate(
+        ds,
+        policy_cfg,
+        bc_cfg,
+        num_policies=args.seeds,
+        episodes=args.episodes,
+        eval_steps=args.eval_steps,
+        seed=args.seed,
+        env_name=args.env,
+        init_params=init,
+        backend=backend,
+        actions=actions,
+    )
+    result = {
+        "dataset": str(args.dataset),
+        "env": env.name,
+        "init": "own" if args.own_init else "fresh",
+        "actions": actions,
+        **summarize(rollouts, env, args.eval_steps),
+        "policy": dataclasses.asdict(policy_cfg),
+        "bc": dataclasses.asdict(bc_cfg),
+    }
     print(json.dumps(_rounded(result)))
     return 0
 
@@ -253,19 +323,33 @@ def _cmd_transfer(args) -> int:
 
         def progress(width, returns, label=label):
             if not args.quiet:
-                print(f"{label}: width {width}: median return {np.median(returns):.4g} "
-                      f"(top half {np.sort(returns)[len(returns) // 2:].mean():.4g}) over {len(returns)} policies",
-                      file=sys.stderr)
+                print(
+                    f"{label}: width {width}: median return {np.median(returns):.4g} "
+                    f"(top half {np.sort(returns)[len(returns) // 2 :].mean():.4g}) over {len(returns)} policies",
+                    file=sys.stderr,
+                )
 
-        rows = transfer_sweep(ds, widths, lrs, epochs, seeds=args.seeds, sample=args.sample, episodes=args.episodes,
-                              eval_steps=args.eval_steps, seed=args.seed, progress=progress)
+        rows = transfer_sweep(
+            ds,
+            widths,
+            lrs,
+            epochs,
+            seeds=args.seeds,
+            sample=args.sample,
+            episodes=args.episodes,
+            eval_steps=args.eval_steps,
+            seed=args.seed,
+            progress=progress,
+        )
         own = (ds.config.get("policy") or {}).get("width")
         results[label] = (rows, own)
         rows_all += [{"dataset": label, **r} for r in rows]
     from hades.artifacts import atomic_write
 
-    summary = {label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
-               for (label, (rows, own)), p in zip(results.items(), args.datasets)}
+    summary = {
+        label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
+        for (label, (rows, own)), p in zip(results.items(), args.datasets)
+    }
     atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
@@ -296,8 +380,18 @@ def _cmd_merge(args) -> int:
     base = run_config(a)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
-    result = evaluate_merge(a, b, merged, policy_cfg, bc_cfg, num_policies=args.seeds, episodes=args.episodes,
-                            eval_steps=args.eval_steps, seed=args.seed, actions=base.actions)
+    result = evaluate_merge(
+        a,
+        b,
+        merged,
+        policy_cfg,
+        bc_cfg,
+        num_policies=args.seeds,
+        episodes=args.episodes,
+        eval_steps=args.eval_steps,
+        seed=args.seed,
+        actions=base.actions,
+    )
     result |= {"merged": str(out), "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     from hades.artifacts import atomic_write
     from hades.plots import merge_figure
@@ -314,8 +408,8 @@ def _cmd_render(args) -> int:
 
     from hades.artifacts import load_dataset
     from hades.bc import make_bc_train
-    from hades.evaluation import check_dataset, input_norm, run_config
     from hades.envs import make_env
+    from hades.evaluation import check_dataset, input_norm, run_config
     from hades.policies import make_policy
     from hades.render import FORMATS, animate, record_episode
 
@@ -335,11 +429,26 @@ def _cmd_render(args) -> int:
         params0 = policy.init(jax.random.fold_in(key, 1))
     params, _ = jax.jit(make_bc_train(policy, base.bc))(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
     norm = input_norm(ds, env.obs_shape)
-    states, obs, rewards = record_episode(env, policy, params, norm, jax.random.fold_in(key, 2), args.eval_steps,
-                                          actions=args.actions or base.actions,
-                                          per_rollout_norm=ds.normalisation == "rollout")
-    info = animate(env, states, obs, rewards, args.output, fps=args.fps, max_frames=args.max_frames,
-                   title=f"{env.name}: policy trained on {Path(args.dataset).name}")
+    states, obs, rewards = record_episode(
+        env,
+        policy,
+        params,
+        norm,
+        jax.random.fold_in(key, 2),
+        args.eval_steps,
+        actions=args.actions or base.actions,
+        per_rollout_norm=ds.normalisation == "rollout",
+    )
+    info = animate(
+        env,
+        states,
+        obs,
+        rewards,
+        args.output,
+        fps=args.fps,
+        max_frames=args.max_frames,
+        title=f"{env.name}: policy trained on {Path(args.dataset).name}",
+    )
     print(json.dumps(info))
     return 0
 
@@ -352,8 +461,14 @@ def _cmd_show(args) -> int:
     ds = load_dataset(args.dataset)
     out = Path(args.output or Path(args.dataset).with_suffix(".png"))
     names = FEATURE_NAMES.get(ds.env)
-    dataset_figure(ds.states, ds.actions, out, feature_names=names, channel_names=CHANNEL_NAMES.get(ds.env),
-                   title=f"{ds.env} {ds.variant}: {ds.size} states")
+    dataset_figure(
+        ds.states,
+        ds.actions,
+        out,
+        feature_names=names,
+        channel_names=CHANNEL_NAMES.get(ds.env),
+        title=f"{ds.env} {ds.variant}: {ds.size} states",
+    )
     if ds.states.ndim == 2 and ds.size <= 64 and ds.states.shape[1] <= 16:  # small enough to read as text
         cols = list(names) if names else [f"x{j}" for j in range(ds.states.shape[1])]
         width = max(10, *(len(c) for c in cols))
@@ -406,8 +521,10 @@ def _cmd_envs(args) -> int:
 
     for name in REGISTRY:
         env = make_env(name)
-        print(f"{name:30s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
-              f"{'actions' if env.discrete else 'dims'}={env.num_actions}  episode<={env.max_steps}")
+        print(
+            f"{name:30s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
+            f"{'actions' if env.discrete else 'dims'}={env.num_actions}  episode<={env.max_steps}"
+        )
     return 0
 
 
@@ -423,74 +540,113 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_, defaults, presets in (
-            ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", DistillConfig(), PRESETS),
-            ("baseline", "the direct-ES baseline: evolve the policy weights themselves", DistillConfig(), PRESETS),
-            ("distill-images", "supervised distillation: one synthetic image per class (MNIST, FashionMNIST)",
-             ImageDistillConfig(), IMAGE_PRESETS)):
+        ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", DistillConfig(), PRESETS),
+        ("baseline", "the direct-ES baseline: evolve the policy weights themselves", DistillConfig(), PRESETS),
+        (
+            "distill-images",
+            "supervised distillation: one synthetic image per class (MNIST, FashionMNIST)",
+            ImageDistillConfig(),
+            IMAGE_PRESETS,
+        ),
+    ):
         c = sub.add_parser(name, help=help_, description=help_)
-        c.add_argument("--preset", choices=list(presets), help="named config (see `hades presets`); options override it")
+        c.add_argument(
+            "--preset", choices=list(presets), help="named config (see `hades presets`); options override it"
+        )
         c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
         if name != "distill-images":
-            c.add_argument("--coordinator", metavar="HOST:PORT",
-                           help="multi-host run: the coordinator's address (process 0's host); run the same command "
-                                "on every host with its own --process-id")
+            c.add_argument(
+                "--coordinator",
+                metavar="HOST:PORT",
+                help="multi-host run: the coordinator's address (process 0's host); run the same command "
+                "on every host with its own --process-id",
+            )
             c.add_argument("--num-processes", type=int, default=1, help="multi-host run: number of processes (hosts)")
             c.add_argument("--process-id", type=int, default=0, help="multi-host run: this process' index, 0-based")
         _add_options(c, defaults, skip=("variant",) if name == "baseline" else ())
-    sw = sub.add_parser("sweep-size", help="distil at several dataset sizes and plot final return against size",
-                        description="Run `hades distill` once per --sizes value (every other option shared) into "
-                                    "OUT/size_N, then write OUT/size_sweep.json and size_sweep.png. Finished sizes "
-                                    "are kept and interrupted ones resumed when the command is run again.")
+    sw = sub.add_parser(
+        "sweep-size",
+        help="distil at several dataset sizes and plot final return against size",
+        description="Run `hades distill` once per --sizes value (every other option shared) into "
+        "OUT/size_N, then write OUT/size_sweep.json and size_sweep.png. Finished sizes "
+        "are kept and interrupted ones resumed when the command is run again.",
+    )
     sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated)")
     sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
     sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
-    t = sub.add_parser("train", help="train fresh policies on a dataset artifact and evaluate them",
-                       description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
-                                   "options default to the settings the dataset was evolved with.")
+    t = sub.add_parser(
+        "train",
+        help="train fresh policies on a dataset artifact and evaluate them",
+        description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
+        "options default to the settings the dataset was evolved with.",
+    )
     t.add_argument("dataset", help="path to a dataset.safetensors")
     t.add_argument("--seeds", type=int, default=5, help="number of policies (fresh initialisations)")
     t.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
-    t.add_argument("--eval-steps", type=int, default=0,
-                   help="step cap per episode (0: whole episodes; a capped result says so: step_cap, capped_episodes)")
+    t.add_argument(
+        "--eval-steps",
+        type=int,
+        default=0,
+        help="step cap per episode (0: whole episodes; a capped result says so: step_cap, capped_episodes)",
+    )
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
-    t.add_argument("--preset", choices=list(PRESETS),
-                   help="take the policy and BC settings of this preset (e.g. paper-brax) instead of the run's")
-    t.add_argument("--own-init", action="store_true",
-                   help="train every policy from the run's saved initialisation (HaDES-F datasets: reads "
-                        "init.safetensors beside the dataset); the result is labelled init=own")
-    t.add_argument("--actions", choices=ACTION_MODES,
-                   help="sample from the policies or act greedily (default: the dataset's run's setting)")
+    t.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="take the policy and BC settings of this preset (e.g. paper-brax) instead of the run's",
+    )
+    t.add_argument(
+        "--own-init",
+        action="store_true",
+        help="train every policy from the run's saved initialisation (HaDES-F datasets: reads "
+        "init.safetensors beside the dataset); the result is labelled init=own",
+    )
+    t.add_argument(
+        "--actions",
+        choices=ACTION_MODES,
+        help="sample from the policies or act greedily (default: the dataset's run's setting)",
+    )
     _add_options(t, PolicyConfig())
     _add_options(t, BCConfig())
-    tr = sub.add_parser("transfer", help="train many fresh policies per width, learning rate and epochs on datasets",
-                        description="Transfer sweep (paper Fig. 4): for every width, train policies over a grid "
-                                    "(or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
-                                    "compiled call per width; write transfer.json, transfer.csv and transfer.png "
-                                    "into --out. Several datasets are compared side by side.")
+    tr = sub.add_parser(
+        "transfer",
+        help="train many fresh policies per width, learning rate and epochs on datasets",
+        description="Transfer sweep (paper Fig. 4): for every width, train policies over a grid "
+        "(or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
+        "compiled call per width; write transfer.json, transfer.csv and transfer.png "
+        "into --out. Several datasets are compared side by side.",
+    )
     tr.add_argument("datasets", nargs="+", help="dataset.safetensors files (e.g. a HaDES-F and a HaDES-R one)")
     tr.add_argument("--labels", help="comma-separated names for the datasets (default: their folder names)")
     tr.add_argument("--widths", default="32,64,128,256,512,1024", help="policy widths (comma-separated)")
     tr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1", help="BC learning rates")
     tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs)")
     tr.add_argument("--seeds", type=int, default=2, help="policies per (learning rate, epochs) pair")
-    tr.add_argument("--sample", type=int, default=0,
-                    help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width")
+    tr.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width",
+    )
     tr.add_argument("--episodes", type=int, default=5, help="evaluation episodes per policy")
     tr.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
     tr.add_argument("--seed", type=int, default=0, help="random seed")
     tr.add_argument("-o", "--out", default="transfer", help="output directory")
     tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
-    mg = sub.add_parser("merge", help="merge two tasks' datasets into one zero-padded multi-task dataset",
-                        description="Build the zero-padded union of datasets A and B (states and actions side by "
-                                    "side, see hades.multitask); with --evaluate, train agents on A, on B and on the "
-                                    "merge and report each environment's normalised return (writes MERGED's .json "
-                                    "and .png beside it).")
+    mg = sub.add_parser(
+        "merge",
+        help="merge two tasks' datasets into one zero-padded multi-task dataset",
+        description="Build the zero-padded union of datasets A and B (states and actions side by "
+        "side, see hades.multitask); with --evaluate, train agents on A, on B and on the "
+        "merge and report each environment's normalised return (writes MERGED's .json "
+        "and .png beside it).",
+    )
     mg.add_argument("a", help="first dataset.safetensors")
     mg.add_argument("b", help="second dataset.safetensors")
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
@@ -501,38 +657,55 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--seed", type=int, default=0, help="random seed")
     _add_options(mg, PolicyConfig())
     _add_options(mg, BCConfig())
-    rd = sub.add_parser("render", help="train a policy on a dataset and record an episode (gif, mp4, html)",
-                        description="Train one policy by BC on DATASET (the run's own settings) and draw one "
-                                    "episode with matplotlib, offline: .gif, .mp4 (needs ffmpeg) or a "
-                                    "self-contained .html.")
+    rd = sub.add_parser(
+        "render",
+        help="train a policy on a dataset and record an episode (gif, mp4, html)",
+        description="Train one policy by BC on DATASET (the run's own settings) and draw one "
+        "episode with matplotlib, offline: .gif, .mp4 (needs ffmpeg) or a "
+        "self-contained .html.",
+    )
     rd.add_argument("dataset", help="path to a dataset.safetensors")
     rd.add_argument("-o", "--output", required=True, help="out.gif, out.mp4 or out.html")
     rd.add_argument("--env", help="environment (default: the dataset's)")
     rd.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
-    rd.add_argument("--own-init", action="store_true",
-                    help="train from the run's saved initialisation (HaDES-F; init.safetensors beside the dataset)")
+    rd.add_argument(
+        "--own-init",
+        action="store_true",
+        help="train from the run's saved initialisation (HaDES-F; init.safetensors beside the dataset)",
+    )
     rd.add_argument("--actions", choices=ACTION_MODES, help="sample or greedy (default: the dataset's run's setting)")
     rd.add_argument("--seed", type=int, default=0, help="random seed (policy init and episode)")
     rd.add_argument("--eval-steps", type=int, default=0, help="step cap (0: the episode limit)")
     rd.add_argument("--fps", type=int, default=30, help="frames per second")
-    rd.add_argument("--max-frames", type=int, default=300, help="draw at most this many frames (steps are skipped evenly)")
-    sh = sub.add_parser("show", help="draw a dataset (and print it, when small) so it can be read",
-                        description="Draw a dataset artifact: a feature heatmap with action labels (vector "
-                                    "states, named features where known), state channels as small images "
-                                    "(MinAtar), or the image grid (image datasets).")
+    rd.add_argument(
+        "--max-frames", type=int, default=300, help="draw at most this many frames (steps are skipped evenly)"
+    )
+    sh = sub.add_parser(
+        "show",
+        help="draw a dataset (and print it, when small) so it can be read",
+        description="Draw a dataset artifact: a feature heatmap with action labels (vector "
+        "states, named features where known), state channels as small images "
+        "(MinAtar), or the image grid (image datasets).",
+    )
     sh.add_argument("dataset", help="path to a dataset.safetensors")
     sh.add_argument("-o", "--output", help="PNG to write (default: next to the dataset)")
-    pl = sub.add_parser("plot", help="overlay the learning curves of several runs",
-                        description="Overlay learning curves; runs with the same environment and variant are "
-                                    "grouped as seeds (mean line, min-max band).")
+    pl = sub.add_parser(
+        "plot",
+        help="overlay the learning curves of several runs",
+        description="Overlay learning curves; runs with the same environment and variant are "
+        "grouped as seeds (mean line, min-max band).",
+    )
     pl.add_argument("runs", nargs="+", help="run directories")
     pl.add_argument("-o", "--output", default="runs.png", help="PNG to write")
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
-    tb = sub.add_parser("table", help="a Markdown table of finished runs, seeds aggregated (mean, 95%% CI)",
-                        description="Group finished run directories by environment and method; print each group's "
-                                    "mean final return over seeds with its 95%% confidence interval (Student t), the "
-                                    "HaDES-F own-init figure, the random-policy return, the distinct evaluation "
-                                    "episodes and the budget (images: test accuracy and the class-mean baseline).")
+    tb = sub.add_parser(
+        "table",
+        help="a Markdown table of finished runs, seeds aggregated (mean, 95%% CI)",
+        description="Group finished run directories by environment and method; print each group's "
+        "mean final return over seeds with its 95%% confidence interval (Student t), the "
+        "HaDES-F own-init figure, the random-policy return, the distinct evaluation "
+        "episodes and the budget (images: test accuracy and the class-mean baseline).",
+    )
     tb.add_argument("runs", nargs="+", help="finished run directories (each with summary.json)")
     tb.add_argument("--json", help="also write the rows to this JSON file")
     sub.add_parser("envs", help="list the supported environments")
@@ -545,11 +718,21 @@ def main(argv=None) -> int:
     from hades.devices import use_host_cores
 
     use_host_cores()  # before JAX starts: split populations over the CPU cores
-    commands = {"distill": _cmd_distill, "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
-                "distill-images": _cmd_distill_images, "sweep-size": _cmd_sweep_size,
-                "train": _cmd_train, "transfer": _cmd_transfer, "merge": _cmd_merge, "render": _cmd_render,
-                "show": _cmd_show, "plot": _cmd_plot, "table": _cmd_table, "envs": _cmd_envs,
-                "presets": _cmd_presets}
+    commands = {
+        "distill": _cmd_distill,
+        "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
+        "distill-images": _cmd_distill_images,
+        "sweep-size": _cmd_sweep_size,
+        "train": _cmd_train,
+        "transfer": _cmd_transfer,
+        "merge": _cmd_merge,
+        "render": _cmd_render,
+        "show": _cmd_show,
+        "plot": _cmd_plot,
+        "table": _cmd_table,
+        "envs": _cmd_envs,
+        "presets": _cmd_presets,
+    }
     try:
         return commands[args.command](args)
     except HadesError as e:

@@ -22,8 +22,20 @@ ES_OPTIMIZERS = ("auto", "adam", "sgd")
 ES_SHAPINGS = ("own", "raw")
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
 # tests/test_es.py checks this list against evosax.
-OPTIMIZER_STRATEGIES = ("ARS", "ASEBO", "DES", "ESMC", "GuidedES", "NoiseReuseES", "Open_ES", "PGPE",
-                        "PersistentES", "SNES", "SimpleES", "xNES")
+OPTIMIZER_STRATEGIES = (
+    "ARS",
+    "ASEBO",
+    "DES",
+    "ESMC",
+    "GuidedES",
+    "NoiseReuseES",
+    "Open_ES",
+    "PGPE",
+    "PersistentES",
+    "SNES",
+    "SimpleES",
+    "xNES",
+)
 BACKENDS = ("positional", "spring", "generalized", "mjx")
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 
@@ -51,10 +63,13 @@ class BCConfig:
     bc_max_grad_norm: float = knob(1.0, "clip BC gradients to this global norm (0: no clipping)")
     bc_anneal: bool = knob(False, "anneal the BC learning rate linearly to 0 over the steps")
     bc_optimizer: str = knob("adam", "inner-loop optimiser", ("adam", "sgd"))
-    bc_adam_eps: float = knob(1e-8, "Adam's epsilon in the inner loop (optax default 1e-8; the official code "
-                              "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)")
+    bc_adam_eps: float = knob(
+        1e-8,
+        "Adam's epsilon in the inner loop (optax default 1e-8; the official code "
+        "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)",
+    )
 
-    def validate(self) -> "BCConfig":
+    def validate(self) -> BCConfig:
         if self.bc_optimizer not in ("adam", "sgd"):
             raise HadesError(f"unknown bc_optimizer {self.bc_optimizer!r}; choose adam or sgd")
         if self.bc_steps < 1:
@@ -75,23 +90,39 @@ class ESConfig:
     strategy: str = knob("Open_ES", "evosax strategy name (Open_ES, SNES, PGPE, CMA_ES, ...)")
     population: int = knob(128, "candidates per generation (even; antithetic pairs)")
     sigma: float = knob(0.1, "initial search standard deviation")
-    es_optimizer: str = knob("auto", "how the ES moves its mean: auto = Adam for Open_ES (the paper's OpenES), "
-                             "every other strategy its own evosax update rule (SNES/xNES: the natural-gradient step, "
-                             "learning rate 1); adam or sgd: that optimiser at --es-lr (strategies with an optimizer)",
-                             ES_OPTIMIZERS)
-    es_lr: float = knob(0.0, "ES learning rate of --es-optimizer adam/sgd (0: 0.05 for Adam; sgd needs a value); "
-                        "refused for a strategy that uses its own update rule")
+    es_optimizer: str = knob(
+        "auto",
+        "how the ES moves its mean: auto = Adam for Open_ES (the paper's OpenES), "
+        "every other strategy its own evosax update rule (SNES/xNES: the natural-gradient step, "
+        "learning rate 1); adam or sgd: that optimiser at --es-lr (strategies with an optimizer)",
+        ES_OPTIMIZERS,
+    )
+    es_lr: float = knob(
+        0.0,
+        "ES learning rate of --es-optimizer adam/sgd (0: 0.05 for Adam; sgd needs a value); "
+        "refused for a strategy that uses its own update rule",
+    )
     es_lr_decay: float = knob(1.0, "multiply the ES learning rate by this every generation (adam/sgd only)")
-    sigma_decay: float = knob(1.0, "multiply the search std by this every generation (strategies with a std "
-                              "schedule: Open_ES, PGPE-like; not SNES, whose std adapts itself)")
+    sigma_decay: float = knob(
+        1.0,
+        "multiply the search std by this every generation (strategies with a std "
+        "schedule: Open_ES, PGPE-like; not SNES, whose std adapts itself)",
+    )
     sigma_limit: float = knob(0.0, "lower bound on the search std, enforced after every update (0: none)")
-    es_temperature: float = knob(0.0, "rank weights softmax(-T * rank / (P - 1)), the paper's evosax <= 0.1.5 SNES "
-                                 "weights (paper MinAtar: 20); 0: the strategy's own weights; only for strategies "
-                                 "with rank weights (SNES, xNES, ...)")
-    es_shaping: str = knob("own", "fitness shaping: own (the strategy's: centred ranks for Open_ES, rank weights "
-                           "for SNES) or raw (returns as they are, the paper's OpenES)", ES_SHAPINGS)
+    es_temperature: float = knob(
+        0.0,
+        "rank weights softmax(-T * rank / (P - 1)), the paper's evosax <= 0.1.5 SNES "
+        "weights (paper MinAtar: 20); 0: the strategy's own weights; only for strategies "
+        "with rank weights (SNES, xNES, ...)",
+    )
+    es_shaping: str = knob(
+        "own",
+        "fitness shaping: own (the strategy's: centred ranks for Open_ES, rank weights "
+        "for SNES) or raw (returns as they are, the paper's OpenES)",
+        ES_SHAPINGS,
+    )
 
-    def validate(self) -> "ESConfig":
+    def validate(self) -> ESConfig:
         """Ranges only; whether the chosen strategy honours each option is checked by ``es.Strategy``."""
         if self.es_optimizer not in ES_OPTIMIZERS:
             raise HadesError(f"unknown es_optimizer {self.es_optimizer!r}; choose one of {', '.join(ES_OPTIMIZERS)}")
@@ -116,40 +147,73 @@ class DistillConfig:
     """One distillation run (HaDES-F, HaDES-R, or the direct-ES baseline)."""
 
     env: str = knob("CartPole-v1", "environment id (see `hades envs`)")
-    backend: str = knob("positional", "Brax physics pipeline for brax/* environments (spring is ~3x faster on CPU)", BACKENDS)
-    variant: str = knob("hades-r", "hades-f: one fixed init; hades-r: k fresh inits per generation; direct-es: ES on policy weights", VARIANTS)
+    backend: str = knob(
+        "positional", "Brax physics pipeline for brax/* environments (spring is ~3x faster on CPU)", BACKENDS
+    )
+    variant: str = knob(
+        "hades-r",
+        "hades-f: one fixed init; hades-r: k fresh inits per generation; direct-es: ES on policy weights",
+        VARIANTS,
+    )
     dataset_size: int = knob(4, "number of synthetic state-action pairs")
     num_inits: int = knob(2, "HaDES-R: fresh policy initialisations per generation (k >= 2)")
     generations: int = knob(50, "ES generations")
     seed: int = knob(0, "random seed (same seed, same machine: identical dataset)")
     eval_envs: int = knob(4, "evaluation episodes per candidate (one per parallel env)")
-    eval_steps: int = knob(0, "step cap per FITNESS episode (0: the environment's episode limit; it can only "
-                           "lower it); evaluations of the mean dataset always run whole episodes")
-    actions: str = knob("sample", "how policies act in every rollout, fitness and evaluation: sample from the "
-                        "policy (the paper's setting) or greedy (argmax / Gaussian mean)", ACTION_MODES)
-    obs_norm: str = knob("constant", "observation normalisation: none; constant (statistics of random-action "
-                         "states); rollout (each rollout starts fresh running statistics and updates them with "
-                         "every observation its envs see: the paper's Brax setting); running (statistics pooled "
-                         "over every candidate's rollouts and all generations so far)", OBS_NORMS)
+    eval_steps: int = knob(
+        0,
+        "step cap per FITNESS episode (0: the environment's episode limit; it can only "
+        "lower it); evaluations of the mean dataset always run whole episodes",
+    )
+    actions: str = knob(
+        "sample",
+        "how policies act in every rollout, fitness and evaluation: sample from the "
+        "policy (the paper's setting) or greedy (argmax / Gaussian mean)",
+        ACTION_MODES,
+    )
+    obs_norm: str = knob(
+        "constant",
+        "observation normalisation: none; constant (statistics of random-action "
+        "states); rollout (each rollout starts fresh running statistics and updates them with "
+        "every observation its envs see: the paper's Brax setting); running (statistics pooled "
+        "over every candidate's rollouts and all generations so far)",
+        OBS_NORMS,
+    )
     obs_std_floor: float = knob(0.05, "lower bound on the normalisation std (avoids blowing up rare inputs)")
     init_scale: float = knob(0.3, "std of the initial dataset states (in normalised units)")
     eval_every: int = knob(5, "evaluate the current mean dataset every this many generations (0: only at the end)")
     eval_episodes: int = knob(16, "episodes per policy when evaluating the mean dataset (held-out keys)")
-    eval_policies: int = knob(4, "freshly initialised policies trained on the mean dataset when evaluating "
-                              "(HaDES-F also reports its own init separately)")
+    eval_policies: int = knob(
+        4,
+        "freshly initialised policies trained on the mean dataset when evaluating "
+        "(HaDES-F also reports its own init separately)",
+    )
     checkpoint_every: int = knob(10, "write a resumable checkpoint every this many generations")
-    devices: int = knob(0, "split the population over this many devices (0: the most visible devices that "
-                        "divide the population; an explicit count must divide it)")
-    evolve_bc: bool = knob(False, "evolve the BC learning rate and step count with the data (two extra genes, "
-                           "log scale; steps up to 2x --bc-steps); the artifact stores the evolved values")
-    learners: str = knob("fixed", "HaDES-R: train each generation's policies with the configured learner (fixed), "
-                         "or sample each one's width, learning rate and steps (sampled)", ("fixed", "sampled"))
+    devices: int = knob(
+        0,
+        "split the population over this many devices (0: the most visible devices that "
+        "divide the population; an explicit count must divide it)",
+    )
+    evolve_bc: bool = knob(
+        False,
+        "evolve the BC learning rate and step count with the data (two extra genes, "
+        "log scale; steps up to 2x --bc-steps); the artifact stores the evolved values",
+    )
+    learners: str = knob(
+        "fixed",
+        "HaDES-R: train each generation's policies with the configured learner (fixed), "
+        "or sample each one's width, learning rate and steps (sampled)",
+        ("fixed", "sampled"),
+    )
     learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
     learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [bc_lr/r, bc_lr*r]")
     learner_min_steps: float = knob(0.5, "sampled learners: steps uniform in [this fraction of bc_steps, bc_steps]")
-    chunk: int = knob(0, "evaluate this many candidates at a time (bounds memory: HaDES holds chunk policies, "
-                      "not population many); 0: auto (CPU: 16 per device, which keeps the BC working set in "
-                      "cache; accelerators: the whole population); the population size: all at once")
+    chunk: int = knob(
+        0,
+        "evaluate this many candidates at a time (bounds memory: HaDES holds chunk policies, "
+        "not population many); 0: auto (CPU: 16 per device, which keeps the BC working set in "
+        "cache; accelerators: the whole population); the population size: all at once",
+    )
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     es: ESConfig = field(default_factory=ESConfig)
@@ -161,11 +225,11 @@ class DistillConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DistillConfig":
+    def from_dict(cls, d: dict) -> DistillConfig:
         flat = flatten(d)
         return replace_flat(cls(), legacy(flat))
 
-    def validate(self) -> "DistillConfig":
+    def validate(self) -> DistillConfig:
         """Raise HadesError for settings that cannot run; return self."""
         if self.variant not in VARIANTS:
             raise HadesError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -177,10 +241,15 @@ class DistillConfig:
             raise HadesError(f"unknown learners {self.learners!r}; choose fixed or sampled")
         if self.learners == "sampled" and self.variant != "hades-r":
             raise HadesError("--learners sampled needs --variant hades-r (fresh learners every generation)")
-        if self.learners == "sampled" and not (1 <= self.learner_min_width <= self.policy.width
-                                               and self.learner_lr_range >= 1 and 0 < self.learner_min_steps <= 1):
-            raise HadesError("sampled learners need 1 <= --learner-min-width <= --width, --learner-lr-range >= 1 "
-                             "and 0 < --learner-min-steps <= 1")
+        if self.learners == "sampled" and not (
+            1 <= self.learner_min_width <= self.policy.width
+            and self.learner_lr_range >= 1
+            and 0 < self.learner_min_steps <= 1
+        ):
+            raise HadesError(
+                "sampled learners need 1 <= --learner-min-width <= --width, --learner-lr-range >= 1 "
+                "and 0 < --learner-min-steps <= 1"
+            )
         if self.evolve_bc and self.variant == "direct-es":
             raise HadesError("--evolve-bc evolves the inner loop of HaDES; direct ES has none")
         if self.chunk < 0 or (self.chunk and self.es.population % self.chunk):
@@ -192,16 +261,24 @@ class DistillConfig:
         if self.policy.activation not in ACTIVATIONS:
             raise HadesError(f"unknown activation {self.policy.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         positive = {
-            "dataset_size": self.dataset_size, "generations": self.generations,
-            "eval_envs": self.eval_envs, "population": self.es.population, "width": self.policy.width,
-            "depth": self.policy.depth, "bc_steps": self.bc.bc_steps, "eval_episodes": self.eval_episodes,
-            "eval_policies": self.eval_policies, "checkpoint_every": self.checkpoint_every,
+            "dataset_size": self.dataset_size,
+            "generations": self.generations,
+            "eval_envs": self.eval_envs,
+            "population": self.es.population,
+            "width": self.policy.width,
+            "depth": self.policy.depth,
+            "bc_steps": self.bc.bc_steps,
+            "eval_episodes": self.eval_episodes,
+            "eval_policies": self.eval_policies,
+            "checkpoint_every": self.checkpoint_every,
         }
         for name, value in positive.items():
             if value < 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
         if self.variant == "hades-r" and self.num_inits < 2:
-            raise HadesError(f"HaDES-R needs --num-inits >= 2 (got {self.num_inits}); use --variant hades-f for one fixed init")
+            raise HadesError(
+                f"HaDES-R needs --num-inits >= 2 (got {self.num_inits}); use --variant hades-f for one fixed init"
+            )
         if self.es.population % 2:
             raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
         self.es.validate()
@@ -217,35 +294,49 @@ class ImageDistillConfig:
 
     dataset: str = knob("fashion-mnist", "which image dataset", ("mnist", "fashion-mnist"))
     data_dir: str = knob("", "directory holding the IDX files (default: $HADES_DATA_DIR)")
-    model: str = knob("mlp", "classifier trained in the inner loop: mlp (one hidden layer) or cnn "
-                      "(3x3 conv with 16 channels, dense 128: the released code's)", ("mlp", "cnn"))
+    model: str = knob(
+        "mlp",
+        "classifier trained in the inner loop: mlp (one hidden layer) or cnn "
+        "(3x3 conv with 16 channels, dense 128: the released code's)",
+        ("mlp", "cnn"),
+    )
     hidden: int = knob(128, "hidden units of the classifier's dense layer")
     image_init: str = knob("mean", "initial images: the class-wise mean images, or random", ("mean", "random"))
-    fitness_batch: int = knob(1024, "real training images per generation for the fitness loss "
-                              "(a fresh random minibatch each generation; 0: the full training set)")
-    num_inits: int = knob(1, "classifier initialisations per generation, shared by every candidate; the fitness "
-                          "averages over them (the released code: 2)")
-    holdout: int = knob(1000, "training images held out as a validation set (never used for fitness): in-run "
-                        "evaluations measure accuracy on them, the test set is used once, at the end; 0: no "
-                        "validation set, in-run evaluations show test accuracy (a curve to look at, never to "
-                        "pick a generation by)")
+    fitness_batch: int = knob(
+        1024,
+        "real training images per generation for the fitness loss "
+        "(a fresh random minibatch each generation; 0: the full training set)",
+    )
+    num_inits: int = knob(
+        1,
+        "classifier initialisations per generation, shared by every candidate; the fitness "
+        "averages over them (the released code: 2)",
+    )
+    holdout: int = knob(
+        1000,
+        "training images held out as a validation set (never used for fitness): in-run "
+        "evaluations measure accuracy on them, the test set is used once, at the end; 0: no "
+        "validation set, in-run evaluations show test accuracy (a curve to look at, never to "
+        "pick a generation by)",
+    )
     generations: int = knob(500, "ES generations")
     seed: int = knob(0, "random seed")
     eval_every: int = knob(50, "measure validation accuracy every this many generations (0: only at the end)")
     eval_classifiers: int = knob(20, "classifiers (fresh initialisations) trained on the images per accuracy figure")
     checkpoint_every: int = knob(100, "write a resumable checkpoint every this many generations")
-    bc: BCConfig = field(default_factory=lambda: BCConfig(bc_lr=0.1, bc_steps=100, bc_max_grad_norm=0.0,
-                                                          bc_optimizer="sgd"))
+    bc: BCConfig = field(
+        default_factory=lambda: BCConfig(bc_lr=0.1, bc_steps=100, bc_max_grad_norm=0.0, bc_optimizer="sgd")
+    )
     es: ESConfig = field(default_factory=lambda: ESConfig(population=64, sigma=0.02, es_lr=0.01))
 
     to_dict = DistillConfig.to_dict
     to_json = DistillConfig.to_json
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ImageDistillConfig":
+    def from_dict(cls, d: dict) -> ImageDistillConfig:
         return replace_flat(cls(), legacy(flatten(d)))
 
-    def validate(self) -> "ImageDistillConfig":
+    def validate(self) -> ImageDistillConfig:
         for name in ("generations", "eval_classifiers", "checkpoint_every", "hidden", "num_inits"):
             if getattr(self, name) < 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
@@ -320,10 +411,26 @@ def replace_flat(cfg, overrides: dict):
 # is not run with HaDES' dataset-space sigma in weight space.
 
 _MINATAR_CPU = dict(
-    dataset_size=16, obs_norm="constant", generations=200, eval_envs=4, eval_steps=0, actions="sample",
-    width=64, depth=2, activation="relu", bc_lr=0.01, bc_anneal=True, bc_steps=16,
-    bc_max_grad_norm=0.5, strategy="SNES", population=128, sigma=0.1,
-    es_temperature=20.0, variant="hades-f", eval_every=10, eval_episodes=32,
+    dataset_size=16,
+    obs_norm="constant",
+    generations=200,
+    eval_envs=4,
+    eval_steps=0,
+    actions="sample",
+    width=64,
+    depth=2,
+    activation="relu",
+    bc_lr=0.01,
+    bc_anneal=True,
+    bc_steps=16,
+    bc_max_grad_norm=0.5,
+    strategy="SNES",
+    population=128,
+    sigma=0.1,
+    es_temperature=20.0,
+    variant="hades-f",
+    eval_every=10,
+    eval_episodes=32,
     direct_es=dict(sigma=0.1),  # best of 0.01 / 0.03 / 0.1 at seed 100, as HaDES-F of 0.1 / 0.3 / 0.5
 )
 
@@ -342,14 +449,41 @@ class PerEnv(dict):
 # Brax on CPU: spring physics (~3x positional here), a small dataset and policy, OpenES; sized so
 # a hopper run shows clear progress in about 10 minutes on 2 cores.
 _BRAX_CPU = dict(
-    backend="spring", variant="hades-f", dataset_size=16, obs_norm="running", width=64, depth=2,
-    activation="tanh", bc_lr=0.005, bc_steps=100, bc_max_grad_norm=0.5, eval_envs=4, eval_steps=0,
-    actions="sample", strategy="Open_ES", population=64, sigma=0.03, es_lr=0.05, generations=150,
-    eval_every=10, eval_episodes=8, eval_policies=2, checkpoint_every=10,
+    backend="spring",
+    variant="hades-f",
+    dataset_size=16,
+    obs_norm="running",
+    width=64,
+    depth=2,
+    activation="tanh",
+    bc_lr=0.005,
+    bc_steps=100,
+    bc_max_grad_norm=0.5,
+    eval_envs=4,
+    eval_steps=0,
+    actions="sample",
+    strategy="Open_ES",
+    population=64,
+    sigma=0.03,
+    es_lr=0.05,
+    generations=150,
+    eval_every=10,
+    eval_episodes=8,
+    eval_policies=2,
+    checkpoint_every=10,
 )
 
-BRAX_NAMES = ("hopper", "walker2d", "reacher", "inverted_double_pendulum", "ant", "halfcheetah", "humanoid",
-              "humanoidstandup", "inverted_pendulum")
+BRAX_NAMES = (
+    "hopper",
+    "walker2d",
+    "reacher",
+    "inverted_double_pendulum",
+    "ant",
+    "halfcheetah",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_pendulum",
+)
 
 PRESETS: dict[str, dict] = {
     "cartpole": dict(env="CartPole-v1"),
@@ -370,11 +504,30 @@ PRESETS: dict[str, dict] = {
     # 1 - count // updates never anneals); actions sampled; 1024-step fitness rollouts.
     # Direct ES: sigma 0.03, width 256, one rollout per candidate.
     "paper-minatar": dict(
-        env="Breakout-MinAtar", variant="hades-f", dataset_size=16, obs_norm="constant",
-        width=512, depth=2, activation="relu", bc_lr=0.03, bc_anneal=False, bc_steps=64,
-        bc_max_grad_norm=0.0, bc_adam_eps=1e-5, eval_envs=8, eval_steps=1024, num_inits=2, actions="sample",
-        strategy="SNES", population=2048, sigma=0.5, sigma_limit=0.01, es_temperature=20.0,
-        generations=5000, eval_every=50, checkpoint_every=50,
+        env="Breakout-MinAtar",
+        variant="hades-f",
+        dataset_size=16,
+        obs_norm="constant",
+        width=512,
+        depth=2,
+        activation="relu",
+        bc_lr=0.03,
+        bc_anneal=False,
+        bc_steps=64,
+        bc_max_grad_norm=0.0,
+        bc_adam_eps=1e-5,
+        eval_envs=8,
+        eval_steps=1024,
+        num_inits=2,
+        actions="sample",
+        strategy="SNES",
+        population=2048,
+        sigma=0.5,
+        sigma_limit=0.01,
+        es_temperature=20.0,
+        generations=5000,
+        eval_every=50,
+        checkpoint_every=50,
         direct_es=dict(sigma=0.03, width=256),
     ),
     # CPU-sized Brax presets, one per environment (pick the backend with --backend).
@@ -384,12 +537,32 @@ PRESETS: dict[str, dict] = {
     # running observation normalisation; Adam eps 1e-5; sampled actions; episodes end at 1000
     # steps. BC epochs: 200 for hopper and inverted_double_pendulum, 400 otherwise.
     "paper-brax": dict(
-        env="brax/hopper", backend="positional", variant="hades-f", dataset_size=64, obs_norm="rollout",
-        width=512, depth=2, activation="tanh", bc_lr=0.005, bc_anneal=False, num_inits=2, bc_adam_eps=1e-5,
+        env="brax/hopper",
+        backend="positional",
+        variant="hades-f",
+        dataset_size=64,
+        obs_norm="rollout",
+        width=512,
+        depth=2,
+        activation="tanh",
+        bc_lr=0.005,
+        bc_anneal=False,
+        num_inits=2,
+        bc_adam_eps=1e-5,
         bc_steps=PerEnv({"brax/hopper": 200, "brax/inverted_double_pendulum": 200}, default=400),
-        bc_max_grad_norm=0.5, eval_envs=4, eval_steps=0, actions="sample", strategy="Open_ES",
-        es_optimizer="adam", es_lr=0.05, es_shaping="raw", population=2048, sigma=0.03,
-        generations=2000, eval_every=50, checkpoint_every=50,
+        bc_max_grad_norm=0.5,
+        eval_envs=4,
+        eval_steps=0,
+        actions="sample",
+        strategy="Open_ES",
+        es_optimizer="adam",
+        es_lr=0.05,
+        es_shaping="raw",
+        population=2048,
+        sigma=0.03,
+        generations=2000,
+        eval_every=50,
+        checkpoint_every=50,
     ),
 }
 
@@ -427,10 +600,27 @@ IMAGE_PRESETS: dict[str, dict] = {
     # population 2048, sigma 0.02 and learning rate 0.01 both decaying by 0.999 per generation
     # (sigma floor 0.001), fitness on the full training set, two classifier inits per
     # generation; needs an accelerator.
-    "paper-images": dict(model="cnn", population=2048, generations=1000, sigma=0.02, sigma_decay=0.999,
-                         sigma_limit=0.001, es_optimizer="adam", es_lr=0.01, es_lr_decay=0.999, es_shaping="raw",
-                         fitness_batch=0, num_inits=2, holdout=0, bc_optimizer="sgd", bc_lr=0.1, bc_steps=1000,
-                         bc_max_grad_norm=0.0, eval_every=100, checkpoint_every=100),
+    "paper-images": dict(
+        model="cnn",
+        population=2048,
+        generations=1000,
+        sigma=0.02,
+        sigma_decay=0.999,
+        sigma_limit=0.001,
+        es_optimizer="adam",
+        es_lr=0.01,
+        es_lr_decay=0.999,
+        es_shaping="raw",
+        fitness_batch=0,
+        num_inits=2,
+        holdout=0,
+        bc_optimizer="sgd",
+        bc_lr=0.1,
+        bc_steps=1000,
+        bc_max_grad_norm=0.0,
+        eval_every=100,
+        checkpoint_every=100,
+    ),
 }
 
 

@@ -7,7 +7,8 @@ fitness for the ES update; the code is the same for 1 CPU, 8 GPUs or a multi-hos
 
 On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts) gives N
 host devices; the ``hades`` command sets it to the number of usable cores unless XLA_FLAGS
-already says otherwise (measured on 2 cores: 1.3-1.9x faster than one device). Across hosts, call ``initialize_distributed`` (``hades --coordinator ...``) in
+already says otherwise (measured on 2 cores: 1.3-1.9x faster than one device). Across hosts, call
+``initialize_distributed`` (``hades --coordinator ...``) in
 every process before anything else touches JAX; ``jax.devices()`` then lists every host's
 devices and the mesh spans them all.
 """
@@ -31,11 +32,15 @@ def population_mesh(devices: int, population: int) -> Mesh | None:
     available = jax.devices()
     count = devices or max(n for n in range(1, len(available) + 1) if population % n == 0)
     if count > len(available):
-        raise HadesError(f"--devices {count} asked for, but JAX sees {len(available)} device(s) "
-                         f"(on CPU: XLA_FLAGS=--xla_force_host_platform_device_count={count})")
+        raise HadesError(
+            f"--devices {count} asked for, but JAX sees {len(available)} device(s) "
+            f"(on CPU: XLA_FLAGS=--xla_force_host_platform_device_count={count})"
+        )
     if population % count:
-        raise HadesError(f"the population ({population}) must be a multiple of the device count ({count}): "
-                         f"use --population {population + count - population % count} or --devices 1")
+        raise HadesError(
+            f"the population ({population}) must be a multiple of the device count ({count}): "
+            f"use --population {population + count - population % count} or --devices 1"
+        )
     if count == 1:
         return None
     return Mesh(np.asarray(available[:count]), (AXIS,))
@@ -91,8 +96,7 @@ def replicate(tree, mesh: Mesh | None):
 def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
     """Join a multi-host run (one process per host, the same command on each)."""
     try:
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     except (RuntimeError, ValueError) as e:
         raise HadesError(f"could not join the multi-host run at {coordinator}: {str(e).splitlines()[0]}") from None
 

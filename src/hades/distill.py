@@ -168,19 +168,23 @@ class Distiller:
         k_ask, k_init, k_env, k_tell = jax.random.split(key, 4)
         population, es_state = self.es.ask(k_ask, state.es_state)
         inits = self._inits(k_init, state, self.cfg.num_inits, sampled=self.cfg.learners == "sampled")
-        score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)  # noqa: E731
+        score = lambda sol: self._score(self.rollout, sol, inits, k_env, state.norm)
         rollouts, losses = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
         population = replicate(population, self.mesh)
         fitness = rollouts.returns.mean(axis=(1, 2))
         es_state = self.es.tell(k_tell, population, fitness, es_state)
         metrics = {
-            "fitness_mean": fitness.mean(), "fitness_max": fitness.max(), "fitness_min": fitness.min(),
-            "bc_loss": losses.mean(), "finite": jnp.all(jnp.isfinite(fitness)),
+            "fitness_mean": fitness.mean(),
+            "fitness_max": fitness.max(),
+            "fitness_min": fitness.min(),
+            "bc_loss": losses.mean(),
+            "finite": jnp.all(jnp.isfinite(fitness)),
         }
         state = state.replace(es_state=es_state, generation=state.generation + 1)
         if self.running_norm:
-            count, total, total_sq = (a.sum(axis=(0, 1)) for a in (rollouts.obs_count, rollouts.obs_sum,
-                                                                      rollouts.obs_sum_sq))
+            count, total, total_sq = (
+                a.sum(axis=(0, 1)) for a in (rollouts.obs_count, rollouts.obs_sum, rollouts.obs_sum_sq)
+            )
             stats = state.obs_stats.merge(RunningStats.from_sums(count, total, total_sq))
             state = state.replace(obs_stats=stats, norm=stats.norm(self.cfg.obs_std_floor))
         return state, metrics
@@ -208,8 +212,13 @@ class Distiller:
         out = summarize(self.evaluation_rollouts(state), self.env)
         if self.cfg.variant == "hades-f":
             own = summarize(self.evaluation_rollouts(state, own_init=True), self.env, prefix="own_init_")
-            out.update({k: v for k, v in own.items() if k in ("own_init_return_mean", "own_init_return_std",
-                                                              "own_init_distinct_episodes")})
+            out.update(
+                {
+                    k: v
+                    for k, v in own.items()
+                    if k in ("own_init_return_mean", "own_init_return_std", "own_init_distinct_episodes")
+                }
+            )
         return out
 
     def random_reference(self) -> dict:
@@ -221,15 +230,21 @@ class Distiller:
 
     def evolved_bc(self, state: RunState) -> dict:
         """The mean solution's BC learning rate and steps (``--evolve-bc``)."""
-        lr, steps = self.bc_hyperparameters(self.solution(state), jnp.float32(self.cfg.bc.bc_lr),
-                                            jnp.float32(self.cfg.bc.bc_steps))
+        lr, steps = self.bc_hyperparameters(
+            self.solution(state), jnp.float32(self.cfg.bc.bc_lr), jnp.float32(self.cfg.bc.bc_steps)
+        )
         return {"bc_lr": float(lr), "bc_steps": int(steps)}
 
     def describe(self, state: RunState | None = None) -> dict:
-        out = {"env": self.cfg.env, "variant": self.cfg.variant,
-               "devices": 1 if self.mesh is None else int(self.mesh.devices.size),
-               "chunk": self.chunk or self.cfg.es.population, "actions": self.cfg.actions,
-               "env_episode_limit": self.env.max_steps, **self.random_reference()}
+        out = {
+            "env": self.cfg.env,
+            "variant": self.cfg.variant,
+            "devices": 1 if self.mesh is None else int(self.mesh.devices.size),
+            "chunk": self.chunk or self.cfg.es.population,
+            "actions": self.cfg.actions,
+            "env_episode_limit": self.env.max_steps,
+            **self.random_reference(),
+        }
         if self.cfg.evolve_bc and state is not None:
             out["evolved_bc"] = self.evolved_bc(state)
         return out
@@ -269,8 +284,18 @@ class Distiller:
         if cfg.evolve_bc:  # `hades train` retrains with the evolved inner loop by default
             config["bc"].update(self.evolved_bc(state))
         path = out / "dataset.safetensors"
-        save_dataset(path, Dataset(
-            states=arrays["states"], actions=arrays["actions"], env=cfg.env, action_space=self.env.action_space,
-            variant=cfg.variant, obs_mean=arrays.get("obs_mean"), obs_std=arrays.get("obs_std"), config=config,
-            obs_norm=cfg.obs_norm))
+        save_dataset(
+            path,
+            Dataset(
+                states=arrays["states"],
+                actions=arrays["actions"],
+                env=cfg.env,
+                action_space=self.env.action_space,
+                variant=cfg.variant,
+                obs_mean=arrays.get("obs_mean"),
+                obs_std=arrays.get("obs_std"),
+                config=config,
+                obs_norm=cfg.obs_norm,
+            ),
+        )
         return path

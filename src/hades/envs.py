@@ -84,10 +84,17 @@ def _gymnax(env_id: str) -> Env:
         return obs.astype(jnp.float32), state, jnp.asarray(reward, jnp.float32).reshape(()), done
 
     return Env(
-        name=env_id, obs_shape=tuple(obs_space.shape), discrete=discrete,
-        num_actions=num_actions, max_steps=int(params.max_steps_in_episode),
-        reset=reset, step=step, action_low=low, action_high=high,
-        feature_names=FEATURE_NAMES.get(env_id), channel_names=CHANNEL_NAMES.get(env_id),
+        name=env_id,
+        obs_shape=tuple(obs_space.shape),
+        discrete=discrete,
+        num_actions=num_actions,
+        max_steps=int(params.max_steps_in_episode),
+        reset=reset,
+        step=step,
+        action_low=low,
+        action_high=high,
+        feature_names=FEATURE_NAMES.get(env_id),
+        channel_names=CHANNEL_NAMES.get(env_id),
     )
 
 
@@ -119,20 +126,46 @@ def _brax(env_id: str, backend: str = "positional") -> Env:
         return state.obs.astype(jnp.float32), state, reward, jnp.asarray(state.done).reshape(()) > 0
 
     return Env(
-        name=env_id, obs_shape=(int(env.observation_size),), discrete=False, num_actions=int(env.action_size),
-        max_steps=BRAX_EPISODE, reset=reset, step=step, action_low=float(low.min()), action_high=float(high.max()),
+        name=env_id,
+        obs_shape=(int(env.observation_size),),
+        discrete=False,
+        num_actions=int(env.action_size),
+        max_steps=BRAX_EPISODE,
+        reset=reset,
+        step=step,
+        action_low=float(low.min()),
+        action_high=float(high.max()),
     )
 
 
-BRAX_ENVS = ("hopper", "walker2d", "reacher", "inverted_double_pendulum", "ant", "halfcheetah", "humanoid",
-             "humanoidstandup", "inverted_pendulum")
+BRAX_ENVS = (
+    "hopper",
+    "walker2d",
+    "reacher",
+    "inverted_double_pendulum",
+    "ant",
+    "halfcheetah",
+    "humanoid",
+    "humanoidstandup",
+    "inverted_pendulum",
+)
 
 # The registry: environment id -> factory(id, backend). Others plug in here.
 REGISTRY: dict[str, Callable[..., Env]] = {
-    **{name: _gymnax for name in (
-        "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0",
-        "Breakout-MinAtar", "SpaceInvaders-MinAtar", "Asterix-MinAtar", "Freeway-MinAtar",
-    )},
+    **{
+        name: _gymnax
+        for name in (
+            "CartPole-v1",
+            "Acrobot-v1",
+            "MountainCar-v0",
+            "Pendulum-v1",
+            "MountainCarContinuous-v0",
+            "Breakout-MinAtar",
+            "SpaceInvaders-MinAtar",
+            "Asterix-MinAtar",
+            "Freeway-MinAtar",
+        )
+    },
     **{f"brax/{name}": _brax for name in BRAX_ENVS},
 }
 

@@ -74,8 +74,10 @@ def update_rule(cfg: ESConfig) -> tuple[str, float]:
             raise HadesError(f"{cfg.strategy} has no optimizer to replace; drop --es-optimizer {name}")
     if name == "own":
         if cfg.es_lr or cfg.es_lr_decay != 1.0:
-            raise HadesError(f"{cfg.strategy} uses its own update rule (evosax's default), which --es-lr and "
-                             "--es-lr-decay do not change; pass --es-optimizer adam or sgd to set them")
+            raise HadesError(
+                f"{cfg.strategy} uses its own update rule (evosax's default), which --es-lr and "
+                "--es-lr-decay do not change; pass --es-optimizer adam or sgd to set them"
+            )
         return name, 0.0
     if name == "sgd" and not cfg.es_lr:
         raise HadesError("--es-optimizer sgd needs --es-lr")
@@ -94,8 +96,10 @@ class Strategy:
         if "std_schedule" in accepted:
             kwargs["std_schedule"] = self._std_schedule(cfg)
         elif cfg.sigma_decay != 1.0:
-            raise HadesError(f"{cfg.strategy} adapts its own search std; --sigma-decay applies to strategies "
-                             "with a std schedule (Open_ES, ARS, PGPE-like)")
+            raise HadesError(
+                f"{cfg.strategy} adapts its own search std; --sigma-decay applies to strategies "
+                "with a std schedule (Open_ES, ARS, PGPE-like)"
+            )
         if "use_antithetic_sampling" in accepted:
             kwargs["use_antithetic_sampling"] = True
         if cfg.es_shaping == "raw":
@@ -108,13 +112,17 @@ class Strategy:
             params = params.replace(std_init=jnp.asarray(cfg.sigma, jnp.float32))
         if cfg.es_temperature > 0:
             if cfg.strategy not in RANK_WEIGHTED:
-                raise HadesError(f"--es-temperature replaces the rank weights of {', '.join(RANK_WEIGHTED)}; "
-                                 f"{cfg.strategy} has none that can be replaced")
+                raise HadesError(
+                    f"--es-temperature replaces the rank weights of {', '.join(RANK_WEIGHTED)}; "
+                    f"{cfg.strategy} has none that can be replaced"
+                )
             if cfg.es_shaping == "raw":
                 raise HadesError("--es-temperature sets rank weights, --es-shaping raw turns them off: choose one")
             params = params.replace(weights=softmax_rank_weights(cfg.population, cfg.es_temperature))
-        self._floors_std = cfg.sigma_limit > 0 and "std" in self.algo.init(
-            jax.random.PRNGKey(0), solution, params).__dataclass_fields__
+        self._floors_std = (
+            cfg.sigma_limit > 0
+            and "std" in self.algo.init(jax.random.PRNGKey(0), solution, params).__dataclass_fields__
+        )
         if cfg.sigma_limit > 0 and not (self._floors_std or "std_schedule" in accepted):
             raise HadesError(f"{cfg.strategy} keeps no search std that --sigma-limit could bound")
         self.params = concrete(params)

@@ -34,9 +34,38 @@ from hades.policies import make_policy
 from hades.rollout import Rollouts, distinct_episodes, episode_cap, make_rollout, random_rollout
 
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); normal beyond
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def ci95(values) -> float:
@@ -54,10 +83,13 @@ def summarize(r: Rollouts, env: Env, max_steps: int = 0, prefix: str = "") -> di
     per_policy = returns.mean(axis=1)
     cap = episode_cap(env, max_steps)
     out = {
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
         "return_ci95": ci95(per_policy) if len(per_policy) > 1 else ci95(returns),
-        "returns_per_policy": [float(x) for x in per_policy], "episodes": int(returns.size),
-        "episode_length_mean": float(np.mean(r.lengths)), "episode_length_max": int(np.max(r.lengths)),
+        "returns_per_policy": [float(x) for x in per_policy],
+        "episodes": int(returns.size),
+        "episode_length_mean": float(np.mean(r.lengths)),
+        "episode_length_max": int(np.max(r.lengths)),
         "distinct_episodes": distinct_episodes(r),
     }
     if cap < env.max_steps:
@@ -70,8 +102,11 @@ def random_policy_return(env: Env, key, episodes: int = 64) -> dict:
     """Return of uniformly random actions over ``episodes`` whole episodes (the reference figure)."""
     r = jax.jit(random_rollout(env, episodes))(key)
     returns = np.asarray(r.returns, np.float64)
-    return {"random_return_mean": float(returns.mean()), "random_return_ci95": ci95(returns),
-            "random_episodes": int(returns.size)}
+    return {
+        "random_return_mean": float(returns.mean()),
+        "random_return_ci95": ci95(returns),
+        "random_episodes": int(returns.size),
+    }
 
 
 def check_dataset(ds: Dataset, env: Env) -> None:
@@ -105,8 +140,17 @@ def input_norm(ds: Dataset, obs_shape) -> ObsNorm:
     return ObsNorm.identity(obs_shape)
 
 
-def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, episodes: int,
-                 eval_steps: int = 0, max_steps: int | None = None, actions: str = "sample"):
+def make_trainer(
+    ds: Dataset,
+    env: Env,
+    policy_cfg: PolicyConfig,
+    bc_cfg: BCConfig,
+    *,
+    episodes: int,
+    eval_steps: int = 0,
+    max_steps: int | None = None,
+    actions: str = "sample",
+):
     """A jitted ``run(inits, keys, lrs, steps) -> Rollouts [P, episodes]``: P policies trained by
     BC on ``ds`` from ``inits`` (stacked params) with their own learning rates and step counts
     (traced, so one compiled call covers a whole sweep), each rolled out for ``episodes`` episodes.
@@ -114,8 +158,7 @@ def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConf
     check_dataset(ds, env)
     policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
     train = make_bc_train(policy, bc_cfg, max_steps=max_steps)
-    rollout = make_rollout(env, policy, episodes, eval_steps, actions,
-                           per_rollout_norm=ds.normalisation == "rollout")
+    rollout = make_rollout(env, policy, episodes, eval_steps, actions, per_rollout_norm=ds.normalisation == "rollout")
     norm = input_norm(ds, env.obs_shape)
     x, y = jnp.asarray(ds.inputs()), jnp.asarray(ds.actions)
 
@@ -128,9 +171,18 @@ def make_trainer(ds: Dataset, env: Env, policy_cfg: PolicyConfig, bc_cfg: BCConf
 
 
 def train_and_evaluate(
-    ds: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int = 5,
-    episodes: int = 10, eval_steps: int = 0, seed: int = 0, env_name: str | None = None, init_params=None,
-    backend: str = "positional", actions: str = "sample",
+    ds: Dataset,
+    policy_cfg: PolicyConfig,
+    bc_cfg: BCConfig,
+    *,
+    num_policies: int = 5,
+    episodes: int = 10,
+    eval_steps: int = 0,
+    seed: int = 0,
+    env_name: str | None = None,
+    init_params=None,
+    backend: str = "positional",
+    actions: str = "sample",
 ) -> Rollouts:
     """Rollouts [num_policies, episodes] of BC policies trained on ``ds``.
 

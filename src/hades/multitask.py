@@ -55,30 +55,46 @@ def merge_datasets(a: Dataset, b: Dataset) -> Dataset:
     xa, xb = a.states.reshape(a.size, -1), b.states.reshape(b.size, -1)
     (ma, sa), (mb, sb) = _stats(a), _stats(b)
     da, db = xa.shape[1], xb.shape[1]
-    states = np.concatenate([
-        np.concatenate([xa, np.broadcast_to(mb, (a.size, db))], axis=1),
-        np.concatenate([np.broadcast_to(ma, (b.size, da)), xb], axis=1),
-    ]).astype(np.float32)
+    states = np.concatenate(
+        [
+            np.concatenate([xa, np.broadcast_to(mb, (a.size, db))], axis=1),
+            np.concatenate([np.broadcast_to(ma, (b.size, da)), xb], axis=1),
+        ]
+    ).astype(np.float32)
     ka, kb = _out_dim(a), _out_dim(b)
     if a.action_space == "continuous":
-        actions = np.concatenate([
-            np.concatenate([a.actions, np.zeros((a.size, kb), np.float32)], axis=1),
-            np.concatenate([np.zeros((b.size, ka), np.float32), b.actions], axis=1),
-        ]).astype(np.float32)
+        actions = np.concatenate(
+            [
+                np.concatenate([a.actions, np.zeros((a.size, kb), np.float32)], axis=1),
+                np.concatenate([np.zeros((b.size, ka), np.float32), b.actions], axis=1),
+            ]
+        ).astype(np.float32)
     else:
         actions = np.concatenate([a.actions, b.actions + ka]).astype(np.int32)
     tasks = [
-        {"env": ds.env, "obs_shape": list(ds.states.shape[1:]), "obs_slice": [lo, lo + d],
-         "out_slice": [lo_a, lo_a + k], "size": ds.size, "variant": ds.variant,
-         "backend": ds.config.get("backend", "positional")}
+        {
+            "env": ds.env,
+            "obs_shape": list(ds.states.shape[1:]),
+            "obs_slice": [lo, lo + d],
+            "out_slice": [lo_a, lo_a + k],
+            "size": ds.size,
+            "variant": ds.variant,
+            "backend": ds.config.get("backend", "positional"),
+        }
         for ds, lo, d, lo_a, k in ((a, 0, da, 0, ka), (b, da, db, ka, kb))
     ]
     config = {**a.config, "env": f"{a.env}+{b.env}", "tasks": tasks}
     normalised = a.normalised or b.normalised
     return Dataset(
-        states=states, actions=actions, env=f"{a.env}+{b.env}", action_space=a.action_space, variant="multitask",
-        obs_mean=np.concatenate([ma, mb]) if normalised else None, obs_std=np.concatenate([sa, sb]) if normalised else None,
-        config=config, obs_norm="constant" if normalised else "none",
+        states=states,
+        actions=actions,
+        env=f"{a.env}+{b.env}",
+        action_space=a.action_space,
+        variant="multitask",
+        obs_mean=np.concatenate([ma, mb]) if normalised else None,
+        obs_std=np.concatenate([sa, sb]) if normalised else None,
+        config=config,
+        obs_norm="constant" if normalised else "none",
     )
 
 
@@ -97,10 +113,15 @@ def task_view(ds: Dataset, i: int) -> Dataset:
     a0, a1 = t["out_slice"]
     actions = ds.actions[rows, a0:a1] if ds.action_space == "continuous" else ds.actions[rows] - a0
     norm = ds.normalised
-    return Dataset(states=ds.states[rows, lo:hi].reshape(-1, *t["obs_shape"]), actions=actions, env=t["env"],
-                   action_space=ds.action_space, variant=t["variant"],
-                   obs_mean=ds.obs_mean[lo:hi].reshape(t["obs_shape"]) if norm else None,
-                   obs_std=ds.obs_std[lo:hi].reshape(t["obs_shape"]) if norm else None)
+    return Dataset(
+        states=ds.states[rows, lo:hi].reshape(-1, *t["obs_shape"]),
+        actions=actions,
+        env=t["env"],
+        action_space=ds.action_space,
+        variant=t["variant"],
+        obs_mean=ds.obs_mean[lo:hi].reshape(t["obs_shape"]) if norm else None,
+        obs_std=ds.obs_std[lo:hi].reshape(t["obs_shape"]) if norm else None,
+    )
 
 
 def task_policy(policy: Policy, task: dict, total_in: int) -> Policy:
@@ -117,9 +138,18 @@ def task_policy(policy: Policy, task: dict, total_in: int) -> Policy:
     return dataclasses.replace(policy, apply=apply)
 
 
-def merged_returns(merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *, num_policies: int,
-                   episodes: int, eval_steps: int = 0, seed: int = 0, train: bool = True,
-                   actions: str = "sample") -> list[np.ndarray]:
+def merged_returns(
+    merged: Dataset,
+    policy_cfg: PolicyConfig,
+    bc_cfg: BCConfig,
+    *,
+    num_policies: int,
+    episodes: int,
+    eval_steps: int = 0,
+    seed: int = 0,
+    train: bool = True,
+    actions: str = "sample",
+) -> list[np.ndarray]:
     """Per task: [num_policies, episodes] returns of agents trained on the merged dataset (or, with
     ``train=False``, of the untrained initialisations: the random-policy reference)."""
     tasks = tasks_of(merged)
@@ -139,34 +169,78 @@ def merged_returns(merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, 
         norm = input_norm(view, env.obs_shape)
         rollout = make_rollout(env, task_policy(policy, task, total_in), episodes, eval_steps, actions)
         keys = jax.random.split(jax.random.fold_in(k_env, i), num_policies)
-        out.append(np.asarray(jax.jit(jax.vmap(lambda p, k: rollout(p, k, norm)))(params, keys).returns))
+        out.append(
+            np.asarray(
+                jax.jit(jax.vmap(lambda p, k, rollout=rollout, norm=norm: rollout(p, k, norm)))(params, keys).returns
+            )
+        )
     return out
 
 
-def evaluate_merge(a: Dataset, b: Dataset, merged: Dataset, policy_cfg: PolicyConfig, bc_cfg: BCConfig, *,
-                   num_policies: int = 5, episodes: int = 10, eval_steps: int = 0, seed: int = 0,
-                   actions: str = "sample") -> dict:
+def evaluate_merge(
+    a: Dataset,
+    b: Dataset,
+    merged: Dataset,
+    policy_cfg: PolicyConfig,
+    bc_cfg: BCConfig,
+    *,
+    num_policies: int = 5,
+    episodes: int = 10,
+    eval_steps: int = 0,
+    seed: int = 0,
+    actions: str = "sample",
+) -> dict:
     """Agents trained on A, on B and on the merge, each scored on its environment(s).
 
     Normalised return on task i = (R - R_random) / (R_single - R_random), where R_single is the
     return of agents trained on task i's own dataset and R_random that of untrained policies
     (the merged architecture's initialisations) in task i; 1 means no loss from merging.
     """
-    merged_r = merged_returns(merged, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                              eval_steps=eval_steps, seed=seed, actions=actions)
-    random_r = merged_returns(merged, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                              eval_steps=eval_steps, seed=seed, train=False, actions=actions)
+    merged_r = merged_returns(
+        merged,
+        policy_cfg,
+        bc_cfg,
+        num_policies=num_policies,
+        episodes=episodes,
+        eval_steps=eval_steps,
+        seed=seed,
+        actions=actions,
+    )
+    random_r = merged_returns(
+        merged,
+        policy_cfg,
+        bc_cfg,
+        num_policies=num_policies,
+        episodes=episodes,
+        eval_steps=eval_steps,
+        seed=seed,
+        train=False,
+        actions=actions,
+    )
     result = {"tasks": []}
     for i, (ds, task) in enumerate(zip((a, b), tasks_of(merged))):
-        single = train_and_evaluate(ds, policy_cfg, bc_cfg, num_policies=num_policies, episodes=episodes,
-                                    eval_steps=eval_steps, seed=seed, backend=task.get("backend", "positional"),
-                                    actions=actions).returns
+        single = train_and_evaluate(
+            ds,
+            policy_cfg,
+            bc_cfg,
+            num_policies=num_policies,
+            episodes=episodes,
+            eval_steps=eval_steps,
+            seed=seed,
+            backend=task.get("backend", "positional"),
+            actions=actions,
+        ).returns
         r_single, r_merged, r_random = float(single.mean()), float(merged_r[i].mean()), float(random_r[i].mean())
         gap = r_single - r_random
-        result["tasks"].append({
-            "env": task["env"], "single_task_return": r_single, "multi_task_return": r_merged,
-            "random_return": r_random, "normalised_return": (r_merged - r_random) / gap if abs(gap) > 1e-8 else None,
-            "single_task_per_seed": [float(v) for v in single.mean(1)],
-            "multi_task_per_seed": [float(v) for v in merged_r[i].mean(1)],
-        })
+        result["tasks"].append(
+            {
+                "env": task["env"],
+                "single_task_return": r_single,
+                "multi_task_return": r_merged,
+                "random_return": r_random,
+                "normalised_return": (r_merged - r_random) / gap if abs(gap) > 1e-8 else None,
+                "single_task_per_seed": [float(v) for v in single.mean(1)],
+                "multi_task_per_seed": [float(v) for v in merged_r[i].mean(1)],
+            }
+        )
     return result

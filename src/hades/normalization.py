@@ -40,7 +40,7 @@ class ObsNorm:
         return x * self.std + self.mean
 
     @classmethod
-    def identity(cls, obs_shape) -> "ObsNorm":
+    def identity(cls, obs_shape) -> ObsNorm:
         return cls(jnp.zeros(obs_shape, jnp.float32), jnp.ones(obs_shape, jnp.float32))
 
 
@@ -61,7 +61,7 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
             k_a, k_s, k_r = jax.random.split(jax.random.fold_in(k_run, t), 3)
             nobs, nstate, _, done = env.step(k_s, state, random_action(k_a))
             robs, rstate = env.reset(k_r)
-            pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)  # noqa: E731
+            pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)
             return (pick(robs, nobs), pick(rstate, nstate)), obs
 
         _, seen = jax.lax.scan(body, (obs, state), jnp.arange(num_steps))
@@ -81,18 +81,18 @@ class RunningStats:
     m2: jax.Array
 
     @classmethod
-    def empty(cls, obs_shape) -> "RunningStats":
+    def empty(cls, obs_shape) -> RunningStats:
         z = jnp.zeros(obs_shape, jnp.float32)
         return cls(jnp.float32(0.0), z, z)
 
     @classmethod
-    def from_sums(cls, count, total, total_sq) -> "RunningStats":
+    def from_sums(cls, count, total, total_sq) -> RunningStats:
         """Stats of a batch given its count, sum and sum of squares."""
         n = jnp.maximum(count, 1.0)
         mean = total / n
         return cls(count, mean, jnp.maximum(total_sq - n * mean**2, 0.0))
 
-    def merge(self, other: "RunningStats") -> "RunningStats":
+    def merge(self, other: RunningStats) -> RunningStats:
         n = self.count + other.count
         safe = jnp.maximum(n, 1.0)
         delta = other.mean - self.mean
@@ -117,10 +117,10 @@ class RolloutStats:
     var: jax.Array
 
     @classmethod
-    def fresh(cls, obs_shape) -> "RolloutStats":
+    def fresh(cls, obs_shape) -> RolloutStats:
         return cls(jnp.float32(1e-4), jnp.zeros(obs_shape, jnp.float32), jnp.ones(obs_shape, jnp.float32))
 
-    def update(self, batch, live) -> "RolloutStats":
+    def update(self, batch, live) -> RolloutStats:
         """Merge the observations ``batch`` [n, *obs_shape] of the ``live`` [n] envs."""
         w = live.astype(jnp.float32).reshape((-1,) + (1,) * (batch.ndim - 1))
         n = w.sum()

@@ -30,8 +30,9 @@ def learning_curve(rows: list[dict], path, title: str = "", eval_key: str = "eva
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if rows:
         g = [r["generation"] for r in rows]
-        ax.fill_between(g, [r["fitness_min"] for r in rows], [r["fitness_max"] for r in rows],
-                        alpha=0.2, label="population min-max")
+        ax.fill_between(
+            g, [r["fitness_min"] for r in rows], [r["fitness_max"] for r in rows], alpha=0.2, label="population min-max"
+        )
         ax.plot(g, [r["fitness_mean"] for r in rows], label="population mean")
         ev = [(r["generation"], r[eval_key]) for r in rows if r.get(eval_key) is not None]
         if ev:
@@ -80,7 +81,7 @@ def compare_runs(groups: dict[str, list[list[dict]]], path, key: str = "eval_ret
         if not gens:
             continue
         values = np.array([[s[g] for g in gens] for s in series])
-        line, = ax.plot(gens, values.mean(0), label=f"{label} (n={len(runs)})")
+        (line,) = ax.plot(gens, values.mean(0), label=f"{label} (n={len(runs)})")
         if len(runs) > 1:
             ax.fill_between(gens, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
     ax.set_xlabel("generation")
@@ -119,8 +120,11 @@ def dataset_figure(states, actions, path, feature_names=None, channel_names=None
         _save(fig, path)
         return
     flat = states.reshape(len(states), -1)
-    names = list(feature_names) if feature_names and len(feature_names) == flat.shape[1] else \
-        [f"x{j}" for j in range(flat.shape[1])]
+    names = (
+        list(feature_names)
+        if feature_names and len(feature_names) == flat.shape[1]
+        else [f"x{j}" for j in range(flat.shape[1])]
+    )
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * flat.shape[1], 0.8 + 0.35 * len(flat)))
     scale = np.abs(flat).max() or 1.0
     im = ax.imshow(flat, cmap="coolwarm", vmin=-scale, vmax=scale, aspect="auto")
@@ -163,14 +167,27 @@ def transfer_figure(results: dict[str, tuple[list[dict], int | None]], path, tit
             if not len(r):
                 continue
             x0 = i - 0.4 + span * (d + 0.5)
-            ax.boxplot([r], positions=[x0], widths=span * 0.8, showfliers=False,
-                       medianprops={"color": color}, boxprops={"color": color, "alpha": 0.5},
-                       whiskerprops={"color": color, "alpha": 0.5}, capprops={"color": color, "alpha": 0.5})
+            ax.boxplot(
+                [r],
+                positions=[x0],
+                widths=span * 0.8,
+                showfliers=False,
+                medianprops={"color": color},
+                boxprops={"color": color, "alpha": 0.5},
+                whiskerprops={"color": color, "alpha": 0.5},
+                capprops={"color": color, "alpha": 0.5},
+            )
             jitter = rng.uniform(-span * 0.3, span * 0.3, len(r))
             half = len(r) // 2
             ax.scatter(x0 + jitter[:half], r[:half], s=6, color=color, alpha=0.2)
-            ax.scatter(x0 + jitter[half:], r[half:], s=8, color=color, alpha=0.9,
-                       label=f"{label} (top half solid)" if i == 0 else None)
+            ax.scatter(
+                x0 + jitter[half:],
+                r[half:],
+                s=8,
+                color=color,
+                alpha=0.9,
+                label=f"{label} (top half solid)" if i == 0 else None,
+            )
             if own == w:
                 stars.append((x0, color))
     for x0, color in stars:
@@ -209,8 +226,9 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     sizes = [r["dataset_size"] for r in rows]
-    ax.errorbar(sizes, [r["final_return_mean"] for r in rows], yerr=[r["final_return_std"] for r in rows],
-                marker="o", capsize=3)
+    ax.errorbar(
+        sizes, [r["final_return_mean"] for r in rows], yerr=[r["final_return_std"] for r in rows], marker="o", capsize=3
+    )
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(s) for s in sizes])

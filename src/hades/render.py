@@ -29,8 +29,16 @@ from hades.rollout import episode_cap
 FORMATS = (".gif", ".mp4", ".html")
 
 
-def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_steps: int = 0,
-                   actions: str = "sample", per_rollout_norm: bool = False):
+def record_episode(
+    env: Env,
+    policy: Policy,
+    params,
+    norm: ObsNorm,
+    key,
+    max_steps: int = 0,
+    actions: str = "sample",
+    per_rollout_norm: bool = False,
+):
     """(states, observations, rewards) of one episode, trimmed to where it ended (numpy pytrees,
     the first entry the reset state). Actions and normalisation as in ``rollout.py``."""
     cap = episode_cap(env, max_steps)
@@ -51,15 +59,20 @@ def record_episode(env: Env, policy: Policy, params, norm: ObsNorm, key, max_ste
             return (nobs, nstate, done | now_done, stats), (nobs, nstate, jnp.where(done, 0.0, reward), done)
 
         stats0 = RolloutStats.fresh(env.obs_shape) if per_rollout_norm else ()
-        _, (obs_seq, state_seq, rewards, was_done) = jax.lax.scan(body, (obs, state, jnp.bool_(False), stats0),
-                                                                  jnp.arange(cap))
+        _, (obs_seq, state_seq, rewards, was_done) = jax.lax.scan(
+            body, (obs, state, jnp.bool_(False), stats0), jnp.arange(cap)
+        )
         first = jax.tree.map(lambda a: a[None], (obs, state))
-        return (jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[0], obs_seq),
-                jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[1], state_seq), rewards, was_done)
+        return (
+            jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[0], obs_seq),
+            jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first[1], state_seq),
+            rewards,
+            was_done,
+        )
 
     obs, states, rewards, was_done = jax.device_get(run())
     length = int(np.argmax(was_done)) if was_done.any() else cap  # steps taken before the episode ended
-    keep = lambda a: a[: length + 1]  # noqa: E731
+    keep = lambda a: a[: length + 1]
     return jax.tree.map(keep, states), keep(obs), rewards[:length]
 
 
@@ -67,14 +80,17 @@ def _drawer(env: Env, states, obs):
     """(draw(ax, i), axis limits setup) for the environment family."""
     name = env.name
     if name == "CartPole-v1":
+
         def draw(ax, i):
             x, th = float(states.x[i]), float(states.theta[i])
             ax.add_patch(_rect(x - 0.25, -0.12, 0.5, 0.24))
             ax.plot([x, x + math.sin(th)], [0, math.cos(th)], lw=5, color="C1")
             ax.plot([-2.4, 2.4], [-0.12, -0.12], color="k", lw=1)
             ax.set_xlim(-2.6, 2.6), ax.set_ylim(-0.6, 1.3)
+
         return draw
     if name == "Acrobot-v1":
+
         def draw(ax, i):
             a1, a2 = float(states.joint_angle1[i]), float(states.joint_angle2[i])
             p1 = (math.sin(a1), -math.cos(a1))
@@ -82,12 +98,15 @@ def _drawer(env: Env, states, obs):
             ax.plot([0, p1[0], p2[0]], [0, p1[1], p2[1]], "-o", lw=4, color="C0")
             ax.axhline(1.0, color="k", ls="--", lw=1)
             ax.set_xlim(-2.2, 2.2), ax.set_ylim(-2.2, 2.2)
+
         return draw
     if name == "Pendulum-v1":
+
         def draw(ax, i):
             th = float(states.theta[i])
             ax.plot([0, math.sin(th)], [0, math.cos(th)], "-o", lw=6, color="C3")
             ax.set_xlim(-1.3, 1.3), ax.set_ylim(-1.3, 1.3)
+
         return draw
     if name.startswith("MountainCar"):
         xs = np.linspace(-1.2, 0.6, 200)
@@ -98,12 +117,15 @@ def _drawer(env: Env, states, obs):
             ax.plot([p], [math.sin(3 * p) * 0.45 + 0.55], "o", color="C0", markersize=14)
             ax.axvline(0.5, color="C2", ls="--")
             ax.set_xlim(-1.25, 0.65), ax.set_ylim(0, 1.1)
+
         return draw
     if name.endswith("-MinAtar"):
+
         def draw(ax, i):
             o = np.asarray(obs[i])
             img = np.where(o.any(-1), o.argmax(-1) + 1, 0)
             ax.imshow(img, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+
         return draw
     if name.startswith("brax/"):
         parents = _brax_parents(name)
@@ -118,6 +140,7 @@ def _drawer(env: Env, states, obs):
             ax.plot(p[:, 0], p[:, 2], "o", color="C1", markersize=5)
             ax.axhline(0.0, color="k", lw=1)
             ax.set_xlim(cx - 1.5, cx + 1.5), ax.set_ylim(-0.2, max(2.0, float(p[:, 2].max()) + 0.3))
+
         return draw
     raise HadesError(f"no renderer for {name}")
 
@@ -131,7 +154,9 @@ def _brax_parents(name: str):
         warnings.simplefilter("ignore")
         from brax import envs as brax_envs
 
-        return [int(p) for p in brax_envs.get_environment(name.removeprefix("brax/"), backend="spring").sys.link_parents]
+        return [
+            int(p) for p in brax_envs.get_environment(name.removeprefix("brax/"), backend="spring").sys.link_parents
+        ]
 
 
 def _rect(x, y, w, h):
@@ -175,13 +200,16 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
             ani.save(tmp, writer=animation.PillowWriter(fps=fps))
         elif suffix == ".mp4":
             if not (shutil.which("ffmpeg") or _imageio_ffmpeg()):
-                raise HadesError("MP4 needs ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg); "
-                                 "use .gif or .html instead")
+                raise HadesError(
+                    "MP4 needs ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg); use .gif or .html instead"
+                )
             ani.save(tmp, writer=animation.FFMpegWriter(fps=fps))
         else:
             matplotlib.rcParams["animation.embed_limit"] = 200.0  # MB
-            tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-                           f"<body>{ani.to_jshtml(fps=fps, default_mode='once')}</body></html>")
+            tmp.write_text(
+                f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+                f"<body>{ani.to_jshtml(fps=fps, default_mode='once')}</body></html>"
+            )
         tmp.replace(path)
     finally:
         plt.close(fig)

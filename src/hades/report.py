@@ -22,7 +22,9 @@ def read_summary(run_dir) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise HadesError(f"{run_dir}: no readable summary.json (is the run finished?) ({e.__class__.__name__})") from None
+        raise HadesError(
+            f"{run_dir}: no readable summary.json (is the run finished?) ({e.__class__.__name__})"
+        ) from None
 
 
 def _group_key(s: dict) -> tuple[str, str]:
@@ -68,9 +70,14 @@ def table(run_dirs) -> list[dict]:
     for (env, method), runs in groups.items():
         cfg = runs[0].get("config", {})
         es = cfg.get("es", {})
-        row = {"env": env, "method": method, "seeds": len(runs),
-               "population": es.get("population"), "generations": runs[0].get("generations"),
-               "wall_seconds_mean": float(np.mean([r.get("wall_seconds", np.nan) for r in runs]))}
+        row = {
+            "env": env,
+            "method": method,
+            "seeds": len(runs),
+            "population": es.get("population"),
+            "generations": runs[0].get("generations"),
+            "wall_seconds_mean": float(np.mean([r.get("wall_seconds", np.nan) for r in runs])),
+        }
         if method.endswith("images"):
             row["accuracy_mean"], row["accuracy_ci95"] = _mean_ci([r.get("final_accuracy_mean") for r in runs])
             row["class_mean_accuracy"] = float(np.mean([r.get("class_mean_accuracy_mean", np.nan) for r in runs]))
@@ -78,7 +85,8 @@ def table(run_dirs) -> list[dict]:
             row["return_mean"], row["return_ci95"] = _mean_ci([r.get("final_return_mean") for r in runs])
             if method.startswith("hades-f"):
                 row["own_init_return_mean"], row["own_init_return_ci95"] = _mean_ci(
-                    [r.get("final_own_init_return_mean") for r in runs])
+                    [r.get("final_own_init_return_mean") for r in runs]
+                )
             row["random_return_mean"] = float(np.mean([r.get("random_return_mean", np.nan) for r in runs]))
             row["episodes_per_seed"] = runs[0].get("final_episodes")
             row["distinct_episodes_min"] = min(r.get("final_distinct_episodes", 0) for r in runs)
@@ -99,20 +107,35 @@ def markdown(rows: list[dict]) -> str:
     out = []
     rl = [r for r in rows if "return_mean" in r]
     if rl:
-        out += ["| environment | method | seeds | return (95% CI) | own init | random policy | distinct episodes "
-                "(min per seed / episodes) | actions | population x generations | wall s |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| environment | method | seeds | return (95% CI) | own init | random policy | distinct episodes "
+            "(min per seed / episodes) | actions | population x generations | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rl:
-            own = _pm(r.get("own_init_return_mean"), r.get("own_init_return_ci95", np.nan)) if "own_init_return_mean" in r else "—"
-            out.append(f"| {r['env']} | {r['method']} | {r['seeds']} | {_pm(r['return_mean'], r['return_ci95'])} | {own} | "
-                       f"{r['random_return_mean']:.3g} | {r['distinct_episodes_min']} / {r['episodes_per_seed']} | "
-                       f"{r['actions']} | {r['population']} x {r['generations']} | {r['wall_seconds_mean']:.0f} |")
+            own = (
+                _pm(r.get("own_init_return_mean"), r.get("own_init_return_ci95", np.nan))
+                if "own_init_return_mean" in r
+                else "—"
+            )
+            out.append(
+                f"| {r['env']} | {r['method']} | {r['seeds']} | {_pm(r['return_mean'], r['return_ci95'])} | {own} | "
+                f"{r['random_return_mean']:.3g} | {r['distinct_episodes_min']} / {r['episodes_per_seed']} | "
+                f"{r['actions']} | {r['population']} x {r['generations']} | {r['wall_seconds_mean']:.0f} |"
+            )
     img = [r for r in rows if "accuracy_mean" in r]
     if img:
-        out += ["" if rl else None, "| dataset | model | seeds | test accuracy (95% CI) | class-mean images | "
-                "population x generations | wall s |", "|---|---|---|---|---|---|---|"]
+        out += [
+            "" if rl else None,
+            "| dataset | model | seeds | test accuracy (95% CI) | class-mean images | "
+            "population x generations | wall s |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in img:
-            out.append(f"| {r['env']} | {r['method']} | {r['seeds']} | {_pm(100 * r['accuracy_mean'], 100 * r['accuracy_ci95'])}% | "
-                       f"{100 * r['class_mean_accuracy']:.1f}% | {r['population']} x {r['generations']} | "
-                       f"{r['wall_seconds_mean']:.0f} |")
+            out.append(
+                f"| {r['env']} | {r['method']} | {r['seeds']} | "
+                f"{_pm(100 * r['accuracy_mean'], 100 * r['accuracy_ci95'])}% | "
+                f"{100 * r['class_mean_accuracy']:.1f}% | {r['population']} x {r['generations']} | "
+                f"{r['wall_seconds_mean']:.0f} |"
+            )
     return "\n".join(line for line in out if line is not None) + "\n"

@@ -49,14 +49,21 @@ def episode_cap(env: Env, max_steps: int = 0) -> int:
     return min(max_steps, env.max_steps) if max_steps > 0 else env.max_steps
 
 
-def make_rollout(env: Env, policy: Policy | None, num_envs: int, max_steps: int = 0, actions: str = "sample",
-                 per_rollout_norm: bool = False, act=None):
+def make_rollout(
+    env: Env,
+    policy: Policy | None,
+    num_envs: int,
+    max_steps: int = 0,
+    actions: str = "sample",
+    per_rollout_norm: bool = False,
+    act=None,
+):
     """Returns ``rollout(params, key, norm) -> Rollouts`` (pure, jittable, vmappable).
     ``act(params, inputs, key) -> action`` replaces the policy's own (the random policy)."""
     cap = episode_cap(env, max_steps)
     if act is None:
         stochastic = actions == "sample"
-        act = lambda p, x, k: policy.act(p, x, k, stochastic)  # noqa: E731
+        act = lambda p, x, k: policy.act(p, x, k, stochastic)
     zeros = jnp.zeros(env.obs_shape, jnp.float32)
     # a fixed random projection of observations and actions for the trajectory fingerprints
     k_obs, k_act = jax.random.split(jax.random.PRNGKey(12345))
@@ -86,24 +93,45 @@ def make_rollout(env: Env, policy: Policy | None, num_envs: int, max_steps: int 
             act_code = action.astype(jnp.float32).reshape(num_envs, -1) @ project_act
             code = (obs * project_obs).sum(obs_axes) + 0.5 * act_code + reward
             return {
-                "t": c["t"] + 1, "obs": nobs, "state": nstate, "stats": stats,
+                "t": c["t"] + 1,
+                "obs": nobs,
+                "state": nstate,
+                "stats": stats,
                 "ret": c["ret"] + jnp.where(live, reward, 0.0),
                 "len": c["len"] + live.astype(jnp.int32),
-                "done": c["done"] | now_done, "ended": c["ended"] | (live & now_done),
+                "done": c["done"] | now_done,
+                "ended": c["ended"] | (live & now_done),
                 "fp": jnp.where(live, c["fp"] * 1.0001 + code, c["fp"]),
-                "n": c["n"] + live.sum(), "sum": c["sum"] + (w * obs).sum(0), "sq": c["sq"] + (w * obs**2).sum(0),
+                "n": c["n"] + live.sum(),
+                "sum": c["sum"] + (w * obs).sum(0),
+                "sq": c["sq"] + (w * obs**2).sum(0),
             }
 
         init = {
-            "t": jnp.int32(0), "obs": obs, "state": state,
+            "t": jnp.int32(0),
+            "obs": obs,
+            "state": state,
             "stats": RolloutStats.fresh(env.obs_shape) if per_rollout_norm else (),
-            "ret": jnp.zeros(num_envs), "len": jnp.zeros(num_envs, jnp.int32),
-            "done": jnp.zeros(num_envs, bool), "ended": jnp.zeros(num_envs, bool), "fp": jnp.zeros(num_envs),
-            "n": jnp.float32(0.0), "sum": zeros, "sq": zeros,
+            "ret": jnp.zeros(num_envs),
+            "len": jnp.zeros(num_envs, jnp.int32),
+            "done": jnp.zeros(num_envs, bool),
+            "ended": jnp.zeros(num_envs, bool),
+            "fp": jnp.zeros(num_envs),
+            "n": jnp.float32(0.0),
+            "sum": zeros,
+            "sq": zeros,
         }
         c = jax.lax.while_loop(cond, body, init)
-        return Rollouts(returns=c["ret"], lengths=c["len"], ended=c["ended"], fingerprint=c["fp"],
-                        obs_count=c["n"], obs_sum=c["sum"], obs_sum_sq=c["sq"], steps=c["t"])
+        return Rollouts(
+            returns=c["ret"],
+            lengths=c["len"],
+            ended=c["ended"],
+            fingerprint=c["fp"],
+            obs_count=c["n"],
+            obs_sum=c["sum"],
+            obs_sum_sq=c["sq"],
+            steps=c["t"],
+        )
 
     return rollout
 
@@ -124,6 +152,12 @@ def distinct_episodes(r: Rollouts) -> int:
     """How many different trajectories a (stacked) batch of rollouts holds."""
     import numpy as np
 
-    keys = np.stack([np.asarray(r.fingerprint).ravel(), np.asarray(r.lengths).ravel().astype(np.float64),
-                     np.asarray(r.returns).ravel()], axis=1)
+    keys = np.stack(
+        [
+            np.asarray(r.fingerprint).ravel(),
+            np.asarray(r.lengths).ravel().astype(np.float64),
+            np.asarray(r.returns).ravel(),
+        ],
+        axis=1,
+    )
     return int(len(np.unique(keys, axis=0)))

@@ -107,9 +107,16 @@ def _checkpoint(d, state, out: Path, wall: float) -> None:
     if not is_main_process():
         return
     leaves = [np.asarray(x) for x in jax.tree.leaves(state)]
-    save_checkpoint(out / CHECKPOINT, leaves, {"config": json.dumps(d.cfg.to_dict(), sort_keys=True),
-                                                "config_kind": type(d.cfg).__name__,
-                                                "generation": int(state.generation), "wall_seconds": f"{wall:.3f}"})
+    save_checkpoint(
+        out / CHECKPOINT,
+        leaves,
+        {
+            "config": json.dumps(d.cfg.to_dict(), sort_keys=True),
+            "config_kind": type(d.cfg).__name__,
+            "generation": int(state.generation),
+            "wall_seconds": f"{wall:.3f}",
+        },
+    )
     d.write_product(state, out)
 
 
@@ -155,7 +162,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     t0 = time.perf_counter()
     step = d.step.lower(state).compile()
     compile_seconds = time.perf_counter() - t0
-    wall = lambda: wall_before + time.perf_counter() - t0  # noqa: E731
+    wall = lambda: wall_before + time.perf_counter() - t0
 
     try:
         with open(out / "metrics.jsonl", "a") if main else open(os.devnull, "w") as log:
@@ -165,8 +172,10 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
                 gen = int(new_state.generation)
                 if not m["finite"]:
                     _checkpoint(d, state, out, wall())
-                    raise HadesError(f"non-finite fitness at generation {gen}; last good checkpoint "
-                                     f"(generation {gen - 1}) kept in {out}")
+                    raise HadesError(
+                        f"non-finite fitness at generation {gen}; last good checkpoint "
+                        f"(generation {gen - 1}) kept in {out}"
+                    )
                 state = new_state
                 row = {"generation": gen, **_scalars(m), **{f"eval_{k}": None for k in d.eval_keys}}
                 if (cfg.eval_every and gen % cfg.eval_every == 0) or gen == cfg.generations:
@@ -187,14 +196,20 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
     product = d.write_product(state, out)
     summary = {
-        **d.describe(state), "generations": cfg.generations, **{f"final_{k}": v for k, v in final.items()},
-        "wall_seconds": round(wall(), 3), "compile_seconds": round(compile_seconds, 3),
-        "seconds_per_generation": round((wall() - wall_before - compile_seconds) / max(1, cfg.generations - start_gen), 4),
-        "artifact": product.name, "hades_version": __version__, "config": cfg.to_dict(),
+        **d.describe(state),
+        "generations": cfg.generations,
+        **{f"final_{k}": v for k, v in final.items()},
+        "wall_seconds": round(wall(), 3),
+        "compile_seconds": round(compile_seconds, 3),
+        "seconds_per_generation": round(
+            (wall() - wall_before - compile_seconds) / max(1, cfg.generations - start_gen), 4
+        ),
+        "artifact": product.name,
+        "hades_version": __version__,
+        "config": cfg.to_dict(),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     from hades.plots import learning_curve  # plotting stays out of the import path of the engine
 
-    learning_curve(rows, out / "learning_curve.png", title=d.title,
-                   eval_key=f"eval_{d.eval_keys[0]}")
+    learning_curve(rows, out / "learning_curve.png", title=d.title, eval_key=f"eval_{d.eval_keys[0]}")
     return summary

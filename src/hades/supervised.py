@@ -34,8 +34,10 @@ from hades.es import Strategy
 from hades.policies import make_classifier
 
 NUM_CLASSES = 10
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 DATA_DIR_ENV = "HADES_DATA_DIR"
 
@@ -50,11 +52,13 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         raise HadesError(f"{path}: cannot read ({e})") from None
     found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found != magic:
-        raise HadesError(f"{path}: not an IDX file of {'images' if magic == IMAGES_MAGIC else 'labels'} "
-                         f"(magic {found}, expected {magic})")
+        raise HadesError(
+            f"{path}: not an IDX file of {'images' if magic == IMAGES_MAGIC else 'labels'} "
+            f"(magic {found}, expected {magic})"
+        )
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = raw[4 + 4 * ndim:]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)):
         raise HadesError(f"{path}: header says {dims} but holds {len(body)} bytes (truncated or corrupt)")
     return np.frombuffer(body, np.uint8).reshape(dims)
@@ -107,7 +111,7 @@ class ImageDistiller:
             raise HadesError(f"--holdout {cfg.holdout} leaves no training images (the training set has {len(train_x)})")
         # a fixed split (seed 0, whatever the run's seed): the same validation images for every run
         order = np.random.default_rng(0).permutation(len(train_x))
-        val, fit = order[:cfg.holdout], order[cfg.holdout:]
+        val, fit = order[: cfg.holdout], order[cfg.holdout :]
         self.train_x, self.train_y = train_x[fit], train_y[fit]
         self.val_x, self.val_y = train_x[val], train_y[val]
         self.test_x, self.test_y = load_split(cfg.data_dir, "test")
@@ -159,13 +163,19 @@ class ImageDistiller:
         else:  # the full training set: a few candidates at a time to bound memory
             fit, inner = jax.lax.map(fitness, population, batch_size=4)
         es_state = self.es.tell(k_tell, population, fit, es_state)
-        metrics = {"fitness_mean": fit.mean(), "fitness_max": fit.max(), "fitness_min": fit.min(),
-                   "bc_loss": inner.mean(), "finite": jnp.all(jnp.isfinite(fit))}
+        metrics = {
+            "fitness_mean": fit.mean(),
+            "fitness_max": fit.max(),
+            "fitness_min": fit.min(),
+            "bc_loss": inner.mean(),
+            "finite": jnp.all(jnp.isfinite(fit)),
+        }
         return state.replace(es_state=es_state, generation=state.generation + 1), metrics
 
     def _test_accuracies(self, images, key, split: str):
-        x, y = (jnp.asarray(a) for a in ((self.val_x, self.val_y) if split == "validation" else
-                                         (self.test_x, self.test_y)))
+        x, y = (
+            jnp.asarray(a) for a in ((self.val_x, self.val_y) if split == "validation" else (self.test_x, self.test_y))
+        )
 
         def one(k):
             params, _ = self.bc_train(self.model.init(k), images, self.labels)
@@ -178,8 +188,12 @@ class ImageDistiller:
 
     def test_accuracy(self, images, key=None, split: str = "test") -> dict:
         acc = np.asarray(self._accuracies(jnp.asarray(images), self._eval_key if key is None else key, split))
-        return {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
-                "accuracies": [float(a) for a in acc], "split": split}
+        return {
+            "accuracy_mean": float(acc.mean()),
+            "accuracy_std": float(acc.std()),
+            "accuracies": [float(a) for a in acc],
+            "split": split,
+        }
 
     @property
     def eval_split(self) -> str:
@@ -196,9 +210,18 @@ class ImageDistiller:
     def describe(self, state=None) -> dict:
         if self._baseline is None:  # the class-mean images, evaluated the same way
             b = self.test_accuracy(self.means)
-            self._baseline = {"class_mean_accuracy_mean": b["accuracy_mean"], "class_mean_accuracy_std": b["accuracy_std"]}
-        return {"dataset": self.cfg.dataset, "variant": "supervised", "model": self.cfg.model,
-                "eval_split": self.eval_split, "fitness_images": int(len(self.train_x)), **self._baseline}
+            self._baseline = {
+                "class_mean_accuracy_mean": b["accuracy_mean"],
+                "class_mean_accuracy_std": b["accuracy_std"],
+            }
+        return {
+            "dataset": self.cfg.dataset,
+            "variant": "supervised",
+            "model": self.cfg.model,
+            "eval_split": self.eval_split,
+            "fitness_images": int(len(self.train_x)),
+            **self._baseline,
+        }
 
     @property
     def title(self) -> str:
@@ -207,9 +230,17 @@ class ImageDistiller:
     def write_product(self, state: ImageRunState, out: Path) -> Path:
         images = self.images(state)
         path = out / "dataset.safetensors"
-        save_dataset(path, Dataset(states=images, actions=np.arange(NUM_CLASSES, dtype=np.int32),
-                                   env=self.cfg.dataset, action_space="discrete", variant="supervised",
-                                   config=self.cfg.to_dict()))
+        save_dataset(
+            path,
+            Dataset(
+                states=images,
+                actions=np.arange(NUM_CLASSES, dtype=np.int32),
+                env=self.cfg.dataset,
+                action_space="discrete",
+                variant="supervised",
+                config=self.cfg.to_dict(),
+            ),
+        )
         from hades.plots import image_grid
 
         image_grid([images, self.means], ["distilled", "class mean"], out / "images.png")

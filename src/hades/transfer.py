@@ -34,9 +34,22 @@ def settings(lrs, epochs, seeds: int, sample: int, rng: np.random.Generator) -> 
     return [(float(a), int(b), s) for a, b, s in itertools.product(lrs, epochs, range(seeds))]
 
 
-def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=DEFAULT_EPOCHS, *, seeds: int = 2,
-                   sample: int = 0, episodes: int = 5, eval_steps: int = 0, seed: int = 0, depth: int | None = None,
-                   activation: str | None = None, backend: str | None = None, progress=None) -> list[dict]:
+def transfer_sweep(
+    ds: Dataset,
+    widths=DEFAULT_WIDTHS,
+    lrs=DEFAULT_LRS,
+    epochs=DEFAULT_EPOCHS,
+    *,
+    seeds: int = 2,
+    sample: int = 0,
+    episodes: int = 5,
+    eval_steps: int = 0,
+    seed: int = 0,
+    depth: int | None = None,
+    activation: str | None = None,
+    backend: str | None = None,
+    progress=None,
+) -> list[dict]:
     """One row per trained policy: width, lr, epochs, seed, return (mean over ``episodes``)."""
     if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
@@ -48,17 +61,32 @@ def transfer_sweep(ds: Dataset, widths=DEFAULT_WIDTHS, lrs=DEFAULT_LRS, epochs=D
     plan = settings(lrs, epochs, seeds, sample, rng)
     rows = []
     for w, width in enumerate(widths):
-        policy_cfg = PolicyConfig(width=width, depth=depth or base.policy.depth,
-                                  activation=activation or base.policy.activation)
+        policy_cfg = PolicyConfig(
+            width=width, depth=depth or base.policy.depth, activation=activation or base.policy.activation
+        )
         bc_cfg: BCConfig = base.bc
-        run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps,
-                           max_steps=max(s[1] for s in plan), actions=base.actions)
+        run = make_trainer(
+            ds,
+            env,
+            policy_cfg,
+            bc_cfg,
+            episodes=episodes,
+            eval_steps=eval_steps,
+            max_steps=max(s[1] for s in plan),
+            actions=base.actions,
+        )
         key = jax.random.fold_in(jax.random.PRNGKey(seed), w)
         k_init, k_env = jax.random.split(key)
         n = len(plan)
         inits = run.policy_init(jax.random.split(k_init, n))
-        returns = np.asarray(run(inits, jax.random.split(k_env, n), np.array([p[0] for p in plan], np.float32),
-                                 np.array([p[1] for p in plan], np.int32)).returns)
+        returns = np.asarray(
+            run(
+                inits,
+                jax.random.split(k_env, n),
+                np.array([p[0] for p in plan], np.float32),
+                np.array([p[1] for p in plan], np.int32),
+            ).returns
+        )
         for (lr, steps, s), r in zip(plan, returns):
             rows.append({"width": width, "lr": lr, "epochs": steps, "seed": s, "return": float(r.mean())})
         if progress:
@@ -71,7 +99,13 @@ def summarize_widths(rows: list[dict]) -> dict[int, dict]:
     out = {}
     for width in sorted({r["width"] for r in rows}):
         r = np.sort([x["return"] for x in rows if x["width"] == width])
-        top = r[len(r) // 2:]
-        out[width] = {"mean": float(r.mean()), "q25": float(np.percentile(r, 25)), "median": float(np.median(r)),
-                      "top_half_mean": float(top.mean()), "max": float(r.max()), "count": int(len(r))}
+        top = r[len(r) // 2 :]
+        out[width] = {
+            "mean": float(r.mean()),
+            "q25": float(np.percentile(r, 25)),
+            "median": float(np.median(r)),
+            "top_half_mean": float(top.mean()),
+            "max": float(r.max()),
+            "count": int(len(r)),
+        }
     return out
