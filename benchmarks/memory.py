@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import jax  # noqa: E402
 
 from hades.config import make_config  # noqa: E402
-from hades.distill import Distiller  # noqa: E402
+from hades.runs import make_driver  # noqa: E402
 
 
 def generation_memory(variant: str, width: int, population: int, preset: str, env: str, chunk: int = 0) -> dict:
-    d = Distiller(
+    d = make_driver(
         make_config(
             preset, env=env, variant=variant, width=width, population=population, devices=1, chunk=chunk or population
         )

@@ -44,8 +44,8 @@ import numpy as np  # noqa: E402
 
 from hades.config import make_config  # noqa: E402
 from hades.devices import map_population, shard_population  # noqa: E402
-from hades.distill import Distiller  # noqa: E402
 from hades.rollout import make_rollout  # noqa: E402
+from hades.runs import make_driver  # noqa: E402
 
 PRESETS = {"cartpole": "cartpole", "breakout": "breakout", "hopper": "hopper"}
 
@@ -101,7 +101,7 @@ def measure(
     settings = {**overrides, "population": population, "devices": devices}
     if chunk is not None:
         settings["chunk"] = chunk
-    d = Distiller(make_config(preset, **settings))
+    d = make_driver(make_config(preset, **settings))
     cfg, env = d.cfg, d.env
     state = d.init()
     # -- the whole generation
@@ -133,13 +133,12 @@ def measure(
     if not phases:
         return row
     # -- the phases, on this generation's population (sharded the same way)
-    key = jax.random.fold_in(d._gen_key, state.generation)
-    k_ask, k_init, k_env, _ = jax.random.split(key, 4)
+    k_ask, k_init, k_env, _ = d.generation_keys(state.generation)
     population_, _ = jax.jit(d.es.ask)(k_ask, state.es_state)
-    inits = d._inits(k_init, state, cfg.num_inits)
-    n_inits = jax.tree.leaves(inits[0])[0].shape[0]
+    inits = d.learners(k_init, state, cfg.num_inits)
+    n_inits = 1 if inits is None else jax.tree.leaves(inits[0])[0].shape[0]
     rollout = make_rollout(env, d.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, cfg.obs_norm == "rollout")
-    if d.direct:
+    if cfg.variant == "direct-es":
         params, bc_s = population_, 0.0
         params = jax.tree.map(lambda a: a[:, None], params)
     else:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from hades.artifacts import Dataset, load_dataset, save_dataset
+from hades.artifacts import load_dataset, save_dataset
+from hades.dataset import Dataset
 from hades.errors import HadesError
 
 

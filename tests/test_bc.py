@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.bc import learning_rate, make_bc_train, uniform_labels
+from hades.bc import bc_loss, learning_rate, make_bc_train, uniform_labels
 from hades.config import BCConfig, PolicyConfig
 from hades.policies import make_policy
 
@@ -43,6 +43,22 @@ def test_linear_anneal_really_anneals():
     assert float(sched(32)) == pytest.approx(0.015)
     assert float(sched(63)) < 0.03 / 60
     assert float(learning_rate(BCConfig(bc_lr=0.03, bc_anneal=False))(50)) == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("anneal", [True, False])
+def test_the_trainer_takes_the_annealed_steps(anneal):
+    """The trainer itself (not just the schedule): with SGD, step t moves the params by
+    lr * (1 - t / n) * gradient when annealing, lr * gradient otherwise (checked by hand)."""
+    policy = make_policy(PolicyConfig(width=8, depth=1), (2,), True, 2)
+    x, y = jnp.array([[1.0, 0.5], [-1.0, -0.5], [0.3, -1.0]]), jnp.array([0, 1, 1])
+    cfg = BCConfig(bc_lr=0.5, bc_steps=4, bc_anneal=anneal, bc_optimizer="sgd", bc_max_grad_norm=0.0)
+    params = p0 = policy.init(jax.random.PRNGKey(0))
+    for t in range(4):
+        grads = jax.grad(lambda p: bc_loss(policy, p, x, y))(params)
+        size = 0.5 * (1 - t / 4) if anneal else 0.5
+        params = jax.tree.map(lambda p, g, size=size: p - size * g, params, grads)
+    trained, _ = jax.jit(make_bc_train(policy, cfg))(p0, x, y)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), trained, params)
 
 
 def test_traced_learning_rates_and_step_counts_train_in_one_call():

@@ -10,16 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import make_config
+from hades.config import BRAX_NAMES, make_config
 from hades.distill import Distiller
-from hades.envs import BRAX_ENVS, make_env
+from hades.envs import make_env
 from hades.errors import HadesError
 from hades.normalization import RunningStats
+from hades.runs import make_driver
 
 
 # hopper and inverted_pendulum in the default suite; the others compile for ~20 s each: `-m slow`
 @pytest.mark.parametrize(
-    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_ENVS]
+    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES]
 )
 def test_every_brax_environment_runs_one_generation(name, tiny_config):
     d = Distiller(tiny_config(env=f"brax/{name}", backend="spring", obs_norm="running", eval_steps=10))
@@ -84,7 +85,7 @@ def test_chunked_evaluation_matches_the_whole_population(tiny_config, variant):
     """--chunk only changes how many candidates are live at once, not the result."""
     out = []
     for chunk in (0, 2):
-        d = Distiller(tiny_config(variant=variant, chunk=chunk))
+        d = make_driver(tiny_config(variant=variant, chunk=chunk))
         s = d.init()
         for _ in range(2):
             s, m = d.step(s)
@@ -103,12 +104,12 @@ def test_more_devices_than_visible_is_a_clear_error(tiny_config):
 _SHARDED_RUN = """
 import sys, numpy as np
 from hades.config import make_config
-from hades.distill import Distiller
+from hades.runs import make_driver
 import jax
 assert len(jax.devices()) == 2, jax.devices()
 out = {}
 for devices in (1, 2):
-    d = Distiller(make_config(None, population=8, generations=3, width=16, depth=1, bc_steps=10, eval_envs=2,
+    d = make_driver(make_config(None, population=8, generations=3, width=16, depth=1, bc_steps=10, eval_envs=2,
                               eval_steps=30, devices=devices, variant=sys.argv[1], obs_norm=sys.argv[2]))
     s = d.init()
     for _ in range(3):
@@ -118,10 +119,10 @@ for devices in (1, 2):
     assert (d.mesh is None) == (devices == 1)
 print(np.array_equal(out[1], out[2]), float(np.abs(out[1] - out[2]).max()))
 try:
-    Distiller(make_config(None, population=6, devices=4))
+    make_driver(make_config(None, population=6, devices=4))
 except Exception as e:
     print(type(e).__name__)
-d = Distiller(make_config(None, population=6, devices=2))
+d = make_driver(make_config(None, population=6, devices=2))
 print("auto", 1 if d.mesh is None else d.mesh.devices.size)
 """
 

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 from hades.distill import Distiller
+from hades.runs import make_driver
 
 
 def test_hades_f_evaluation_reports_fresh_and_own_init(tiny_config):
@@ -25,10 +26,9 @@ def test_evaluation_runs_whole_episodes_whatever_the_fitness_cap(tiny_config):
 
 def test_evaluation_keys_are_not_the_fitness_keys(tiny_config):
     """Same generation, same dataset: fitness and evaluation episodes start from different resets."""
-    d = Distiller(tiny_config(variant="direct-es", eval_envs=2, eval_episodes=2))
+    d = make_driver(tiny_config(variant="direct-es", eval_envs=2, eval_episodes=2))
     state = d.init()
-    key = jax.random.fold_in(d._gen_key, state.generation)
-    _, _, k_env, _ = jax.random.split(key, 4)
+    _, _, k_env, _ = d.generation_keys(state.generation)
     fit = d.rollout(d.solution(state), k_env, state.norm)
     ev = d.evaluation_rollouts(state)
     assert not np.isin(np.asarray(ev.fingerprint), np.asarray(fit.fingerprint)).any()
@@ -43,16 +43,14 @@ def test_breakout_sampled_evaluation_sees_many_episodes(tiny_config):
 def test_hades_f_init_is_constant_and_hades_r_inits_are_fresh(tiny_config):
     f = Distiller(tiny_config(variant="hades-f"))
     state = f.init()
-    a = f._inits(jax.random.PRNGKey(1), state, 2)[0]
-    b = f._inits(jax.random.PRNGKey(2), state, 2)[0]
+    a = f.learners(jax.random.PRNGKey(1), state, 2)[0]
+    b = f.learners(jax.random.PRNGKey(2), state, 2)[0]
     jax.tree.map(np.testing.assert_array_equal, a, b)
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(x[0], y), a, f.fixed_init())
     r = Distiller(tiny_config(variant="hades-r"))
     state = r.init()
-    k1 = jax.random.fold_in(r._gen_key, 0)
-    k2 = jax.random.fold_in(r._gen_key, 1)
-    p1 = r._inits(jax.random.split(k1, 4)[1], state, 2)[0]
-    p2 = r._inits(jax.random.split(k2, 4)[1], state, 2)[0]
+    p1 = r.learners(r.generation_keys(0)[1], state, 2)[0]
+    p2 = r.learners(r.generation_keys(1)[1], state, 2)[0]
     w1, w2 = (p["params"]["Dense_0"]["kernel"] for p in (p1, p2))
     assert not np.allclose(w1[0], w1[1]) and not np.allclose(w1, w2)  # k different inits, new each generation
 

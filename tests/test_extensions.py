@@ -55,7 +55,7 @@ def test_evolved_genes_scale_the_learning_rate_and_steps(tiny_config):
 def test_sampled_learners_vary_width_lr_and_steps(tiny_config):
     d = Distiller(tiny_config(variant="hades-r", learners="sampled", width=64, learner_min_width=8, num_inits=16))
     state = d.init()
-    params, lr, steps = d._inits(jax.random.PRNGKey(3), state, 16, sampled=True)
+    params, lr, steps = d.learners(jax.random.PRNGKey(3), state, 16)
     kernel = np.asarray(params["params"]["Dense_0"]["kernel"])  # [16 learners, in, 64]
     widths = (np.abs(kernel).sum(axis=1) > 0).sum(axis=1)
     assert set(widths) <= {8, 16, 32, 64} and len(set(widths)) >= 2

@@ -19,10 +19,9 @@ def test_run_directory_contents(tmp_path, tiny_config):
         "checkpoint.safetensors",
         "config.json",
         "dataset.safetensors",
-        "learning_curve.png",
         "metrics.jsonl",
         "summary.json",
-    ]
+    ]  # the run writes data; figures are drawn from it (hades.plots.run_figures)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [1, 2]
     assert {"fitness_mean", "fitness_max", "fitness_min", "eval_return_mean", "bc_loss", "wall_seconds"} <= set(rows[0])

@@ -8,6 +8,7 @@ import pytest
 
 from hades.config import make_image_config
 from hades.errors import HadesError
+from hades.plots import run_figures
 from hades.runs import run
 from hades.supervised import IMAGES_MAGIC, LABELS_MAGIC, ImageDistiller, load_split, read_idx
 
@@ -75,6 +76,7 @@ def test_tiny_image_run_on_mnist(tmp_path):
         checkpoint_every=1,
     )
     summary = run(cfg, tmp_path / "img")
+    run_figures(tmp_path / "img")
     for name in ("dataset.safetensors", "images.png", "metrics.jsonl", "summary.json", "learning_curve.png"):
         assert (tmp_path / "img" / name).is_file()
     # class-mean images already train a classifier far above chance (10%) on the real test set

@@ -151,7 +151,7 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
 
 
 def test_merge_continuous_pads_actions(tmp_path):
-    from hades.artifacts import Dataset
+    from hades.dataset import Dataset
     from hades.multitask import merge_datasets, task_view
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,6 @@ target, so a killed run never leaves a half-written artifact.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -29,6 +28,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from hades import __version__
+from hades.dataset import Dataset, PolicyWeights
 from hades.errors import HadesError
 
 DATASET_FORMAT = "hades.dataset"
@@ -84,38 +84,6 @@ def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], di
     if version != str(SCHEMA_VERSION):
         raise HadesError(f"{path}: schema_version {version!r} is not supported (this hades reads {SCHEMA_VERSION})")
     return tensors, metadata
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    states: np.ndarray
-    actions: np.ndarray
-    env: str
-    action_space: str
-    variant: str = "hades-r"
-    obs_mean: np.ndarray | None = None
-    obs_std: np.ndarray | None = None
-    config: dict = dataclasses.field(default_factory=dict)
-    hades_version: str = __version__
-    obs_norm: str = ""  # none | constant | running ("": inferred from obs_mean)
-
-    @property
-    def normalisation(self) -> str:
-        return self.obs_norm or ("constant" if self.normalised else "none")
-
-    @property
-    def size(self) -> int:
-        return int(self.states.shape[0])
-
-    @property
-    def normalised(self) -> bool:
-        return self.obs_mean is not None
-
-    def inputs(self) -> np.ndarray:
-        """What a policy is trained on: states, normalised if the dataset says so."""
-        if self.normalised:
-            return (self.states - self.obs_mean) / self.obs_std
-        return self.states
 
 
 def save_dataset(path, ds: Dataset) -> None:
@@ -210,6 +178,22 @@ def load_policy(path):
     t, meta = _read_tensors(path, POLICY_FORMAT)
     params = unflatten_params({k[len("params/") :]: v for k, v in t.items() if k.startswith("params/")})
     return params, meta, t.get("obs_mean"), t.get("obs_std")
+
+
+DATASET_FILE = "dataset.safetensors"
+POLICY_FILE = "policy.safetensors"
+INIT_FILE = "init.safetensors"  # HaDES-F: the policy initialisation a run's dataset is tied to
+
+
+def save_product(out_dir, product: Dataset | PolicyWeights) -> Path:
+    """Write a run's product into ``out_dir`` (``dataset.safetensors`` or ``policy.safetensors``)."""
+    if isinstance(product, Dataset):
+        path = Path(out_dir) / DATASET_FILE
+        save_dataset(path, product)
+    else:
+        path = Path(out_dir) / POLICY_FILE
+        save_policy(path, product.params, product.env, product.config, product.obs_mean, product.obs_std)
+    return path
 
 
 def save_checkpoint(path, leaves: list[np.ndarray], metadata: dict) -> None:

@@ -21,6 +21,7 @@ from hades.config import (
     DistillConfig,
     ImageDistillConfig,
     PolicyConfig,
+    RetrainConfig,
     fields_of,
     flatten,
     make_config,
@@ -55,6 +56,19 @@ def _add_options(parser: argparse.ArgumentParser, defaults, skip=()) -> None:
                 help=help_,
                 metavar=None if choices else kind.__name__.upper(),
             )
+
+
+def _add_retrain_options(parser: argparse.ArgumentParser, **defaults) -> None:
+    """The options of ``RetrainConfig`` (policies, episodes, step cap, seed), with this command's defaults."""
+    cfg = RetrainConfig(**defaults)
+    for f in fields_of(RetrainConfig):
+        default = getattr(cfg, f.name)
+        help_ = f"{f.metadata['help']} (default: {default})"
+        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=default, help=help_)
+
+
+def _retrain(args) -> RetrainConfig:
+    return RetrainConfig(**{f.name: getattr(args, f.name) for f in fields_of(RetrainConfig)}).validate()
 
 
 def _given(args, cls, skip=()) -> dict:
@@ -101,6 +115,11 @@ class _Progress:
         if self.bar.n >= self.bar.total:
             self.bar.close()
 
+    def finish(self, out, summary):
+        from hades.plots import run_figures
+
+        run_figures(out)
+
 
 def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations",)) -> int:
     """distill / baseline / distill-images: build the config, run it, print the summary as JSON."""
@@ -144,9 +163,8 @@ def _cmd_distill(args, fixed=None) -> int:
 
 def _cmd_sweep_size(args) -> int:
     """One distillation per dataset size (the other options shared), then return against size."""
-    from hades.artifacts import atomic_write
     from hades.plots import size_sweep_figure
-    from hades.runs import run
+    from hades.runs import size_sweep
 
     sizes = _floats(args.sizes, "sizes", int)
     if min(sizes) < 1:
@@ -154,33 +172,7 @@ def _cmd_sweep_size(args) -> int:
     given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
     configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
     out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
-    rows = []
-    for cfg in configs:
-        run_dir = out / f"size_{cfg.dataset_size}"
-        summary = (
-            run(
-                cfg,
-                run_dir,
-                resume=(run_dir / "checkpoint.safetensors").is_file() and not (run_dir / "summary.json").is_file(),
-                reporter=_Progress(args.quiet),
-            )
-            if not (run_dir / "summary.json").is_file()
-            else json.loads((run_dir / "summary.json").read_text())
-        )
-        rows.append(
-            {
-                "dataset_size": cfg.dataset_size,
-                "final_return_mean": summary["final_return_mean"],
-                "final_return_std": summary["final_return_std"],
-                "wall_seconds": summary["wall_seconds"],
-                "run": str(run_dir),
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
-    atomic_write(
-        out / "size_sweep.json",
-        json.dumps({"env": configs[0].env, "variant": configs[0].variant, "results": rows}, indent=1),
-    )
+    rows = size_sweep(configs, out, reporter=_Progress(args.quiet), on_row=lambda r: print(json.dumps(r), flush=True))
     size_sweep_figure(
         rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size"
     )
@@ -203,33 +195,10 @@ def _cmd_distill_images(args) -> int:
     )
 
 
-def _own_init(dataset_path, ds, policy_cfg):
-    """The saved initialisation a HaDES-F dataset is tied to (``init.safetensors`` beside it)."""
-    from hades.artifacts import load_policy
-    from hades.evaluation import run_config
-    from hades.runs import INIT
-
-    if ds.variant != "hades-f":
-        raise HadesError(
-            f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
-            f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)"
-        )
-    if policy_cfg != run_config(ds).policy:
-        raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
-    path = Path(dataset_path).parent / INIT
-    if not path.is_file():
-        raise HadesError(
-            f"no {INIT} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
-            "saved initialisation (written by hades >= 0.2)"
-        )
-    params, _, _, _ = load_policy(path)
-    return params
-
-
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
     from hades.envs import make_env
-    from hades.evaluation import run_config, summarize, train_and_evaluate
+    from hades.evaluation import own_init_params, run_config, summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
@@ -243,9 +212,8 @@ def _cmd_train(args) -> int:
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
-    if args.seeds < 1 or args.episodes < 1 or args.eval_steps < 0:
-        raise HadesError("--seeds and --episodes must be >= 1, --eval-steps >= 0")
-    init = _own_init(args.dataset, ds, policy_cfg) if args.own_init else None
+    _retrain(args)
+    init = own_init_params(args.dataset, ds, policy_cfg) if args.own_init else None
     actions = args.actions or base.actions
     backend = args.backend or base.backend
     env = make_env(args.env or ds.env, backend)
@@ -297,15 +265,13 @@ def _floats(text: str, name: str, kind=float) -> list:
 
 
 def _cmd_transfer(args) -> int:
-    import csv
-    import io
-
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
-    from hades.transfer import summarize_widths, transfer_sweep
+    from hades.transfer import save_transfer, transfer_sweep
 
     widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
     epochs = _floats(args.epochs, "epochs", int)
+    _retrain(args)
     labels = args.labels.split(",") if args.labels else [Path(p).parent.name or Path(p).stem for p in args.datasets]
     if len(labels) != len(args.datasets):
         raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
@@ -314,7 +280,7 @@ def _cmd_transfer(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise HadesError(f"cannot write to {out}: {e.strerror or e}") from None
-    results, rows_all, first_env = {}, [], None
+    results, first_env = {}, None
     for label, path in zip(labels, args.datasets):
         ds = load_dataset(path)
         if ds.variant in ("supervised", "multitask"):
@@ -343,19 +309,7 @@ def _cmd_transfer(args) -> int:
         )
         own = (ds.config.get("policy") or {}).get("width")
         results[label] = (rows, own)
-        rows_all += [{"dataset": label, **r} for r in rows]
-    from hades.artifacts import atomic_write
-
-    summary = {
-        label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
-        for (label, (rows, own)), p in zip(results.items(), args.datasets)
-    }
-    atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
-    writer.writeheader()
-    writer.writerows(rows_all)
-    atomic_write(out / "transfer.csv", buf.getvalue())
+    summary = save_transfer(out, results, args.datasets)
     transfer_figure(results, out / "transfer.png", title=f"{first_env}: policies trained on the dataset(s)")
     print(json.dumps({"out": str(out), **{k: v["per_width"] for k, v in summary.items()}}))
     return 0
@@ -377,6 +331,7 @@ def _cmd_merge(args) -> int:
     print(f"wrote {out}: {merged.size} states of {merged.states.shape[1]} features ({merged.env})", file=sys.stderr)
     if not args.evaluate:
         return 0
+    _retrain(args)
     base = run_config(a)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
@@ -403,51 +358,24 @@ def _cmd_merge(args) -> int:
 
 
 def _cmd_render(args) -> int:
-    import jax
-    import jax.numpy as jnp
-
     from hades.artifacts import load_dataset
-    from hades.bc import make_bc_train
-    from hades.envs import make_env
-    from hades.evaluation import check_dataset, input_norm, run_config
-    from hades.policies import make_policy
-    from hades.render import FORMATS, animate, record_episode
+    from hades.render import FORMATS, render_dataset
 
     if Path(args.output).suffix.lower() not in FORMATS:
         raise HadesError(f"{args.output}: choose an output ending in {', '.join(FORMATS)}")
     ds = load_dataset(args.dataset)
-    if ds.variant in ("supervised", "multitask"):
-        raise HadesError(f"{args.dataset} is a {ds.variant} dataset; render a single-task RL dataset")
-    base = run_config(ds)
-    env = make_env(args.env or ds.env, args.backend or base.backend)
-    check_dataset(ds, env)
-    policy = make_policy(base.policy, env.obs_shape, env.discrete, env.action_dim)
-    key = jax.random.PRNGKey(args.seed)
-    if args.own_init:
-        params0 = _own_init(args.dataset, ds, base.policy)
-    else:
-        params0 = policy.init(jax.random.fold_in(key, 1))
-    params, _ = jax.jit(make_bc_train(policy, base.bc))(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
-    norm = input_norm(ds, env.obs_shape)
-    states, obs, rewards = record_episode(
-        env,
-        policy,
-        params,
-        norm,
-        jax.random.fold_in(key, 2),
-        args.eval_steps,
-        actions=args.actions or base.actions,
-        per_rollout_norm=ds.normalisation == "rollout",
-    )
-    info = animate(
-        env,
-        states,
-        obs,
-        rewards,
+    info = render_dataset(
+        ds,
         args.output,
+        dataset_path=args.dataset,
+        env_name=args.env,
+        backend=args.backend,
+        own_init=args.own_init,
+        actions=args.actions,
+        seed=args.seed,
+        eval_steps=args.eval_steps,
         fps=args.fps,
         max_frames=args.max_frames,
-        title=f"{env.name}: policy trained on {Path(args.dataset).name}",
     )
     print(json.dumps(info))
     return 0
@@ -585,15 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         "options default to the settings the dataset was evolved with.",
     )
     t.add_argument("dataset", help="path to a dataset.safetensors")
-    t.add_argument("--seeds", type=int, default=5, help="number of policies (fresh initialisations)")
-    t.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
-    t.add_argument(
-        "--eval-steps",
-        type=int,
-        default=0,
-        help="step cap per episode (0: whole episodes; a capped result says so: step_cap, capped_episodes)",
-    )
-    t.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_retrain_options(t, seeds=5, episodes=10)
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
     t.add_argument(
@@ -627,16 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--widths", default="32,64,128,256,512,1024", help="policy widths (comma-separated)")
     tr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1", help="BC learning rates")
     tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs)")
-    tr.add_argument("--seeds", type=int, default=2, help="policies per (learning rate, epochs) pair")
     tr.add_argument(
         "--sample",
         type=int,
         default=0,
         help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width",
     )
-    tr.add_argument("--episodes", type=int, default=5, help="evaluation episodes per policy")
-    tr.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
-    tr.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_retrain_options(tr, seeds=2, episodes=5)  # --seeds: policies per (learning rate, epochs) pair
     tr.add_argument("-o", "--out", default="transfer", help="output directory")
     tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
     mg = sub.add_parser(
@@ -651,10 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("b", help="second dataset.safetensors")
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
-    mg.add_argument("--seeds", type=int, default=5, help="agents per dataset")
-    mg.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and environment")
-    mg.add_argument("--eval-steps", type=int, default=0, help="step cap per episode (0: the episode limit)")
-    mg.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_retrain_options(mg, seeds=5, episodes=10)
     _add_options(mg, PolicyConfig())
     _add_options(mg, BCConfig())
     rd = sub.add_parser(

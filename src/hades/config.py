@@ -11,15 +11,32 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hades.errors import HadesError
 
-VARIANTS = ("hades-f", "hades-r", "direct-es")
-OBS_NORMS = ("none", "constant", "running", "rollout")
-ACTION_MODES = ("sample", "greedy")
-ES_OPTIMIZERS = ("auto", "adam", "sgd")
-ES_SHAPINGS = ("own", "raw")
+# Every choice is a Literal type; its tuple of names (for the CLI and checks) is derived from it.
+Variant = Literal["hades-f", "hades-r", "direct-es"]
+ObsNormMode = Literal["none", "constant", "running", "rollout"]
+ActionMode = Literal["sample", "greedy"]
+EsOptimizer = Literal["auto", "adam", "sgd"]
+EsShaping = Literal["own", "raw"]
+Backend = Literal["positional", "spring", "generalized", "mjx"]
+Activation = Literal["tanh", "relu", "gelu", "silu", "elu"]
+BcOptimizer = Literal["adam", "sgd"]
+Learners = Literal["fixed", "sampled"]
+ImageDataset = Literal["mnist", "fashion-mnist"]
+ImageModel = Literal["mlp", "cnn"]
+ImageInit = Literal["mean", "random"]
+VARIANTS = get_args(Variant)
+OBS_NORMS = get_args(ObsNormMode)
+ACTION_MODES = get_args(ActionMode)
+ES_OPTIMIZERS = get_args(EsOptimizer)
+ES_SHAPINGS = get_args(EsShaping)
+BACKENDS = get_args(Backend)
+ACTIVATIONS = get_args(Activation)
+BC_OPTIMIZERS = get_args(BcOptimizer)
+LEARNERS = get_args(Learners)
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
 # tests/test_es.py checks this list against evosax.
 OPTIMIZER_STRATEGIES = (
@@ -36,8 +53,6 @@ OPTIMIZER_STRATEGIES = (
     "SimpleES",
     "xNES",
 )
-BACKENDS = ("positional", "spring", "generalized", "mjx")
-ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 
 
 def knob(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -51,7 +66,7 @@ class PolicyConfig:
 
     width: int = knob(64, "hidden units per layer")
     depth: int = knob(2, "number of hidden layers")
-    activation: str = knob("tanh", "hidden activation", ACTIVATIONS)
+    activation: Activation = knob("tanh", "hidden activation", ACTIVATIONS)
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,7 @@ class BCConfig:
     bc_steps: int = knob(100, "BC full-batch gradient steps (the paper's 'epochs')")
     bc_max_grad_norm: float = knob(1.0, "clip BC gradients to this global norm (0: no clipping)")
     bc_anneal: bool = knob(False, "anneal the BC learning rate linearly to 0 over the steps")
-    bc_optimizer: str = knob("adam", "inner-loop optimiser", ("adam", "sgd"))
+    bc_optimizer: BcOptimizer = knob("adam", "inner-loop optimiser", BC_OPTIMIZERS)
     bc_adam_eps: float = knob(
         1e-8,
         "Adam's epsilon in the inner loop (optax default 1e-8; the official code "
@@ -70,7 +85,7 @@ class BCConfig:
     )
 
     def validate(self) -> BCConfig:
-        if self.bc_optimizer not in ("adam", "sgd"):
+        if self.bc_optimizer not in BC_OPTIMIZERS:
             raise HadesError(f"unknown bc_optimizer {self.bc_optimizer!r}; choose adam or sgd")
         if self.bc_steps < 1:
             raise HadesError(f"--bc-steps must be >= 1 (got {self.bc_steps})")
@@ -84,13 +99,29 @@ class BCConfig:
 
 
 @dataclass(frozen=True)
+class RetrainConfig:
+    """How ``train``, ``transfer`` and ``merge`` train and evaluate fresh policies on a dataset
+    (the evaluation protocol: whole episodes unless capped, and a capped result says so)."""
+
+    seeds: int = knob(5, "policies trained per setting (fresh initialisations)")
+    episodes: int = knob(10, "evaluation episodes per policy")
+    eval_steps: int = knob(0, "step cap per episode (0: whole episodes; a capped result says so)")
+    seed: int = knob(0, "random seed")
+
+    def validate(self) -> RetrainConfig:
+        if self.seeds < 1 or self.episodes < 1 or self.eval_steps < 0:
+            raise HadesError("--seeds and --episodes must be >= 1, --eval-steps >= 0")
+        return self
+
+
+@dataclass(frozen=True)
 class ESConfig:
     """The outer evolution strategy (any evosax distribution-based strategy)."""
 
     strategy: str = knob("Open_ES", "evosax strategy name (Open_ES, SNES, PGPE, CMA_ES, ...)")
     population: int = knob(128, "candidates per generation (even; antithetic pairs)")
     sigma: float = knob(0.1, "initial search standard deviation")
-    es_optimizer: str = knob(
+    es_optimizer: EsOptimizer = knob(
         "auto",
         "how the ES moves its mean: auto = Adam for Open_ES (the paper's OpenES), "
         "every other strategy its own evosax update rule (SNES/xNES: the natural-gradient step, "
@@ -115,7 +146,7 @@ class ESConfig:
         "weights (paper MinAtar: 20); 0: the strategy's own weights; only for strategies "
         "with rank weights (SNES, xNES, ...)",
     )
-    es_shaping: str = knob(
+    es_shaping: EsShaping = knob(
         "own",
         "fitness shaping: own (the strategy's: centred ranks for Open_ES, rank weights "
         "for SNES) or raw (returns as they are, the paper's OpenES)",
@@ -147,10 +178,10 @@ class DistillConfig:
     """One distillation run (HaDES-F, HaDES-R, or the direct-ES baseline)."""
 
     env: str = knob("CartPole-v1", "environment id (see `hades envs`)")
-    backend: str = knob(
+    backend: Backend = knob(
         "positional", "Brax physics pipeline for brax/* environments (spring is ~3x faster on CPU)", BACKENDS
     )
-    variant: str = knob(
+    variant: Variant = knob(
         "hades-r",
         "hades-f: one fixed init; hades-r: k fresh inits per generation; direct-es: ES on policy weights",
         VARIANTS,
@@ -165,13 +196,13 @@ class DistillConfig:
         "step cap per FITNESS episode (0: the environment's episode limit; it can only "
         "lower it); evaluations of the mean dataset always run whole episodes",
     )
-    actions: str = knob(
+    actions: ActionMode = knob(
         "sample",
         "how policies act in every rollout, fitness and evaluation: sample from the "
         "policy (the paper's setting) or greedy (argmax / Gaussian mean)",
         ACTION_MODES,
     )
-    obs_norm: str = knob(
+    obs_norm: ObsNormMode = knob(
         "constant",
         "observation normalisation: none; constant (statistics of random-action "
         "states); rollout (each rollout starts fresh running statistics and updates them with "
@@ -199,11 +230,11 @@ class DistillConfig:
         "evolve the BC learning rate and step count with the data (two extra genes, "
         "log scale; steps up to 2x --bc-steps); the artifact stores the evolved values",
     )
-    learners: str = knob(
+    learners: Learners = knob(
         "fixed",
         "HaDES-R: train each generation's policies with the configured learner (fixed), "
         "or sample each one's width, learning rate and steps (sampled)",
-        ("fixed", "sampled"),
+        LEARNERS,
     )
     learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
     learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [bc_lr/r, bc_lr*r]")
@@ -237,7 +268,7 @@ class DistillConfig:
             raise HadesError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.devices < 0:
             raise HadesError(f"--devices must be >= 0 (got {self.devices})")
-        if self.learners not in ("fixed", "sampled"):
+        if self.learners not in LEARNERS:
             raise HadesError(f"unknown learners {self.learners!r}; choose fixed or sampled")
         if self.learners == "sampled" and self.variant != "hades-r":
             raise HadesError("--learners sampled needs --variant hades-r (fresh learners every generation)")
@@ -292,16 +323,16 @@ class DistillConfig:
 class ImageDistillConfig:
     """Supervised dataset distillation: one synthetic image per class (``hades distill-images``)."""
 
-    dataset: str = knob("fashion-mnist", "which image dataset", ("mnist", "fashion-mnist"))
+    dataset: ImageDataset = knob("fashion-mnist", "which image dataset", get_args(ImageDataset))
     data_dir: str = knob("", "directory holding the IDX files (default: $HADES_DATA_DIR)")
-    model: str = knob(
+    model: ImageModel = knob(
         "mlp",
         "classifier trained in the inner loop: mlp (one hidden layer) or cnn "
         "(3x3 conv with 16 channels, dense 128: the released code's)",
-        ("mlp", "cnn"),
+        get_args(ImageModel),
     )
     hidden: int = knob(128, "hidden units of the classifier's dense layer")
-    image_init: str = knob("mean", "initial images: the class-wise mean images, or random", ("mean", "random"))
+    image_init: ImageInit = knob("mean", "initial images: the class-wise mean images, or random", get_args(ImageInit))
     fitness_batch: int = knob(
         1024,
         "real training images per generation for the fitness loss "
@@ -473,6 +504,7 @@ _BRAX_CPU = dict(
     checkpoint_every=10,
 )
 
+# the Brax environments hades knows (``brax/<name>``), each with a CPU preset of its name
 BRAX_NAMES = (
     "hopper",
     "walker2d",

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from hades.config import BACKENDS, BRAX_NAMES
 from hades.errors import HadesError
 
 
@@ -35,6 +36,7 @@ class Env:
     action_high: float | None = None
     feature_names: tuple[str, ...] | None = None
     channel_names: tuple[str, ...] | None = None
+    body_parents: tuple[int, ...] | None = None  # Brax: each body's parent index (-1: root), for drawing
 
     @property
     def action_space(self) -> str:
@@ -98,19 +100,24 @@ def _gymnax(env_id: str) -> Env:
     )
 
 
-BRAX_BACKENDS = ("positional", "spring", "generalized", "mjx")
 BRAX_EPISODE = 1000
+
+
+@contextlib.contextmanager
+def _quiet():
+    """brax 0.14 warns that it is unmaintained and mujoco's mjx prints to stdout when warp is
+    missing: keep both off the user's terminal (stdout carries hades' JSON results)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _brax(env_id: str, backend: str = "positional") -> Env:
     """A Brax environment (``brax/<name>``): 1000-step episodes, actions clipped to the actuators'
     control range here (datasets may hold unbounded labels), no auto-reset (no Brax wrappers)."""
-    if backend not in BRAX_BACKENDS:
-        raise HadesError(f"unknown Brax backend {backend!r}; choose one of {', '.join(BRAX_BACKENDS)}")
-    # brax 0.14 warns that it is unmaintained and mujoco's mjx prints to stdout when warp is
-    # missing: keep both off the user's terminal (stdout carries hades' JSON results).
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    if backend not in BACKENDS:
+        raise HadesError(f"unknown Brax backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    with _quiet():
         from brax import envs as brax_envs
 
         env = brax_envs.get_environment(env_id.removeprefix("brax/"), backend=backend)
@@ -135,20 +142,9 @@ def _brax(env_id: str, backend: str = "positional") -> Env:
         step=step,
         action_low=float(low.min()),
         action_high=float(high.max()),
+        body_parents=tuple(int(p) for p in env.sys.link_parents),
     )
 
-
-BRAX_ENVS = (
-    "hopper",
-    "walker2d",
-    "reacher",
-    "inverted_double_pendulum",
-    "ant",
-    "halfcheetah",
-    "humanoid",
-    "humanoidstandup",
-    "inverted_pendulum",
-)
 
 # The registry: environment id -> factory(id, backend). Others plug in here.
 REGISTRY: dict[str, Callable[..., Env]] = {
@@ -166,7 +162,7 @@ REGISTRY: dict[str, Callable[..., Env]] = {
             "Freeway-MinAtar",
         )
     },
-    **{f"brax/{name}": _brax for name in BRAX_ENVS},
+    **{f"brax/{name}": _brax for name in BRAX_NAMES},
 }
 
 

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hades.artifacts import Dataset
 from hades.bc import make_bc_train
 from hades.config import BCConfig, PolicyConfig
+from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.evaluation import input_norm, train_and_evaluate

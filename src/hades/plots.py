@@ -237,3 +237,29 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def run_figures(out) -> list[Path]:
+    """Draw a finished or running run directory's figures from its files: ``learning_curve.png``
+    and, for an image run, ``images.png`` (the distilled images above the class means)."""
+    import json
+
+    from hades.runs import read_metrics
+
+    out = Path(out)
+    cfg = json.loads((out / "config.json").read_text())
+    images = "dataset" in cfg and "env" not in cfg
+    title = f"{cfg['dataset']} {cfg['model']}" if images else f"{cfg['env']} {cfg['variant']}"
+    eval_key = "eval_accuracy_mean" if images else "eval_return_mean"
+    learning_curve(read_metrics(out), out / "learning_curve.png", title=title, eval_key=eval_key)
+    drawn = [out / "learning_curve.png"]
+    if images and (out / "dataset.safetensors").is_file():
+        from hades.artifacts import load_dataset
+        from hades.config import ImageDistillConfig
+        from hades.supervised import class_means, training_split
+
+        (fit_x, fit_y), _ = training_split(ImageDistillConfig.from_dict(cfg))
+        distilled = load_dataset(out / "dataset.safetensors").states
+        image_grid([distilled, class_means(fit_x, fit_y)], ["distilled", "class mean"], out / "images.png")
+        drawn.append(out / "images.png")
+    return drawn

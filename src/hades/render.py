@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hades.dataset import Dataset
 from hades.envs import Env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm, RolloutStats
@@ -27,6 +28,58 @@ from hades.policies import Policy
 from hades.rollout import episode_cap
 
 FORMATS = (".gif", ".mp4", ".html")
+
+
+def render_dataset(
+    ds: Dataset,
+    output,
+    *,
+    dataset_path=None,
+    env_name: str | None = None,
+    backend: str | None = None,
+    own_init: bool = False,
+    actions: str | None = None,
+    seed: int = 0,
+    eval_steps: int = 0,
+    fps: int = 30,
+    max_frames: int = 300,
+) -> dict:
+    """Train one policy by BC on ``ds`` with the settings of the run that made it, record one
+    episode and draw it into ``output``; ``None`` options take the dataset's run's setting.
+    ``own_init`` (HaDES-F) trains from ``init.safetensors`` beside ``dataset_path``."""
+    from hades.bc import make_bc_train
+    from hades.envs import make_env
+    from hades.evaluation import check_dataset, input_norm, own_init_params, run_config
+    from hades.policies import make_policy
+
+    if Path(output).suffix.lower() not in FORMATS:
+        raise HadesError(f"{output}: choose an output ending in {', '.join(FORMATS)}")
+    if ds.variant in ("supervised", "multitask"):
+        raise HadesError(f"{dataset_path or 'the dataset'} is a {ds.variant} dataset; render a single-task RL dataset")
+    base = run_config(ds)
+    env = make_env(env_name or ds.env, backend or base.backend)
+    check_dataset(ds, env)
+    policy = make_policy(base.policy, env.obs_shape, env.discrete, env.action_dim)
+    key = jax.random.PRNGKey(seed)
+    if own_init:
+        params0 = own_init_params(dataset_path, ds, base.policy)
+    else:
+        params0 = policy.init(jax.random.fold_in(key, 1))
+    train = jax.jit(make_bc_train(policy, base.bc))
+    params, _ = train(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
+    states, obs, rewards = record_episode(
+        env,
+        policy,
+        params,
+        input_norm(ds, env.obs_shape),
+        jax.random.fold_in(key, 2),
+        eval_steps,
+        actions=actions or base.actions,
+        per_rollout_norm=ds.normalisation == "rollout",
+    )
+    name = Path(dataset_path).name if dataset_path else "the dataset"
+    title = f"{env.name}: policy trained on {name}"
+    return animate(env, states, obs, rewards, output, fps=fps, max_frames=max_frames, title=title)
 
 
 def record_episode(
@@ -128,7 +181,7 @@ def _drawer(env: Env, states, obs):
 
         return draw
     if name.startswith("brax/"):
-        parents = _brax_parents(name)
+        parents = env.body_parents
         pos = np.asarray(states.pipeline_state.x.pos)  # [T, bodies, 3]
 
         def draw(ax, i):
@@ -143,20 +196,6 @@ def _drawer(env: Env, states, obs):
 
         return draw
     raise HadesError(f"no renderer for {name}")
-
-
-def _brax_parents(name: str):
-    import contextlib
-    import io
-    import warnings
-
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        from brax import envs as brax_envs
-
-        return [
-            int(p) for p in brax_envs.get_environment(name.removeprefix("brax/"), backend="spring").sys.link_parents
-        ]
 
 
 def _rect(x, y, w, h):

@@ -1,11 +1,8 @@
 """A run directory: drive a distiller generation by generation, write everything, resume.
 
-Works for any *driver* (``distill.Distiller`` for RL, ``supervised.ImageDistiller`` for images):
-an object with ``cfg`` (a frozen config with ``generations``, ``eval_every``,
-``checkpoint_every``, ``to_dict``), ``init() -> state`` (a pytree with a ``generation``
-counter), a jitted ``step(state) -> (state, metrics)`` whose metrics hold ``fitness_mean/max/min``
-and ``finite``, ``evaluate(state) -> dict`` (keys listed in ``eval_keys``), ``describe(state) -> dict`` (goes into
-the summary), ``title`` (of the learning curve) and ``write_product(state, out) -> Path``.
+Works for any :class:`Driver` (``distill.Distiller`` for HaDES, ``direct.DirectES`` for the
+baseline, ``supervised.ImageDistiller`` for images): drivers compute and return values, this
+module writes every file.
 
 Layout of ``--out DIR``:
 - ``config.json``            the full run config
@@ -19,8 +16,9 @@ Layout of ``--out DIR``:
 - ``init.safetensors``       HaDES-F: the policy initialisation the dataset is tied to (what
                              ``hades train --own-init`` retrains from)
 - ``summary.json``           ``describe()``, ``final_<key>`` of the final evaluation, timings
-- ``learning_curve.png``
-Every file is replaced atomically. Progress goes to a :class:`Reporter` (the CLI draws a progress
+Every file is replaced atomically. Figures (``learning_curve.png``, images' ``images.png``) are
+drawn from these files by ``hades.plots.run_figures`` (the ``hades`` command does it at the end).
+Progress goes to a :class:`Reporter` (the CLI draws a progress
 bar with it); the library prints nothing. In a multi-host run (``devices.initialize_distributed``)
 every process runs this loop and only process 0 writes; ``resume`` needs ``DIR`` on a
 filesystem every host sees.
@@ -32,28 +30,62 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hades import __version__
-from hades.artifacts import atomic_write, load_checkpoint, save_checkpoint, save_policy
+from hades.artifacts import INIT_FILE, atomic_write, load_checkpoint, save_checkpoint, save_policy, save_product
 from hades.config import DistillConfig, ImageDistillConfig
+from hades.dataset import Dataset, PolicyWeights
 from hades.devices import is_main_process, place
 from hades.errors import HadesError
 
 CHECKPOINT = "checkpoint.safetensors"
-INIT = "init.safetensors"
 CONFIG_KINDS = {cls.__name__: cls for cls in (DistillConfig, ImageDistillConfig)}
 
 
-def make_driver(cfg):
+class Driver(Protocol):
+    """What ``run`` needs of a distiller."""
+
+    cfg: Any  # a frozen config with generations, eval_every, checkpoint_every, to_dict()
+    eval_keys: tuple[str, ...]  # the keys of evaluate() that go into every metrics row
+    title: str  # names the run in figures
+
+    def init(self) -> Any:
+        """The initial state: a pytree with an int32 ``generation`` counter."""
+
+    def step(self, state: Any) -> tuple[Any, dict]:
+        """One jitted generation; metrics hold ``fitness_mean/max/min`` and ``finite``."""
+
+    def evaluate(self, state: Any) -> dict:
+        """The in-run evaluation of the current product."""
+
+    def final_evaluate(self, state: Any) -> dict:
+        """The final figure (images: the test set, once)."""
+
+    def describe(self, state: Any = None) -> dict:
+        """What goes into summary.json besides the final evaluation."""
+
+    def product(self, state: Any) -> Dataset | PolicyWeights:
+        """What the run produces, as a value."""
+
+    def own_init(self, state: Any) -> Any:
+        """The policy initialisation the product is tied to (HaDES-F), else None."""
+
+
+def make_driver(cfg) -> Driver:
     """The driver for a config (checks it: environment, strategy, data files)."""
     if isinstance(cfg, ImageDistillConfig):
         from hades.supervised import ImageDistiller
 
         return ImageDistiller(cfg)
+    if cfg.variant == "direct-es":
+        from hades.direct import DirectES
+
+        return DirectES(cfg)
     from hades.distill import Distiller
 
     return Distiller(cfg)
@@ -66,7 +98,10 @@ class Reporter:
         """Called once the config and output directory are checked, before compiling."""
 
     def generation(self, row: dict) -> None:
-        """Called after every generation with its metrics row (``METRIC_KEYS``)."""
+        """Called after every generation with its metrics row."""
+
+    def finish(self, out: Path, summary: dict) -> None:
+        """Called once the run directory is complete."""
 
 
 def load_run_config(out_dir):
@@ -117,7 +152,7 @@ def _checkpoint(d, state, out: Path, wall: float) -> None:
             "wall_seconds": f"{wall:.3f}",
         },
     )
-    d.write_product(state, out)
+    save_product(out, d.product(state))
 
 
 def _scalars(metrics: dict) -> dict:
@@ -152,9 +187,9 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     if main:
         atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        own = d.own_init(state) if hasattr(d, "own_init") else None
+        own = d.own_init(state)
         if own is not None:
-            save_policy(out / INIT, jax.device_get(own), cfg.env, cfg.to_dict())
+            save_policy(out / INIT_FILE, jax.device_get(own), cfg.env, cfg.to_dict())
     else:
         reporter = Reporter()
 
@@ -191,10 +226,10 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
         _checkpoint(d, state, out, wall())
         raise
 
-    final = getattr(d, "final_evaluate", d.evaluate)(state)  # images: the test set, once
+    final = d.final_evaluate(state)  # images: the test set, once
     if not main:
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
-    product = d.write_product(state, out)
+    product = save_product(out, d.product(state))
     summary = {
         **d.describe(state),
         "generations": cfg.generations,
@@ -209,7 +244,34 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
         "config": cfg.to_dict(),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-    from hades.plots import learning_curve  # plotting stays out of the import path of the engine
-
-    learning_curve(rows, out / "learning_curve.png", title=d.title, eval_key=f"eval_{d.eval_keys[0]}")
+    reporter.finish(out, summary)
     return summary
+
+
+def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=None) -> list[dict]:
+    """One run per config (``hades sweep-size``: the same run at several dataset sizes) into
+    ``out_dir/size_N``; finished sizes are read back, interrupted ones resumed. Writes
+    ``size_sweep.json`` and returns its rows (final return per size)."""
+    out = Path(out_dir)
+    rows = []
+    for cfg in configs:
+        run_dir = out / f"size_{cfg.dataset_size}"
+        if (run_dir / "summary.json").is_file():
+            summary = json.loads((run_dir / "summary.json").read_text())
+        else:
+            summary = run(cfg, run_dir, resume=(run_dir / CHECKPOINT).is_file(), reporter=reporter)
+        rows.append(
+            {
+                "dataset_size": cfg.dataset_size,
+                "final_return_mean": summary["final_return_mean"],
+                "final_return_std": summary["final_return_std"],
+                "final_return_ci95": summary.get("final_return_ci95"),
+                "wall_seconds": summary["wall_seconds"],
+                "run": str(run_dir),
+            }
+        )
+        if on_row is not None:
+            on_row(rows[-1])
+    result = {"env": configs[0].env, "variant": configs[0].variant, "results": rows}
+    atomic_write(out / "size_sweep.json", json.dumps(result, indent=1))
+    return rows

@@ -26,9 +26,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from hades.artifacts import Dataset, save_dataset
 from hades.bc import make_bc_train
 from hades.config import ImageDistillConfig
+from hades.dataset import Dataset
 from hades.errors import HadesError
 from hades.es import Strategy
 from hades.policies import make_classifier
@@ -95,6 +95,17 @@ def class_means(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.stack([images[labels == c].mean(0) for c in range(NUM_CLASSES)])
 
 
+def training_split(cfg: ImageDistillConfig):
+    """((fit images, labels), (validation images, labels)): ``cfg.holdout`` training images set
+    aside by a fixed permutation (seed 0, whatever the run's seed), the same for every run."""
+    train_x, train_y = load_split(cfg.data_dir, "train")
+    if cfg.holdout >= len(train_x):
+        raise HadesError(f"--holdout {cfg.holdout} leaves no training images (the training set has {len(train_x)})")
+    order = np.random.default_rng(0).permutation(len(train_x))
+    val, fit = order[: cfg.holdout], order[cfg.holdout :]
+    return (train_x[fit], train_y[fit]), (train_x[val], train_y[val])
+
+
 @struct.dataclass
 class ImageRunState:
     es_state: object
@@ -106,14 +117,7 @@ class ImageDistiller:
 
     def __init__(self, cfg: ImageDistillConfig):
         self.cfg = cfg.validate()
-        train_x, train_y = load_split(cfg.data_dir, "train")
-        if cfg.holdout >= len(train_x):
-            raise HadesError(f"--holdout {cfg.holdout} leaves no training images (the training set has {len(train_x)})")
-        # a fixed split (seed 0, whatever the run's seed): the same validation images for every run
-        order = np.random.default_rng(0).permutation(len(train_x))
-        val, fit = order[: cfg.holdout], order[cfg.holdout :]
-        self.train_x, self.train_y = train_x[fit], train_y[fit]
-        self.val_x, self.val_y = train_x[val], train_y[val]
+        (self.train_x, self.train_y), (self.val_x, self.val_y) = training_split(cfg)
         self.test_x, self.test_y = load_split(cfg.data_dir, "test")
         self.means = class_means(self.train_x, self.train_y)
         shape = self.train_x.shape[1:]
@@ -227,21 +231,15 @@ class ImageDistiller:
     def title(self) -> str:
         return f"{self.cfg.dataset} {self.cfg.model}"
 
-    def write_product(self, state: ImageRunState, out: Path) -> Path:
-        images = self.images(state)
-        path = out / "dataset.safetensors"
-        save_dataset(
-            path,
-            Dataset(
-                states=images,
-                actions=np.arange(NUM_CLASSES, dtype=np.int32),
-                env=self.cfg.dataset,
-                action_space="discrete",
-                variant="supervised",
-                config=self.cfg.to_dict(),
-            ),
-        )
-        from hades.plots import image_grid
+    def own_init(self, state: ImageRunState):
+        return None  # classifiers are freshly initialised every generation
 
-        image_grid([images, self.means], ["distilled", "class mean"], out / "images.png")
-        return path
+    def product(self, state: ImageRunState) -> Dataset:
+        return Dataset(
+            states=self.images(state),
+            actions=np.arange(NUM_CLASSES, dtype=np.int32),
+            env=self.cfg.dataset,
+            action_space="discrete",
+            variant="supervised",
+            config=self.cfg.to_dict(),
+        )

@@ -13,8 +13,8 @@ import itertools
 import jax
 import numpy as np
 
-from hades.artifacts import Dataset
 from hades.config import BCConfig, PolicyConfig
+from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.evaluation import make_trainer, run_config
@@ -109,3 +109,29 @@ def summarize_widths(rows: list[dict]) -> dict[int, dict]:
             "count": int(len(r)),
         }
     return out
+
+
+def save_transfer(out_dir, results: dict[str, tuple[list[dict], int | None]], paths) -> dict:
+    """Write ``transfer.json`` (a per-width summary per dataset and every result) and
+    ``transfer.csv`` into ``out_dir``; ``results`` maps a label to (rows, the run's own width).
+    Returns the summary."""
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from hades.artifacts import atomic_write
+
+    out = Path(out_dir)
+    summary = {
+        label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
+        for (label, (rows, own)), p in zip(results.items(), paths)
+    }
+    rows_all = [{"dataset": label, **r} for label, (rows, _) in results.items() for r in rows]
+    atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
+    writer.writeheader()
+    writer.writerows(rows_all)
+    atomic_write(out / "transfer.csv", buf.getvalue())
+    return summary

@@ -1,0 +1,59 @@
+"""What a run produces, as plain values with no I/O: a distilled ``Dataset`` (HaDES, images) or a
+policy's ``PolicyWeights`` (the direct-ES baseline). ``artifacts.py`` reads and writes them;
+everything else passes them around.
+
+A dataset's ``states`` are in raw observation units; when ``obs_mean`` / ``obs_std`` are present
+the policy was trained on ``(states - obs_mean) / obs_std`` and acts on observations normalised
+the same way (``inputs()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hades import __version__
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    states: np.ndarray
+    actions: np.ndarray
+    env: str
+    action_space: str
+    variant: str = "hades-r"
+    obs_mean: np.ndarray | None = None
+    obs_std: np.ndarray | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+    hades_version: str = __version__
+    obs_norm: str = ""  # none | constant | running | rollout ("": inferred from obs_mean)
+
+    @property
+    def normalisation(self) -> str:
+        return self.obs_norm or ("constant" if self.normalised else "none")
+
+    @property
+    def size(self) -> int:
+        return int(self.states.shape[0])
+
+    @property
+    def normalised(self) -> bool:
+        return self.obs_mean is not None
+
+    def inputs(self) -> np.ndarray:
+        """What a policy is trained on: states, normalised if the dataset says so."""
+        if self.normalised:
+            return (self.states - self.obs_mean) / self.obs_std
+        return self.states
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyWeights:
+    """A policy's parameters (nested dict of arrays) with what is needed to run it again."""
+
+    params: dict
+    env: str
+    config: dict = dataclasses.field(default_factory=dict)
+    obs_mean: np.ndarray | None = None
+    obs_std: np.ndarray | None = None

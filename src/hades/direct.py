@@ -1,0 +1,28 @@
+"""The direct-ES baseline: the ES searches the policy's weights themselves (neuroevolution).
+
+It shares everything with HaDES but what a candidate is: a candidate is a full set of policy
+parameters, its fitness the mean return of its rollouts (common random numbers as for HaDES),
+and the run's product is the mean weights (``policy.safetensors``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from hades.dataset import PolicyWeights
+from hades.distill import RLDriver, RunState
+
+
+class DirectES(RLDriver):
+    def initial_solution(self, key):
+        return self.policy.init(key)
+
+    def score(self, rollout, solution, learners, env_key, norm):
+        rollouts = rollout(solution, env_key, norm)
+        return jax.tree.map(lambda a: a[None], rollouts), jnp.float32(0.0)
+
+    def product(self, state: RunState) -> PolicyWeights:
+        mean, std = self.fixed_stats(state)
+        params = jax.device_get(self.solution(state))
+        return PolicyWeights(params=params, env=self.cfg.env, config=self.cfg.to_dict(), obs_mean=mean, obs_std=std)
