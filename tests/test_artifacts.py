@@ -1,5 +1,8 @@
+import importlib.util
+
 import numpy as np
 import pytest
+from helpers import DATA, ROOT
 from safetensors.numpy import load_file, save_file
 
 from hades.artifacts import load_dataset, save_dataset
@@ -65,3 +68,13 @@ def test_future_schema(tmp_path):
     )
     with pytest.raises(HadesError, match="schema_version"):
         load_dataset(path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gymnasium") is None, reason="gymnasium not installed")
+def test_dataset_trains_a_numpy_policy_in_gymnasium():
+    """The artifact is usable without JAX or hades: NumPy BC, Gymnasium's own CartPole-v1."""
+    spec = importlib.util.spec_from_file_location("numpy_cartpole", ROOT / "examples" / "numpy_cartpole.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    returns = module.main(str(DATA / "cartpole_hades_r.safetensors"), episodes=5)
+    assert min(returns) >= 475

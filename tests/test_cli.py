@@ -1,8 +1,7 @@
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import hades
 
 from hades.cli import main
 
@@ -27,10 +26,6 @@ TINY = [
     "2",
     "--quiet",
 ]
-
-
-def hades(*args):
-    return subprocess.run([sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(

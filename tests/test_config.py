@@ -66,3 +66,13 @@ def test_legacy_stochastic_actions_key_is_read():
     old = DistillConfig.from_dict({"es": {"strategy": "SNES", "es_lr": 0.05}})  # what hades 0.1 ran: Adam
     assert (old.es.es_optimizer, old.es.es_lr) == ("adam", 0.05)
     assert DistillConfig.from_dict({"es": {"strategy": "CMA_ES", "es_lr": 0.05}}).es.es_lr == 0.0
+
+
+def test_paper_brax_preset_sets_bc_epochs_per_environment():
+    assert make_config("paper-brax", env="brax/hopper").bc.bc_steps == 200
+    assert make_config("paper-brax", env="brax/inverted_double_pendulum").bc.bc_steps == 200
+    for env in ("brax/ant", "brax/walker2d", "brax/humanoid"):
+        cfg = make_config("paper-brax", env=env)
+        assert cfg.bc.bc_steps == 400
+        assert (cfg.es.population, cfg.dataset_size, cfg.policy.width, cfg.bc.bc_lr) == (2048, 64, 512, 0.005)
+    assert make_config("paper-brax", env="brax/ant", bc_steps=7).bc.bc_steps == 7  # options still win

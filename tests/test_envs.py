@@ -1,8 +1,9 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import PolicyConfig
+from hades.config import BRAX_NAMES, PolicyConfig, make_config
 from hades.distill import Distiller
 from hades.envs import REGISTRY, make_env
 from hades.errors import HadesError
@@ -53,3 +54,31 @@ def test_reference_statistics_floor_the_std():
     norm = reference_statistics(env, jax.random.PRNGKey(0), std_floor=0.1, num_envs=2, num_steps=50)
     assert norm.mean.shape == env.obs_shape
     assert float(norm.std.min()) >= 0.1
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES]
+)
+def test_every_brax_environment_runs_one_generation(name, tiny_config):
+    d = Distiller(tiny_config(env=f"brax/{name}", backend="spring", obs_norm="running", eval_steps=10))
+    state, metrics = d.step(d.init())
+    assert bool(metrics["finite"])
+    ds = d.dataset(state)
+    assert ds["states"].shape == (d.cfg.dataset_size, *d.env.obs_shape)
+    assert ds["actions"].shape == (d.cfg.dataset_size, d.env.action_dim)
+    assert float(state.obs_stats.count) > 0  # running statistics took the rollouts' observations
+
+
+def test_brax_actions_are_clipped_by_the_environment():
+    env = make_env("brax/hopper", "spring")
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    a = jnp.array([5.0, -7.0, 0.5])
+    obs_big, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), state, a)
+    obs_clip, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.clip(a, -1, 1))
+    np.testing.assert_array_equal(obs_big, obs_clip)
+    assert env.max_steps == 1000 and env.action_space == "continuous"
+
+
+def test_unknown_backend():
+    with pytest.raises(HadesError, match="backend"):
+        make_config(None, env="brax/hopper", backend="bullet")

@@ -1,9 +1,12 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from hades.artifacts import load_dataset
 from hades.errors import HadesError
 from hades.runs import run
 
@@ -71,3 +74,38 @@ def test_refuses_to_overwrite_a_run(tmp_path, tiny_config):
     run(tiny_config(generations=1), tmp_path / "r")
     with pytest.raises(HadesError, match="already holds a run"):
         run(tiny_config(generations=1), tmp_path / "r")
+
+
+def test_size_sweep_runs_every_size_and_plots(tmp_path):
+    args = [
+        "--sizes",
+        "2,4",
+        "--generations",
+        "1",
+        "--population",
+        "8",
+        "--width",
+        "16",
+        "--depth",
+        "1",
+        "--bc-steps",
+        "10",
+        "--eval-envs",
+        "2",
+        "--eval-steps",
+        "30",
+        "--eval-episodes",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "sw"),
+    ]
+    proc = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "sw" / "size_sweep.json").read_text())
+    assert [r["dataset_size"] for r in result["results"]] == [2, 4]
+    for n in (2, 4):
+        assert load_dataset(tmp_path / "sw" / f"size_{n}" / "dataset.safetensors").size == n
+    assert (tmp_path / "sw" / "size_sweep.png").stat().st_size > 1000
+    again = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
+    assert again.returncode == 0 and json.loads((tmp_path / "sw" / "size_sweep.json").read_text()) == result  # kept

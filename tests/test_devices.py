@@ -1,4 +1,4 @@
-"""Brax environments, running observation normalisation, paper presets, population sharding."""
+"""Tests of hades.devices."""
 
 import json
 import os
@@ -6,78 +6,12 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import BRAX_NAMES, make_config
 from hades.distill import Distiller
-from hades.envs import make_env
 from hades.errors import HadesError
-from hades.normalization import RunningStats
 from hades.runs import make_driver
-
-
-# hopper and inverted_pendulum in the default suite; the others compile for ~20 s each: `-m slow`
-@pytest.mark.parametrize(
-    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES]
-)
-def test_every_brax_environment_runs_one_generation(name, tiny_config):
-    d = Distiller(tiny_config(env=f"brax/{name}", backend="spring", obs_norm="running", eval_steps=10))
-    state, metrics = d.step(d.init())
-    assert bool(metrics["finite"])
-    ds = d.dataset(state)
-    assert ds["states"].shape == (d.cfg.dataset_size, *d.env.obs_shape)
-    assert ds["actions"].shape == (d.cfg.dataset_size, d.env.action_dim)
-    assert float(state.obs_stats.count) > 0  # running statistics took the rollouts' observations
-
-
-def test_brax_actions_are_clipped_by_the_environment():
-    env = make_env("brax/hopper", "spring")
-    obs, state = env.reset(jax.random.PRNGKey(0))
-    a = jnp.array([5.0, -7.0, 0.5])
-    obs_big, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), state, a)
-    obs_clip, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.clip(a, -1, 1))
-    np.testing.assert_array_equal(obs_big, obs_clip)
-    assert env.max_steps == 1000 and env.action_space == "continuous"
-
-
-def test_unknown_backend():
-    with pytest.raises(HadesError, match="backend"):
-        make_config(None, env="brax/hopper", backend="bullet")
-
-
-def test_running_stats_merge_matches_numpy():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(3, 2, (500, 4)), rng.normal(-1, 0.5, (300, 4))
-    sa = RunningStats.from_sums(jnp.float32(500), a.sum(0), (a**2).sum(0))
-    sb = RunningStats.from_sums(jnp.float32(300), b.sum(0), (b**2).sum(0))
-    merged = RunningStats.empty((4,)).merge(sa).merge(sb)
-    both = np.concatenate([a, b])
-    np.testing.assert_allclose(merged.mean, both.mean(0), rtol=1e-4)
-    np.testing.assert_allclose(merged.norm(0.0).std, both.std(0), rtol=1e-3)
-    assert float(merged.norm(10.0).std.min()) == 10.0  # the floor applies
-    np.testing.assert_array_equal(RunningStats.empty((4,)).norm(0.1).std, np.ones(4))  # empty: identity
-
-
-def test_running_normalisation_is_recorded_in_the_artifact(tmp_path, tiny_config):
-    from hades.artifacts import load_dataset
-    from hades.runs import run
-
-    run(tiny_config(env="Pendulum-v1", obs_norm="running"), tmp_path / "r")
-    ds = load_dataset(tmp_path / "r" / "dataset.safetensors")
-    assert ds.obs_norm == "running" and ds.normalised
-    assert not np.allclose(ds.obs_std, 1.0)  # the final running statistics, not the identity
-
-
-def test_paper_brax_preset_sets_bc_epochs_per_environment():
-    assert make_config("paper-brax", env="brax/hopper").bc.bc_steps == 200
-    assert make_config("paper-brax", env="brax/inverted_double_pendulum").bc.bc_steps == 200
-    for env in ("brax/ant", "brax/walker2d", "brax/humanoid"):
-        cfg = make_config("paper-brax", env=env)
-        assert cfg.bc.bc_steps == 400
-        assert (cfg.es.population, cfg.dataset_size, cfg.policy.width, cfg.bc.bc_lr) == (2048, 64, 512, 0.005)
-    assert make_config("paper-brax", env="brax/ant", bc_steps=7).bc.bc_steps == 7  # options still win
 
 
 @pytest.mark.parametrize("variant", ["hades-r", "direct-es"])

@@ -1,0 +1,68 @@
+"""Tests of hades.multitask."""
+
+import json
+
+import numpy as np
+from helpers import DATA, hades
+
+
+def test_merge_pads_exactly_and_evaluates(tmp_path):
+    from hades.artifacts import load_dataset
+
+    a_path, b_path = DATA / "cartpole_hades_r.safetensors", DATA / "breakout_hades_f.safetensors"
+    out = tmp_path / "m.safetensors"
+    proc = hades(
+        "merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "1", "--episodes", "2", "--eval-steps", "100"
+    )
+    assert proc.returncode == 0, proc.stderr
+    a, b, m = load_dataset(a_path), load_dataset(b_path), load_dataset(out)
+    x = m.inputs()
+    da, na = 4, a.size
+    assert x.shape == (a.size + b.size, 4 + 400)
+    assert (x[:na, da:] == 0).all() and (x[na:, :da] == 0).all()  # zero padding in the policy's input space
+    np.testing.assert_allclose(x[:na, :da], a.inputs(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(x[na:, da:], b.inputs().reshape(b.size, -1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(m.actions, np.concatenate([a.actions, b.actions + 2]))  # joint categorical
+    result = json.loads(proc.stdout)
+    assert [t["env"] for t in result["tasks"]] == ["CartPole-v1", "Breakout-MinAtar"]
+    cart = result["tasks"][0]
+    assert cart["single_task_return"] == 100.0 and cart["multi_task_return"] == 100.0  # capped at 100 steps
+    assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".json").is_file()
+    for cmd in (["train", out], ["transfer", out, "-o", tmp_path / "t"], ["render", out, "-o", tmp_path / "r.gif"]):
+        proc = hades(*cmd)
+        assert proc.returncode == 2 and "multi" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_merge_continuous_pads_actions(tmp_path):
+    from hades.dataset import Dataset
+    from hades.multitask import merge_datasets, task_view
+
+    rng = np.random.default_rng(0)
+    a = Dataset(
+        rng.normal(size=(3, 3)).astype(np.float32),
+        rng.normal(size=(3, 1)).astype(np.float32),
+        "Pendulum-v1",
+        "continuous",
+        obs_mean=np.ones(3, np.float32),
+        obs_std=np.full(3, 2.0, np.float32),
+    )
+    b = Dataset(
+        rng.normal(size=(2, 2)).astype(np.float32),
+        rng.normal(size=(2, 1)).astype(np.float32),
+        "MountainCarContinuous-v0",
+        "continuous",
+    )
+    m = merge_datasets(a, b)
+    assert m.actions.shape == (5, 2)
+    assert (m.actions[:3, 1] == 0).all() and (m.actions[3:, 0] == 0).all()
+    x = m.inputs()
+    assert (x[:3, 3:] == 0).all() and (x[3:, :3] == 0).all()
+    back = task_view(m, 0)
+    np.testing.assert_allclose(back.states, a.states, rtol=1e-6)
+    np.testing.assert_array_equal(task_view(m, 1).actions, b.actions)
+    disc = DATA / "cartpole_hades_r.safetensors"
+    from hades.artifacts import save_dataset
+
+    save_dataset(tmp_path / "a.safetensors", a)
+    proc = hades("merge", tmp_path / "a.safetensors", disc, "-o", tmp_path / "x.safetensors")
+    assert proc.returncode == 2 and "cannot merge continuous" in proc.stderr

@@ -1,0 +1,40 @@
+"""Tests of hades.render."""
+
+import json
+
+import pytest
+from helpers import DATA, hades
+
+
+@pytest.mark.parametrize(
+    "dataset,suffix,extra", [("cartpole_hades_r", ".gif", []), ("breakout_hades_f", ".html", ["--own-init"])]
+)
+def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
+    out = tmp_path / f"ep{suffix}"
+    path = DATA / f"{dataset}.safetensors"
+    if extra:  # --own-init reads the run's saved init beside the dataset: lay out a run directory
+        import shutil
+
+        import jax
+
+        from hades.artifacts import load_dataset, save_policy
+        from hades.distill import Distiller
+        from hades.evaluation import run_config
+
+        shutil.copy(path, tmp_path / "dataset.safetensors")
+        path = tmp_path / "dataset.safetensors"
+        cfg = run_config(load_dataset(path))
+        save_policy(tmp_path / "init.safetensors", jax.device_get(Distiller(cfg).fixed_init()), cfg.env, cfg.to_dict())
+    proc = hades("render", path, "-o", out, "--max-frames", "12", "--eval-steps", "60", *extra)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert 1 <= info["steps"] <= 60 and 1 <= info["frames"] <= 13
+    if suffix == ".gif":
+        from PIL import Image
+
+        assert Image.open(out).n_frames == info["frames"]
+        assert info["return"] == info["steps"]  # CartPole pays 1 per step
+    else:
+        html = out.read_text()
+        assert html.count("data:image/png;base64") >= 1 and "<script src=" not in html  # self-contained
+    assert hades("render", DATA / f"{dataset}.safetensors", "-o", tmp_path / "x.avi").returncode == 2

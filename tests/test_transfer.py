@@ -1,0 +1,71 @@
+"""Tests of hades.transfer."""
+
+import json
+
+from helpers import DATA, hades
+
+
+def test_transfer_sweep_writes_every_result(tmp_path):
+    ds = DATA / "cartpole_hades_r.safetensors"
+    proc = hades(
+        "transfer",
+        ds,
+        ds,
+        "--labels",
+        "first,second",
+        "--widths",
+        "8,32",
+        "--lrs",
+        "1e-3,1e-2",
+        "--epochs",
+        "20,100",
+        "--seeds",
+        "1",
+        "--episodes",
+        "2",
+        "-o",
+        tmp_path / "t",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "t" / "transfer.json").read_text())
+    rows = result["results"]
+    assert len(rows) == 2 * 2 * 2 * 2  # datasets x widths x lrs x epochs (x 1 seed)
+    assert {(r["dataset"], r["width"], r["lr"], r["epochs"]) for r in rows} == {
+        (d, w, lr, e) for d in ("first", "second") for w in (8, 32) for lr in (1e-3, 1e-2) for e in (20, 100)
+    }
+    assert all(0 <= r["return"] <= 500 for r in rows)
+    # this dataset solves CartPole at its own settings (lr 1e-2, 100 steps) for other widths too
+    assert all(r["return"] >= 475 for r in rows if r["lr"] == 1e-2 and r["epochs"] == 100)
+    # and 20 steps at lr 1e-3 is too little training to get there
+    assert min(r["return"] for r in rows if r["lr"] == 1e-3 and r["epochs"] == 20) < 475
+    assert result["summary"]["first"]["per_width"]["32"]["count"] == 4
+    assert len((tmp_path / "t" / "transfer.csv").read_text().splitlines()) == 1 + len(rows)
+    assert (tmp_path / "t" / "transfer.png").stat().st_size > 1000
+
+
+def test_transfer_breakout_random_sample(tmp_path):
+    proc = hades(
+        "transfer",
+        DATA / "breakout_hades_f.safetensors",
+        "--widths",
+        "16",
+        "--sample",
+        "3",
+        "--lrs",
+        "1e-3,1e-1",
+        "--epochs",
+        "8,32",
+        "--episodes",
+        "1",
+        "--eval-steps",
+        "50",
+        "-o",
+        tmp_path / "t",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "t" / "transfer.json").read_text())["results"]
+    assert len(rows) == 3
+    assert all(1e-3 <= r["lr"] <= 1e-1 and 8 <= r["epochs"] <= 32 for r in rows)
+    assert hades("transfer", DATA / "breakout_hades_f.safetensors", "--widths", "a,b").returncode == 2
