@@ -17,6 +17,7 @@ target, so a killed run never leaves a half-written artifact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -37,10 +38,40 @@ CHECKPOINT_FORMAT = "hades.checkpoint"
 SCHEMA_VERSION = 1
 
 
+MAX_HEADER_BYTES = 100 << 20  # a safetensors header larger than this is not one of ours
+
+
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it (os.umask would set it process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def remove_stale_temporaries(folder) -> int:
+    """Delete the temporary files a killed writer left in ``folder`` (``.<name>.<random>.tmp``);
+    call it only while holding the folder's run lock. Returns how many were removed."""
+    removed = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _digest(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes) and every metadata entry but itself."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps({k: v for k, v in metadata.items() if k != "checksum"}, sort_keys=True).encode())
+    return "sha256:" + h.hexdigest()
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:
@@ -54,7 +85,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -63,13 +94,36 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 
 def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     tensors = {k: np.array(v, order="C", copy=True) for k, v in tensors.items()}  # keeps 0-d shapes
-    atomic_write(path, st_save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
+    metadata = {k: str(v) for k, v in metadata.items()}
+    metadata["checksum"] = _digest(tensors, metadata)
+    atomic_write(path, st_save(tensors, metadata=metadata))
+
+
+def _check_size(path: Path) -> None:
+    """Refuse a file whose header is not a safetensors header of a sensible size, or whose length
+    is not what its header says, before reading it whole."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
+            raise HadesError(f"{path}: not a readable safetensors file (header size {n} for a file of {size} bytes)")
+        try:
+            header = json.loads(f.read(n))
+            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            raise HadesError(f"{path}: not a readable safetensors file (malformed header)") from None
+    if 8 + n + end != size:
+        raise HadesError(
+            f"{path}: file size {size} does not match its header ({8 + n + end} bytes): truncated or padded"
+        )
 
 
 def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise HadesError(f"{path}: no such file")
+    _check_size(path)
     try:
         raw = path.read_bytes()
         tensors = st_load(raw)
@@ -83,6 +137,11 @@ def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], di
     version = metadata.get("schema_version")
     if version != str(SCHEMA_VERSION):
         raise HadesError(f"{path}: schema_version {version!r} is not supported (this hades reads {SCHEMA_VERSION})")
+    checksum = metadata.get("checksum")
+    if checksum is None and expected_format == CHECKPOINT_FORMAT:
+        raise HadesError(f"{path}: checkpoint has no checksum (written by hades < 0.3); start the run again")
+    if checksum is not None and checksum != _digest(tensors, metadata):
+        raise HadesError(f"{path}: checksum mismatch: the file was changed or corrupted after hades wrote it")
     return tensors, metadata
 
 
@@ -118,6 +177,19 @@ def load_dataset(path) -> Dataset:
         raise HadesError(f"{path}: actions {actions.shape} do not match states {states.shape} ({space})")
     if ("obs_mean" in t) != ("obs_std" in t):
         raise HadesError(f"{path}: obs_mean and obs_std must come together")
+    if not np.issubdtype(states.dtype, np.floating) or not np.all(np.isfinite(states)):
+        raise HadesError(f"{path}: states must be finite floating-point numbers")
+    if space == "discrete" and actions.dtype.kind not in "iu":
+        raise HadesError(f"{path}: discrete actions must be integers (got {actions.dtype})")
+    if space == "continuous" and (actions.dtype.kind != "f" or not np.all(np.isfinite(actions))):
+        raise HadesError(f"{path}: continuous actions must be finite floating-point numbers")
+    for name in ("obs_mean", "obs_std"):
+        if name in t:
+            v = t[name]
+            if v.shape != states.shape[1:]:
+                raise HadesError(f"{path}: {name} has shape {v.shape}, states {states.shape[1:]}")
+            if not np.all(np.isfinite(v)) or (name == "obs_std" and not np.all(v > 0)):
+                raise HadesError(f"{path}: {name} must be finite" + (" and > 0" if name == "obs_std" else ""))
     try:
         config = json.loads(meta.get("config", "{}"))
     except json.JSONDecodeError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -127,9 +128,15 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
 
     given = _given(args, cls)
     if args.resume:
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise HadesError("--resume DIR continues the run in DIR; drop --out (or give the same directory)")
         cfg = load_run_config(args.resume)
         if not isinstance(cfg, cls):
             raise HadesError(f"{args.resume} holds a run of another kind; resume it with its own command")
+        baseline = (fixed or {}).get("variant") == "direct-es"
+        if cls is DistillConfig and (cfg.variant == "direct-es") != baseline:
+            command = "hades baseline" if cfg.variant == "direct-es" else "hades distill"
+            raise HadesError(f"{args.resume} holds a {cfg.variant} run; resume it with {command} --resume")
         stored = flatten(cfg.to_dict())
         changed = {k for k, v in given.items() if k not in resumable and stored[k] != v}
         if args.preset or changed:
@@ -144,6 +151,8 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
         cfg = make(args.preset, **given, **(fixed or {}))
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet))
+    if summary.pop("already_finished", False):
+        print(f"hades: {out} already finished all {cfg.generations} generations; nothing was redone", file=sys.stderr)
     print(
         json.dumps({k: v for k, v in summary.items() if k != "config" and not isinstance(v, list)} | {"out": str(out)})
     )
@@ -647,14 +656,29 @@ def main(argv=None) -> int:
         "envs": _cmd_envs,
         "presets": _cmd_presets,
     }
+    signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143
     try:
         return commands[args.command](args)
     except HadesError as e:
         print(f"hades: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hades: interrupted; the last checkpoint is kept (continue with --resume DIR)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from hades.runs import Interrupted
+
+        code = 128 + _received.get("signal", signal.SIGINT)
+        if isinstance(e, Interrupted):
+            print(f"hades: interrupted; {e} (continue with --resume {e.out})", file=sys.stderr)
+        else:
+            print("hades: interrupted before anything was saved", file=sys.stderr)
+        return code
+
+
+_received: dict = {}
+
+
+def _terminate(signum, frame):
+    _received["signal"] = signum
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

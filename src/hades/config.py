@@ -55,6 +55,13 @@ OPTIMIZER_STRATEGIES = (
 )
 
 
+# Upper bounds beyond which a run cannot learn anything (it would end at random-policy return
+# with exit 0): refused up front. Far above any setting in the paper or in hades' presets.
+MAX_SIGMA = 1e3
+MAX_ES_LR = 1e6
+MAX_BC_LR = 10.0
+
+
 def knob(default: Any, help: str, choices: tuple | None = None) -> Any:
     """A dataclass field with CLI help (and optional choices) attached."""
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -89,8 +96,8 @@ class BCConfig:
             raise HadesError(f"unknown bc_optimizer {self.bc_optimizer!r}; choose adam or sgd")
         if self.bc_steps < 1:
             raise HadesError(f"--bc-steps must be >= 1 (got {self.bc_steps})")
-        if not (math.isfinite(self.bc_lr) and self.bc_lr > 0):
-            raise HadesError(f"--bc-lr must be a finite number > 0 (got {self.bc_lr})")
+        if not (math.isfinite(self.bc_lr) and 0 < self.bc_lr <= MAX_BC_LR):
+            raise HadesError(f"--bc-lr must be in (0, {MAX_BC_LR:g}] (got {self.bc_lr})")
         if not (math.isfinite(self.bc_max_grad_norm) and self.bc_max_grad_norm >= 0):
             raise HadesError(f"--bc-max-grad-norm must be finite and >= 0 (got {self.bc_max_grad_norm})")
         if not (math.isfinite(self.bc_adam_eps) and self.bc_adam_eps > 0):
@@ -159,10 +166,10 @@ class ESConfig:
             raise HadesError(f"unknown es_optimizer {self.es_optimizer!r}; choose one of {', '.join(ES_OPTIMIZERS)}")
         if self.es_shaping not in ES_SHAPINGS:
             raise HadesError(f"unknown es_shaping {self.es_shaping!r}; choose one of {', '.join(ES_SHAPINGS)}")
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise HadesError(f"--sigma must be a finite number > 0 (got {self.sigma})")
-        if not (math.isfinite(self.es_lr) and self.es_lr >= 0):
-            raise HadesError(f"--es-lr must be a finite number >= 0 (got {self.es_lr})")
+        if not (math.isfinite(self.sigma) and 0 < self.sigma <= MAX_SIGMA):
+            raise HadesError(f"--sigma must be in (0, {MAX_SIGMA:g}] (got {self.sigma})")
+        if not (math.isfinite(self.es_lr) and 0 <= self.es_lr <= MAX_ES_LR):
+            raise HadesError(f"--es-lr must be in [0, {MAX_ES_LR:g}] (got {self.es_lr})")
         for name in ("es_lr_decay", "sigma_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be in (0, 1] (got {getattr(self, name)})")
@@ -209,6 +216,9 @@ class DistillConfig:
         "every observation its envs see: the paper's Brax setting); running (statistics pooled "
         "over every candidate's rollouts and all generations so far)",
         OBS_NORMS,
+    )
+    memory_check: bool = knob(
+        True, "refuse, before anything is built, a run whose estimated generation memory exceeds the memory available"
     )
     obs_std_floor: float = knob(0.05, "lower bound on the normalisation std (avoids blowing up rare inputs)")
     init_scale: float = knob(0.3, "std of the initial dataset states (in normalised units)")
@@ -257,6 +267,8 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> DistillConfig:
+        if not isinstance(d, dict):
+            raise HadesError(f"a run config must be a JSON object (got {type(d).__name__})")
         flat = flatten(d)
         return replace_flat(cls(), legacy(flat))
 
@@ -316,6 +328,10 @@ class DistillConfig:
         self.bc.validate()
         if self.eval_steps < 0 or self.eval_every < 0:
             raise HadesError("--eval-steps and --eval-every must be >= 0")
+        for name in ("init_scale", "obs_std_floor"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise HadesError(f"--{name.replace('_', '-')} must be a finite number > 0 (got {value})")
         return self
 
 
@@ -365,6 +381,8 @@ class ImageDistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ImageDistillConfig:
+        if not isinstance(d, dict):
+            raise HadesError(f"a run config must be a JSON object (got {type(d).__name__})")
         return replace_flat(cls(), legacy(flatten(d)))
 
     def validate(self) -> ImageDistillConfig:
@@ -416,6 +434,18 @@ def flatten(d: dict) -> dict:
     return out
 
 
+def _typed(name: str, default, value):
+    """``value`` as the type of the field's ``default``, or a HadesError naming the setting."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        return int(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise HadesError(f"setting {name} must be {kind.__name__} (got {value!r})")
+
+
 def replace_flat(cfg, overrides: dict):
     """Return ``cfg`` with flat field overrides applied at whatever nesting level they live."""
     overrides = dict(overrides)
@@ -428,7 +458,7 @@ def replace_flat(cfg, overrides: dict):
             if mine:
                 changes[f.name] = replace_flat(sub, mine)
         elif f.name in overrides:
-            changes[f.name] = overrides.pop(f.name)
+            changes[f.name] = _typed(f.name, sub, overrides.pop(f.name))
     if overrides:
         raise HadesError(f"unknown setting(s): {', '.join(sorted(overrides))}")
     return dataclasses.replace(cfg, **changes)

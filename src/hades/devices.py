@@ -128,3 +128,33 @@ def use_host_cores() -> None:
     if "xla_force_host_platform_device_count" not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+
+
+def available_memory() -> int:
+    """Bytes the visible devices can hold together: the accelerators' limits, or the host's
+    available memory (CPU devices share it)."""
+    try:
+        devices = jax.devices()
+        stats = devices[0].memory_stats() or {}
+        if devices[0].platform != "cpu" and stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]) * len(devices)
+    except Exception:  # backends without memory_stats
+        pass
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(needed: int, what: str, how_to_lower: str, override: str = "--no-memory-check") -> None:
+    """Refuse, in one line, work whose estimated memory exceeds what the device has."""
+    have = available_memory()
+    if needed > 0.9 * have:
+        raise HadesError(
+            f"{what} needs an estimated {needed / 2**30:.3g} GB of memory, "
+            f"more than the {have / 2**30:.3g} GB available; "
+            f"{how_to_lower}" + (f" (or pass {override} to try anyway)" if override else "")
+        )

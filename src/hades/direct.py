@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hades.dataset import PolicyWeights
 from hades.distill import RLDriver, RunState
@@ -17,6 +18,13 @@ from hades.distill import RLDriver, RunState
 class DirectES(RLDriver):
     def initial_solution(self, key):
         return self.policy.init(key)
+
+    def solution_size(self) -> int:
+        return self.n_params()
+
+    def candidate_bytes(self) -> int:
+        width = self.cfg.policy.width * self.cfg.policy.depth
+        return 4 * (2 * self.n_params() + self.cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape))))
 
     def score(self, rollout, solution, learners, env_key, norm):
         rollouts = rollout(solution, env_key, norm)

@@ -33,13 +33,13 @@ from flax import struct
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
 from hades.dataset import Dataset
-from hades.devices import auto_chunk, map_population, place, population_mesh, replicate
+from hades.devices import auto_chunk, check_memory, map_population, place, population_mesh, replicate
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.es import Strategy
+from hades.es import Strategy, all_finite
 from hades.evaluation import random_policy_return, summarize
 from hades.normalization import ObsNorm, RunningStats, reference_statistics
-from hades.policies import Policy, make_policy, narrow
+from hades.policies import Policy, make_policy, narrow, param_count
 from hades.rollout import Rollouts, make_rollout
 
 
@@ -75,6 +75,10 @@ class RLDriver:
         self.chunk = auto_chunk(cfg.chunk, cfg.es.population, self.mesh)
         if self.mesh is not None and self.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
+        if cfg.memory_check:
+            check_memory(
+                self.memory_estimate(), "a generation", "lower --chunk, --population, --width or --dataset-size"
+            )
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
         self.running_norm = cfg.obs_norm == "running"
         per_rollout = cfg.obs_norm == "rollout"
@@ -91,6 +95,26 @@ class RLDriver:
     # -- what a subclass defines -----------------------------------------------------------
     def initial_solution(self, key):
         raise NotImplementedError
+
+    def solution_size(self) -> int:
+        """Number of values a candidate holds (the ES's search dimension)."""
+        raise NotImplementedError
+
+    def candidate_bytes(self) -> int:
+        """Estimated memory one candidate needs while it is scored."""
+        raise NotImplementedError
+
+    def memory_estimate(self) -> int:
+        """Estimated bytes of one generation: the ES's population and state, plus the candidates
+        scored at once (a chunk, or the whole population), float32 throughout."""
+        cfg = self.cfg
+        live = self.chunk or cfg.es.population
+        es_bytes = 4 * self.solution_size() * (3 * cfg.es.population + 8)
+        return es_bytes + live * self.candidate_bytes()
+
+    def n_params(self) -> int:
+        in_dim = int(np.prod(self.env.obs_shape))
+        return param_count(self.cfg.policy, in_dim, self.env.action_dim, gaussian=not self.env.discrete)
 
     def score(self, rollout, solution, learners, env_key, norm) -> tuple[Rollouts, jax.Array]:
         """Rollouts [learners, episodes] of one candidate and its mean BC loss."""
@@ -138,7 +162,7 @@ class RLDriver:
             "fitness_max": fitness.max(),
             "fitness_min": fitness.min(),
             "bc_loss": losses.mean(),
-            "finite": jnp.all(jnp.isfinite(fitness)),
+            "finite": jnp.all(jnp.isfinite(fitness)) & all_finite(self.es.mean(es_state)),
         }
         state = state.replace(es_state=es_state, generation=state.generation + 1)
         if self.running_norm:
@@ -236,6 +260,18 @@ class Distiller(RLDriver):
         if self.cfg.evolve_bc:
             sol["bc_genes"] = jnp.zeros(2)  # log learning-rate factor, log step-count factor
         return sol
+
+    def solution_size(self) -> int:
+        n = self.cfg.dataset_size
+        return n * int(np.prod(self.env.obs_shape)) + (0 if self.env.discrete else n * self.env.action_dim) + 2
+
+    def candidate_bytes(self) -> int:
+        cfg = self.cfg
+        k = 1 if cfg.variant == "hades-f" else cfg.num_inits
+        width = cfg.policy.width * cfg.policy.depth
+        train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
+        act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
+        return 4 * k * (train + act)
 
     def fixed_init(self):
         """HaDES-F's one initialisation of this run (``fixed_init`` of the policy and seed)."""

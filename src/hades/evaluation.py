@@ -28,10 +28,11 @@ import numpy as np
 from hades.bc import make_bc_train
 from hades.config import BCConfig, DistillConfig, PolicyConfig
 from hades.dataset import Dataset
+from hades.devices import check_memory
 from hades.envs import Env, make_env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm
-from hades.policies import make_policy
+from hades.policies import make_policy, param_count
 from hades.rollout import Rollouts, distinct_episodes, episode_cap, make_rollout, random_rollout
 
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); normal beyond
@@ -179,6 +180,8 @@ def make_trainer(
     (traced, so one compiled call covers a whole sweep), each rolled out for ``episodes`` episodes.
     ``policy_init`` on the result makes stacked fresh initialisations."""
     check_dataset(ds, env)
+    n_params = param_count(policy_cfg, int(np.prod(env.obs_shape)), env.action_dim, gaussian=not env.discrete)
+    check_memory(20 * n_params, "one policy", "lower --width or --depth", override="")  # params, grads, Adam, rollouts
     policy = make_policy(policy_cfg, env.obs_shape, env.discrete, env.action_dim)
     train = make_bc_train(policy, bc_cfg, max_steps=max_steps)
     rollout = make_rollout(env, policy, episodes, eval_steps, actions, per_rollout_norm=ds.normalisation == "rollout")

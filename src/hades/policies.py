@@ -111,3 +111,10 @@ def narrow(params: dict, width, depth: int, max_width: int) -> dict:
             kernel, bias = kernel * live[None, :], bias * live
         p[name] = {**p[name], "kernel": kernel, "bias": bias}
     return {**params, "params": p}
+
+
+def param_count(cfg: PolicyConfig, in_dim: int, out_dim: int, gaussian: bool = False) -> int:
+    """Number of parameters of the MLP (exact; for memory estimates before anything is built)."""
+    w, d = cfg.width, cfg.depth
+    hidden = in_dim * w + w + (d - 1) * (w * w + w)
+    return hidden + w * out_dim + out_dim + (out_dim if gaussian else 0)

@@ -13,7 +13,9 @@ HTML output is matplotlib's JavaScript animation with every frame embedded as PN
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -233,7 +235,10 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
     ani = animation.FuncAnimation(fig, update, frames=len(frames), interval=1000 / fps, blit=False)
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    # a fresh, unpredictable name (O_EXCL: never follows a planted symlink), renamed into place
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
     try:
         if suffix == ".gif":
             ani.save(tmp, writer=animation.PillowWriter(fps=fps))

@@ -16,16 +16,23 @@ Layout of ``--out DIR``:
 - ``init.safetensors``       HaDES-F: the policy initialisation the dataset is tied to (what
                              ``hades train --own-init`` retrains from)
 - ``summary.json``           ``describe()``, ``final_<key>`` of the final evaluation, timings
-Every file is replaced atomically. Figures (``learning_curve.png``, images' ``images.png``) are
-drawn from these files by ``hades.plots.run_figures`` (the ``hades`` command does it at the end).
-Progress goes to a :class:`Reporter` (the CLI draws a progress
-bar with it); the library prints nothing. In a multi-host run (``devices.initialize_distributed``)
+- ``.hades.lock``             held (flock) while a process writes the directory: a second writer
+                             is refused
+Every file is replaced atomically, and every safetensors file carries a sha256 checksum over its
+tensors and metadata: a changed checkpoint is refused, never resumed. A directory holding run
+files but no checkpoint is refused rather than overwritten. Ctrl-C and SIGTERM write a
+checkpoint of the last generation whose metrics row was written (so none is lost or repeated);
+resuming a finished run returns its summary and rewrites nothing. Figures (``learning_curve.png``,
+images' ``images.png``) are drawn from these files by ``hades.plots.run_figures`` (the ``hades``
+command does it at the end). Progress goes to a :class:`Reporter` (the CLI draws a progress bar
+with it); the library prints nothing. In a multi-host run (``devices.initialize_distributed``)
 every process runs this loop and only process 0 writes; ``resume`` needs ``DIR`` on a
 filesystem every host sees.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -37,7 +44,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from hades import __version__
-from hades.artifacts import INIT_FILE, atomic_write, load_checkpoint, save_checkpoint, save_policy, save_product
+from hades.artifacts import (
+    DATASET_FILE,
+    INIT_FILE,
+    POLICY_FILE,
+    atomic_write,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    save_policy,
+    save_product,
+)
 from hades.config import DistillConfig, ImageDistillConfig
 from hades.dataset import Dataset, PolicyWeights
 from hades.devices import is_main_process, place
@@ -107,6 +124,8 @@ class Reporter:
 def load_run_config(out_dir):
     """The config of the run checkpointed in ``out_dir``."""
     path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        raise HadesError(f"{out_dir} has no {CHECKPOINT} (no generation was saved); start it again without --resume")
     _, meta = load_checkpoint(path)
     try:
         cls = CONFIG_KINDS[meta.get("config_kind", "DistillConfig")]
@@ -115,17 +134,54 @@ def load_run_config(out_dir):
         raise HadesError(f"{path}: checkpoint has no readable config ({e})") from None
 
 
-def _prepare(out: Path, resume: bool) -> None:
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; ``generation`` is what its checkpoint holds."""
+
+    def __init__(self, out: Path, generation: int):
+        super().__init__(f"checkpoint at generation {generation} kept in {out}")
+        self.out, self.generation = out, generation
+
+
+# what a run directory may hold; any of them without a checkpoint is another tool's or a broken run
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", DATASET_FILE, POLICY_FILE, INIT_FILE)
+LOCK = ".hades.lock"
+
+
+def _lock(out: Path):
+    """Hold ``out``'s run lock (an flock on ``out/.hades.lock``) or refuse: one writer per run."""
+    handle = open(out / LOCK, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise HadesError(f"another hades process is writing {out}; wait for it or choose another --out") from None
+    return handle
+
+
+def _prepare(out: Path, resume: bool):
+    """Check and lock the run directory; returns the held lock."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / ".write-test", "")
-        (out / ".write-test").unlink()
+        lock = _lock(out)
     except OSError as e:
         raise HadesError(f"cannot write to output directory {out}: {e.strerror or e}") from None
-    if resume and not (out / CHECKPOINT).is_file():
-        raise HadesError(f"{out} has no {CHECKPOINT} to resume from")
-    if not resume and (out / CHECKPOINT).is_file():
-        raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
+    try:
+        if resume and not (out / CHECKPOINT).is_file():
+            raise HadesError(f"{out} has no {CHECKPOINT} (no generation was saved); start it again without --resume")
+        if not resume and (out / CHECKPOINT).is_file():
+            raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
+        foreign = [name for name in RUN_FILES if (out / name).exists()]
+        if not resume and foreign:
+            raise HadesError(
+                f"{out} holds {', '.join(foreign)} but is not a hades run that can be continued; "
+                "choose another --out (nothing was overwritten)"
+            )
+        if resume:
+            remove_stale_temporaries(out)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
 
 
 def _restore(d, out: Path):
@@ -160,12 +216,38 @@ def _scalars(metrics: dict) -> dict:
 
 
 def read_metrics(out, upto: int | None = None) -> list[dict]:
-    """The rows of ``out/metrics.jsonl`` (up to generation ``upto``); [] when there is none."""
+    """The rows of ``out/metrics.jsonl`` (up to generation ``upto``); [] when there is none. A
+    last line cut short by a killed writer is dropped; any other unreadable line is an error."""
     path = Path(out) / "metrics.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise HadesError(f"{path}: unreadable ({e.__class__.__name__})") from None
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # a torn last write
+            raise HadesError(f"{path}: line {i + 1} is not JSON") from None
+        if not (isinstance(row, dict) and isinstance(row.get("generation"), int)):
+            raise HadesError(f"{path}: line {i + 1} is not a metrics row (no integer generation)")
+        rows.append(row)
     return [r for r in rows if upto is None or r["generation"] <= upto]
+
+
+def _resumed_metrics(out: Path, generation: int) -> list[dict]:
+    """The metrics rows of generations 1..``generation``, exactly, or a one-line error."""
+    rows = read_metrics(out, generation)
+    if [r["generation"] for r in rows] != list(range(1, generation + 1)):
+        raise HadesError(
+            f"{out / 'metrics.jsonl'} does not hold one row per generation 1..{generation} "
+            "(the checkpoint's); it was changed or truncated"
+        )
+    return rows
 
 
 def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
@@ -174,8 +256,15 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     reporter = reporter or Reporter()
     d = make_driver(cfg)  # checks the config before touching the disk
     main = is_main_process()  # in a multi-host run every process computes, process 0 writes
-    if main:
-        _prepare(out, resume)
+    lock = _prepare(out, resume) if main else None
+    try:
+        return _run_locked(d, cfg, out, resume, reporter if main else Reporter(), main)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool) -> dict:
     if resume:
         state, wall_before = _restore(d, out)
     else:
@@ -183,23 +272,23 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     start_gen = int(state.generation)
     if start_gen > cfg.generations:
         raise HadesError(f"checkpoint is at generation {start_gen}, beyond --generations {cfg.generations}")
-    rows = read_metrics(out, start_gen) if main else []
+    if resume and start_gen == cfg.generations and (out / "summary.json").is_file():
+        summary = json.loads((out / "summary.json").read_text())
+        return {**summary, "already_finished": True}  # nothing to do: nothing is rewritten
     if main:
+        rows = _resumed_metrics(out, start_gen) if resume else []
         atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         own = d.own_init(state)
         if own is not None:
             save_policy(out / INIT_FILE, jax.device_get(own), cfg.env, cfg.to_dict())
-    else:
-        reporter = Reporter()
 
-    reporter.start(cfg, out, start_gen)
     t0 = time.perf_counter()
-    step = d.step.lower(state).compile()
-    compile_seconds = time.perf_counter() - t0
     wall = lambda: wall_before + time.perf_counter() - t0
-
     try:
+        reporter.start(cfg, out, start_gen)
+        step = d.step.lower(state).compile()
+        compile_seconds = time.perf_counter() - t0
         with open(out / "metrics.jsonl", "a") if main else open(os.devnull, "w") as log:
             while int(state.generation) < cfg.generations:
                 new_state, m = step(state)
@@ -208,23 +297,23 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
                 if not m["finite"]:
                     _checkpoint(d, state, out, wall())
                     raise HadesError(
-                        f"non-finite fitness at generation {gen}; last good checkpoint "
-                        f"(generation {gen - 1}) kept in {out}"
+                        f"non-finite values (fitness or search distribution) at generation {gen}; "
+                        f"the last good checkpoint (generation {gen - 1}) is kept in {out}"
                     )
-                state = new_state
                 row = {"generation": gen, **_scalars(m), **{f"eval_{k}": None for k in d.eval_keys}}
                 if (cfg.eval_every and gen % cfg.eval_every == 0) or gen == cfg.generations:
-                    row.update({f"eval_{k}": v for k, v in d.evaluate(state).items() if k in d.eval_keys})
+                    row.update({f"eval_{k}": v for k, v in d.evaluate(new_state).items() if k in d.eval_keys})
                 row["wall_seconds"] = round(wall(), 3)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                rows.append(row)
+                state = new_state  # only a generation whose row is written counts as done
                 if gen % cfg.checkpoint_every == 0 or gen == cfg.generations:
                     _checkpoint(d, state, out, wall())
                 reporter.generation(row)
     except KeyboardInterrupt:
-        _checkpoint(d, state, out, wall())
-        raise
+        if main:
+            _checkpoint(d, state, out, wall())
+        raise Interrupted(out, int(state.generation)) from None
 
     final = d.final_evaluate(state)  # images: the test set, once
     if not main:

@@ -30,7 +30,7 @@ from hades.bc import make_bc_train
 from hades.config import ImageDistillConfig
 from hades.dataset import Dataset
 from hades.errors import HadesError
-from hades.es import Strategy
+from hades.es import Strategy, all_finite
 from hades.policies import make_classifier
 
 NUM_CLASSES = 10
@@ -172,7 +172,7 @@ class ImageDistiller:
             "fitness_max": fit.max(),
             "fitness_min": fit.min(),
             "bc_loss": inner.mean(),
-            "finite": jnp.all(jnp.isfinite(fit)),
+            "finite": jnp.all(jnp.isfinite(fit)) & all_finite(self.es.mean(es_state)),
         }
         return state.replace(es_state=es_state, generation=state.generation + 1), metrics
 

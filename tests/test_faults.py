@@ -1,0 +1,235 @@
+"""Fault injection: kills, signals, concurrent writers, corrupted files and impossible settings.
+Every case ends in one line on stderr and a non-zero exit, or recovers; none prints a traceback,
+and no wrong dataset is ever written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import hades
+from safetensors.numpy import load_file
+
+from hades.artifacts import load_checkpoint, load_dataset
+from hades.errors import HadesError
+
+TINY = ["--population", "8", "--width", "16", "--depth", "1", "--bc-steps", "10", "--eval-envs", "2"]
+TINY += ["--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2", "--quiet", "--checkpoint-every", "1"]
+
+
+def one_line_error(proc, code=2):
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("hades: error")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 6-generation run: the dataset every recovered run must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = hades("distill", *TINY, "--generations", "6", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _start(out, generations=6):
+    return subprocess.Popen(
+        [sys.executable, "-m", "hades.cli", "distill", *TINY, "--generations", str(generations), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_generation(out, generation, proc, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        rows = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").is_file() else []
+        if len(rows) >= generation:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended early: {proc.stderr.read()[-1000:]}")
+        time.sleep(0.05)
+    pytest.fail("run did not reach the generation in time")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_killed_run_resumes_to_the_identical_dataset(tmp_path, reference, sig, code):
+    out = tmp_path / "run"
+    proc = _start(out)
+    _wait_for_generation(out, 2, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert proc.returncode == code, proc.stderr.read()[-2000:]
+    if sig != signal.SIGKILL:
+        assert "Traceback" not in proc.stderr.read()
+    resumed = hades("distill", "--resume", out, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == list(range(1, 7))  # no row lost, none repeated
+    np.testing.assert_array_equal(
+        load_file(out / "dataset.safetensors")["states"], load_file(reference / "dataset.safetensors")["states"]
+    )
+    assert not list(out.glob(".*.tmp"))  # stale temporary files are cleaned
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    out = tmp_path / "run"
+    first = _start(out, generations=100_000)  # still running when the others start
+    try:
+        _wait_for_generation(out, 1, first)
+        second = hades("distill", *TINY, "--generations", "2", "--out", out)
+        assert "another hades process" in one_line_error(second)
+        third = hades("distill", "--resume", out, "--quiet")
+        assert "another hades process" in one_line_error(third)
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_a_finished_run_is_not_redone(tmp_path, reference):
+    before = {p.name: p.stat().st_mtime_ns for p in reference.iterdir()}
+    proc = hades("distill", "--resume", reference, "--quiet")
+    assert proc.returncode == 0 and "already finished" in proc.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in reference.iterdir()} == before
+
+
+def test_resume_without_a_checkpoint_says_start_again(tmp_path):
+    (tmp_path / "run").mkdir()
+    assert "without --resume" in one_line_error(hades("distill", "--resume", tmp_path / "run"))
+
+
+def test_a_foreign_directory_is_not_overwritten(tmp_path):
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("precious\n")
+    assert "not a hades run" in one_line_error(hades("distill", *TINY, "--generations", "1", "--out", out))
+    assert (out / "metrics.jsonl").read_text() == "precious\n"
+
+
+def test_conflicting_resume_options_are_refused(tmp_path, reference):
+    assert "--out" in one_line_error(hades("distill", "--resume", reference, "--out", tmp_path / "x"))
+    assert "hades distill" in one_line_error(hades("baseline", "--resume", reference))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda leaves, meta: ([leaves[0] + 1e-3, *leaves[1:]], meta),  # one value of the state
+        lambda leaves, meta: (leaves, {**meta, "generation": "1"}),  # the generation counter
+        lambda leaves, meta: (leaves, {**meta, "config": meta["config"].replace('"seed": 0', '"seed": 5')}),
+    ],
+)
+def test_a_tampered_checkpoint_is_refused(tmp_path, reference, edit):
+    out = tmp_path / "run"
+    proc = hades("distill", *TINY, "--generations", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    leaves, meta = load_checkpoint(out / "checkpoint.safetensors")
+    new_leaves, new_meta = edit(leaves, dict(meta))
+    from safetensors.numpy import save_file
+
+    tensors = {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(new_leaves)}
+    save_file(tensors, out / "checkpoint.safetensors", metadata=new_meta)  # keeps the old checksum
+    assert "checksum" in one_line_error(hades("distill", "--resume", out, "--generations", "3"))
+
+
+def test_a_flipped_byte_in_a_dataset_is_refused(tmp_path, reference):
+    data = bytearray((reference / "dataset.safetensors").read_bytes())
+    data[-3] ^= 0x10
+    (tmp_path / "d.safetensors").write_bytes(bytes(data))
+    with pytest.raises(HadesError, match="checksum"):
+        load_dataset(tmp_path / "d.safetensors")
+    assert "checksum" in one_line_error(hades("train", tmp_path / "d.safetensors"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"generation": 1, "fitness_mean"', "not json\n", '{"generation": "one"}\n', "[1, 2]\n"],
+)
+def test_a_corrupt_metrics_file_is_refused_on_resume(tmp_path, text):
+    out = tmp_path / "run"
+    assert hades("distill", *TINY, "--generations", "2", "--out", out).returncode == 0
+    (out / "metrics.jsonl").write_text(text)
+    assert "metrics.jsonl" in one_line_error(hades("distill", "--resume", out, "--generations", "3"))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--sigma", "inf"], "sigma"),
+        (["--sigma", "nan"], "sigma"),
+        (["--bc-lr", "1e30"], "bc-lr"),
+        (["--sigma", "1e30"], "sigma"),
+        (["--width", "1000000000"], "memory"),
+        (["--dataset-size", "1000000000"], "memory"),
+        (["--population", "1000000000"], "memory"),
+        (["--init-scale", "inf"], "init-scale"),
+    ],
+)
+def test_impossible_settings_are_refused_before_anything_starts(tmp_path, args, message):
+    t0 = time.time()
+    proc = hades("distill", *TINY, "--generations", "1", *args, "--out", tmp_path / "run")
+    assert message in one_line_error(proc)
+    assert time.time() - t0 < 60
+    assert not (tmp_path / "run" / "dataset.safetensors").exists()
+
+
+@pytest.mark.parametrize("field,value", [("obs_std", 0.0), ("obs_std", np.nan), ("obs_mean", np.inf)])
+def test_train_refuses_broken_normalisation(tmp_path, field, value):
+    from hades.artifacts import save_dataset
+
+    ds = load_dataset("tests/data/cartpole_hades_r.safetensors")
+    stats = {"obs_mean": np.zeros(4, np.float32), "obs_std": np.ones(4, np.float32)}
+    stats[field] = np.full(4, value, np.float32)
+    import dataclasses
+
+    save_dataset(tmp_path / "d.safetensors", dataclasses.replace(ds, **stats))
+    assert field in one_line_error(hades("train", tmp_path / "d.safetensors", "--seeds", "1", "--episodes", "1"))
+
+
+def test_a_non_finite_state_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, monkeypatch):
+    """A search distribution that turns NaN at generation 3 (fitness stays finite: discrete
+    environments always return finite rewards) stops the run there; what is on disk is finite."""
+    import jax.numpy as jnp
+
+    from hades.es import Strategy
+    from hades.runs import run
+
+    tell = Strategy.tell
+
+    def poisoned(self, key, population, fitness, state):
+        state = tell(self, key, population, fitness, state)
+        bad = jnp.where(state.generation_counter >= 3, jnp.nan, state.mean)  # after the third update
+        return state.replace(mean=bad)
+
+    monkeypatch.setattr(Strategy, "tell", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(HadesError, match="non-finite.*generation 3.*generation 2"):
+        run(tiny_config(generations=6, strategy="SNES"), out)
+    leaves, meta = load_checkpoint(out / "checkpoint.safetensors")
+    assert meta["generation"] == "2"
+    assert all(np.all(np.isfinite(x)) for x in leaves if np.issubdtype(x.dtype, np.floating))
+    assert np.all(np.isfinite(load_file(out / "dataset.safetensors")["states"]))
+
+
+def test_an_artifact_is_size_checked_before_it_is_read(tmp_path):
+    path = tmp_path / "big.safetensors"
+    header = json.dumps({"x": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 4 << 40]}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 64)
+    with pytest.raises(HadesError, match="size"):
+        load_dataset(path)
+
+
+def test_temporary_files_get_no_fixed_name(tmp_path):
+    from hades.artifacts import atomic_write
+
+    target = tmp_path / "x.json"
+    os.symlink(tmp_path / "elsewhere", tmp_path / ".x.json.tmp")
+    atomic_write(target, "{}")
+    assert target.read_text() == "{}" and not (tmp_path / "elsewhere").exists()
