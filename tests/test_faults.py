@@ -244,3 +244,25 @@ def test_temporary_files_get_no_fixed_name(tmp_path):
     os.symlink(tmp_path / "elsewhere", tmp_path / ".x.json.tmp")
     atomic_write(target, "{}")
     assert target.read_text() == "{}" and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_in_place(tmp_path, tiny_config):
+    """What a kill -9 during compilation leaves (config, an empty metrics file, a stale temporary)
+    is the same run unfinished: running it again without --resume is allowed; another config is not."""
+    import json as _json
+
+    from hades.runs import run
+
+    cfg = tiny_config(generations=1)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(_json.dumps(cfg.to_dict()))
+    (out / "metrics.jsonl").write_text("")
+    (out / ".dataset.safetensors.abc123.tmp").write_bytes(b"half")
+    run(cfg, out)
+    assert (out / "summary.json").is_file() and not list(out.glob(".*.tmp"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(_json.dumps(tiny_config(seed=3).to_dict()))
+    with pytest.raises(HadesError, match="not a hades run"):
+        run(cfg, other)

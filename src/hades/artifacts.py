@@ -39,6 +39,7 @@ SCHEMA_VERSION = 1
 
 
 MAX_HEADER_BYTES = 100 << 20  # a safetensors header larger than this is not one of ours
+MAX_ARTIFACT_BYTES = 1 << 30  # datasets and policies are KB to MB; checkpoints may be larger
 
 
 def _umask() -> int:
@@ -82,10 +83,10 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600; give it the usual permissions
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -124,6 +125,8 @@ def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], di
     if not path.is_file():
         raise HadesError(f"{path}: no such file")
     _check_size(path)
+    if expected_format != CHECKPOINT_FORMAT and path.stat().st_size > MAX_ARTIFACT_BYTES:
+        raise HadesError(f"{path}: {path.stat().st_size / 2**30:.3g} GB is too large for a hades {expected_format}")
     try:
         raw = path.read_bytes()
         tensors = st_load(raw)

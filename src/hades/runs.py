@@ -158,7 +158,15 @@ def _lock(out: Path):
     return handle
 
 
-def _prepare(out: Path, resume: bool):
+def _same_unfinished_run(out: Path, cfg) -> bool:
+    """``out`` holds a hades run of this very config that saved no checkpoint (killed early)."""
+    try:
+        return json.loads((out / "config.json").read_text()) == cfg.to_dict()
+    except (OSError, ValueError):
+        return False
+
+
+def _prepare(out: Path, resume: bool, cfg):
     """Check and lock the run directory; returns the held lock."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -171,13 +179,12 @@ def _prepare(out: Path, resume: bool):
         if not resume and (out / CHECKPOINT).is_file():
             raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
         foreign = [name for name in RUN_FILES if (out / name).exists()]
-        if not resume and foreign:
+        if not resume and foreign and not _same_unfinished_run(out, cfg):
             raise HadesError(
                 f"{out} holds {', '.join(foreign)} but is not a hades run that can be continued; "
                 "choose another --out (nothing was overwritten)"
             )
-        if resume:
-            remove_stale_temporaries(out)
+        remove_stale_temporaries(out)
     except BaseException:
         lock.close()
         raise
@@ -256,7 +263,7 @@ def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None)
     reporter = reporter or Reporter()
     d = make_driver(cfg)  # checks the config before touching the disk
     main = is_main_process()  # in a multi-host run every process computes, process 0 writes
-    lock = _prepare(out, resume) if main else None
+    lock = _prepare(out, resume, cfg) if main else None
     try:
         return _run_locked(d, cfg, out, resume, reporter if main else Reporter(), main)
     finally:
