@@ -96,6 +96,10 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
 def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     tensors = {k: np.array(v, order="C", copy=True) for k, v in tensors.items()}  # keeps 0-d shapes
     metadata = {k: str(v) for k, v in metadata.items()}
+    if "provenance" not in metadata:
+        from hades.provenance import provenance
+
+        metadata["provenance"] = json.dumps(provenance(), sort_keys=True)
     metadata["checksum"] = _digest(tensors, metadata)
     atomic_write(path, st_save(tensors, metadata=metadata))
 

@@ -154,7 +154,12 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
     if summary.pop("already_finished", False):
         print(f"hades: {out} already finished all {cfg.generations} generations; nothing was redone", file=sys.stderr)
     print(
-        json.dumps({k: v for k, v in summary.items() if k != "config" and not isinstance(v, list)} | {"out": str(out)})
+        json.dumps(
+            _rounded(
+                {k: v for k, v in summary.items() if k not in ("config", "provenance") and not isinstance(v, list)}
+            )
+            | {"out": str(out)}
+        )
     )
     return 0
 

@@ -59,6 +59,7 @@ from hades.config import DistillConfig, ImageDistillConfig
 from hades.dataset import Dataset, PolicyWeights
 from hades.devices import is_main_process, place
 from hades.errors import HadesError
+from hades.provenance import provenance
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG_KINDS = {cls.__name__: cls for cls in (DistillConfig, ImageDistillConfig)}
@@ -337,6 +338,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
         ),
         "artifact": product.name,
         "hades_version": __version__,
+        "provenance": provenance(),
         "config": cfg.to_dict(),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))

@@ -1,0 +1,72 @@
+"""Where a result came from: library versions, devices, platform, git commit and command line.
+
+Recorded in every ``summary.json`` and every artifact's metadata (``provenance``), so two
+"identical" runs that differ can be told apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from hades import __version__
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "evosax", "gymnax", "brax", "mujoco", "numpy")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout hades runs from (``+dirty`` with local changes), else None."""
+    here = Path(__file__).resolve().parent
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=5
+        )
+        if top.returncode or not (Path(top.stdout.strip()) / "src" / "hades").is_dir():
+            return None  # hades is installed, not run from its own checkout
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if commit.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _static() -> dict:
+    return {
+        "versions": {"hades": __version__, **{name: _version(name) for name in PACKAGES}},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+    }
+
+
+def provenance() -> dict:
+    """Versions, devices, platform, git commit and the command line of this process."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        **_static(),
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "backend": jax.default_backend(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
