@@ -143,3 +143,23 @@ def test_distill_images_errors(tmp_path, monkeypatch):
     assert_one_line_error(hades("distill-images", "--out", tmp_path / "a"), "no data directory")
     assert_one_line_error(hades("distill-images", "--data-dir", tmp_path / "nope"), "does not exist")
     assert_one_line_error(hades("distill-images", "--data-dir", tmp_path), "missing train-images")
+
+
+def test_help_tells_the_truth(capsys):
+    """baseline offers nothing it ignores; retraining options say their default is the dataset's;
+    no option states two defaults."""
+
+    def help_of(cmd):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        return capsys.readouterr().out
+
+    baseline = help_of("baseline")
+    assert "--bc-lr" not in baseline and "--dataset-size" not in baseline and "--num-inits" not in baseline
+    assert "--sigma" in baseline
+    train = " ".join(help_of("train").split())
+    assert "--width INT hidden units per layer (default: the dataset's run's setting)" in train
+    for cmd in ("distill", "baseline", "distill-images", "train", "transfer", "merge", "render", "sweep-size"):
+        text = " ".join(help_of(cmd).split())
+        for option in text.split(" --")[1:]:
+            assert option.count("default:") <= 1, (cmd, option)

@@ -31,16 +31,33 @@ from hades.config import (
 )
 from hades.errors import HadesError
 
+# options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
+# one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
+BASELINE_IGNORES = (
+    "variant",
+    "dataset_size",
+    "num_inits",
+    "learners",
+    "learner_min_width",
+    "learner_lr_range",
+    "learner_min_steps",
+    "evolve_bc",
+    "init_scale",
+    "eval_policies",
+    *(f.name for f in fields_of(BCConfig)),
+)
 
-def _add_options(parser: argparse.ArgumentParser, defaults, skip=()) -> None:
-    """One option per leaf field of the config instance ``defaults`` (its values shown as defaults)."""
+
+def _add_options(parser: argparse.ArgumentParser, defaults, skip=(), default_text: str | None = None) -> None:
+    """One option per leaf field of the config instance ``defaults`` (its values shown as defaults,
+    or ``default_text`` where the default comes from elsewhere, e.g. the dataset's run)."""
     values = flatten(dataclasses.asdict(defaults))
     for f in fields_of(type(defaults)):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = values[f.name]
-        help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
+        help_ = f"{f.metadata.get('help', '')} (default: {default_text or repr(default)})"
         kind = type(default)
         if kind is bool:
             parser.add_argument(
@@ -80,7 +97,7 @@ class _Progress:
     """A tqdm bar over generations: fitness, best candidate, last evaluated return, elapsed time."""
 
     def __init__(self, quiet: bool):
-        self.quiet, self.bar, self.eval = quiet, None, None
+        self.quiet, self.bar, self.eval, self.evaluated = quiet, None, None, False
         self.eval_key = "eval_return_mean"
 
     def start(self, cfg, out, start_generation):
@@ -101,6 +118,13 @@ class _Progress:
             file=sys.stderr,
             desc="compiling",
         )
+
+    def evaluating(self, generation):
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_description("evaluating" if self.evaluated else "compiling evaluation", refresh=True)
+        elif self.bar is not None:  # the bar closed with the last generation: the final evaluation
+            print("hades: final evaluation (held-out keys, fresh policies)", file=sys.stderr)
+        self.evaluated = True
 
     def generation(self, row):
         if self.bar is None:
@@ -505,9 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="multi-host run: the coordinator's address (process 0's host); run the same command "
                 "on every host with its own --process-id",
             )
-            c.add_argument("--num-processes", type=int, default=1, help="multi-host run: number of processes (hosts)")
-            c.add_argument("--process-id", type=int, default=0, help="multi-host run: this process' index, 0-based")
-        _add_options(c, defaults, skip=("variant",) if name == "baseline" else ())
+            c.add_argument(
+                "--num-processes", type=int, default=1, help="multi-host run: number of processes (hosts) (default: 1)"
+            )
+            c.add_argument(
+                "--process-id", type=int, default=0, help="multi-host run: this process' index, 0-based (default: 0)"
+            )
+        _add_options(c, defaults, skip=BASELINE_IGNORES if name == "baseline" else ())
     sw = sub.add_parser(
         "sweep-size",
         help="distil at several dataset sizes and plot final return against size",
@@ -515,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/size_N, then write OUT/size_sweep.json and size_sweep.png. Finished sizes "
         "are kept and interrupted ones resumed when the command is run again.",
     )
-    sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated)")
+    sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated) (default: 1,2,4,8,16,32)")
     sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
     sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -546,8 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ACTION_MODES,
         help="sample from the policies or act greedily (default: the dataset's run's setting)",
     )
-    _add_options(t, PolicyConfig())
-    _add_options(t, BCConfig())
+    _add_options(t, PolicyConfig(), default_text="the dataset's run's setting")
+    _add_options(t, BCConfig(), default_text="the dataset's run's setting")
     tr = sub.add_parser(
         "transfer",
         help="train many fresh policies per width, learning rate and epochs on datasets",
@@ -558,17 +586,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("datasets", nargs="+", help="dataset.safetensors files (e.g. a HaDES-F and a HaDES-R one)")
     tr.add_argument("--labels", help="comma-separated names for the datasets (default: their folder names)")
-    tr.add_argument("--widths", default="32,64,128,256,512,1024", help="policy widths (comma-separated)")
-    tr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1", help="BC learning rates")
-    tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs)")
+    tr.add_argument(
+        "--widths",
+        default="32,64,128,256,512,1024",
+        help="policy widths (comma-separated) (default: 32,64,128,256,512,1024)",
+    )
+    tr.add_argument(
+        "--lrs",
+        default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1",
+        help="BC learning rates (default: 1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1)",
+    )
+    tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs) (default: 100,200,300,400,500)")
     tr.add_argument(
         "--sample",
         type=int,
         default=0,
-        help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width",
+        help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width "
+        "(default: 0, the grid)",
     )
     _add_retrain_options(tr, seeds=2, episodes=5)  # --seeds: policies per (learning rate, epochs) pair
-    tr.add_argument("-o", "--out", default="transfer", help="output directory")
+    tr.add_argument("-o", "--out", default="transfer", help="output directory (default: transfer)")
     tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
     mg = sub.add_parser(
         "merge",
@@ -583,8 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
     _add_retrain_options(mg, seeds=5, episodes=10)
-    _add_options(mg, PolicyConfig())
-    _add_options(mg, BCConfig())
+    _add_options(mg, PolicyConfig(), default_text="the first dataset's run's setting")
+    _add_options(mg, BCConfig(), default_text="the first dataset's run's setting")
     rd = sub.add_parser(
         "render",
         help="train a policy on a dataset and record an episode (gif, mp4, html)",
@@ -602,11 +639,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train from the run's saved initialisation (HaDES-F; init.safetensors beside the dataset)",
     )
     rd.add_argument("--actions", choices=ACTION_MODES, help="sample or greedy (default: the dataset's run's setting)")
-    rd.add_argument("--seed", type=int, default=0, help="random seed (policy init and episode)")
-    rd.add_argument("--eval-steps", type=int, default=0, help="step cap (0: the episode limit)")
-    rd.add_argument("--fps", type=int, default=30, help="frames per second")
+    rd.add_argument("--seed", type=int, default=0, help="random seed (policy init and episode) (default: 0)")
+    rd.add_argument("--eval-steps", type=int, default=0, help="step cap (0: the episode limit) (default: 0)")
+    rd.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     rd.add_argument(
-        "--max-frames", type=int, default=300, help="draw at most this many frames (steps are skipped evenly)"
+        "--max-frames",
+        type=int,
+        default=300,
+        help="draw at most this many frames (steps are skipped evenly; default: 300)",
     )
     sh = sub.add_parser(
         "show",
@@ -624,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
         "grouped as seeds (mean line, min-max band).",
     )
     pl.add_argument("runs", nargs="+", help="run directories")
-    pl.add_argument("-o", "--output", default="runs.png", help="PNG to write")
+    pl.add_argument("-o", "--output", default="runs.png", help="PNG to write (default: runs.png)")
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
     tb = sub.add_parser(
         "table",

@@ -87,7 +87,7 @@ class BCConfig:
     bc_optimizer: BcOptimizer = knob("adam", "inner-loop optimiser", BC_OPTIMIZERS)
     bc_adam_eps: float = knob(
         1e-8,
-        "Adam's epsilon in the inner loop (optax default 1e-8; the official code "
+        "Adam's epsilon in the inner loop (--bc-optimizer adam only; 1e-8 is optax's, the official code "
         "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)",
     )
 
@@ -340,7 +340,7 @@ class ImageDistillConfig:
     """Supervised dataset distillation: one synthetic image per class (``hades distill-images``)."""
 
     dataset: ImageDataset = knob("fashion-mnist", "which image dataset", get_args(ImageDataset))
-    data_dir: str = knob("", "directory holding the IDX files (default: $HADES_DATA_DIR)")
+    data_dir: str = knob("", "directory holding the IDX files ('': the directory $HADES_DATA_DIR names)")
     model: ImageModel = knob(
         "mlp",
         "classifier trained in the inner loop: mlp (one hidden layer) or cnn "

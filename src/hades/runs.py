@@ -115,6 +115,9 @@ class Reporter:
     def start(self, cfg: DistillConfig, out: Path, start_generation: int) -> None:
         """Called once the config and output directory are checked, before compiling."""
 
+    def evaluating(self, generation: int) -> None:
+        """Called before the mean is evaluated (the first time also compiles the evaluation)."""
+
     def generation(self, row: dict) -> None:
         """Called after every generation with its metrics row."""
 
@@ -310,6 +313,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
                     )
                 row = {"generation": gen, **_scalars(m), **{f"eval_{k}": None for k in d.eval_keys}}
                 if (cfg.eval_every and gen % cfg.eval_every == 0) or gen == cfg.generations:
+                    reporter.evaluating(gen)
                     row.update({f"eval_{k}": v for k, v in d.evaluate(new_state).items() if k in d.eval_keys})
                 row["wall_seconds"] = round(wall(), 3)
                 log.write(json.dumps(row) + "\n")
@@ -323,6 +327,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
             _checkpoint(d, state, out, wall())
         raise Interrupted(out, int(state.generation)) from None
 
+    reporter.evaluating(int(state.generation))
     final = d.final_evaluate(state)  # images: the test set, once
     if not main:
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
