@@ -164,6 +164,24 @@ def own_init_params(dataset_path, ds: Dataset, policy_cfg: PolicyConfig):
     return params
 
 
+def evaluate_policies(
+    env: Env,
+    policy,
+    params,
+    keys,
+    norm: ObsNorm,
+    *,
+    episodes: int,
+    eval_steps: int = 0,
+    actions: str = "sample",
+    per_rollout_norm: bool = False,
+) -> Rollouts:
+    """Rollouts [P, episodes] of P trained policies (stacked ``params``, one key each), under the
+    protocol: whole episodes unless ``eval_steps`` caps them, the given action mode."""
+    rollout = make_rollout(env, policy, episodes, eval_steps, actions, per_rollout_norm=per_rollout_norm)
+    return jax.jit(jax.vmap(lambda p, k: rollout(p, k, norm)))(params, keys)
+
+
 def make_trainer(
     ds: Dataset,
     env: Env,

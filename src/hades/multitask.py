@@ -25,9 +25,8 @@ from hades.config import BCConfig, PolicyConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.evaluation import input_norm, train_and_evaluate
+from hades.evaluation import evaluate_policies, input_norm, train_and_evaluate
 from hades.policies import Policy, make_policy
-from hades.rollout import make_rollout
 
 
 def _stats(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -167,13 +166,18 @@ def merged_returns(
         env = make_env(task["env"], task.get("backend", "positional"))
         view = task_view(merged, i)
         norm = input_norm(view, env.obs_shape)
-        rollout = make_rollout(env, task_policy(policy, task, total_in), episodes, eval_steps, actions)
         keys = jax.random.split(jax.random.fold_in(k_env, i), num_policies)
-        out.append(
-            np.asarray(
-                jax.jit(jax.vmap(lambda p, k, rollout=rollout, norm=norm: rollout(p, k, norm)))(params, keys).returns
-            )
+        rollouts = evaluate_policies(
+            env,
+            task_policy(policy, task, total_in),
+            params,
+            keys,
+            norm,
+            episodes=episodes,
+            eval_steps=eval_steps,
+            actions=actions,
         )
+        out.append(np.asarray(rollouts.returns))
     return out
 
 
