@@ -1,31 +1,11 @@
 import json
 
 import pytest
-from helpers import hades
+from helpers import TINY_ARGS, hades
 
 from hades.cli import main
 
-TINY = [
-    "--population",
-    "8",
-    "--generations",
-    "2",
-    "--width",
-    "16",
-    "--depth",
-    "1",
-    "--bc-steps",
-    "10",
-    "--eval-envs",
-    "2",
-    "--eval-steps",
-    "30",
-    "--eval-episodes",
-    "2",
-    "--eval-policies",
-    "2",
-    "--quiet",
-]
+TINY = [*TINY_ARGS, "--quiet"]
 
 
 @pytest.mark.parametrize(

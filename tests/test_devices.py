@@ -8,6 +8,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from helpers import TINY_ARGS
 
 from hades.distill import Distiller
 from hades.errors import HadesError
@@ -94,24 +95,7 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
     from hades.runs import run
 
     args = [
-        "--population",
-        "8",
-        "--generations",
-        "2",
-        "--width",
-        "16",
-        "--depth",
-        "1",
-        "--bc-steps",
-        "10",
-        "--eval-envs",
-        "2",
-        "--eval-steps",
-        "30",
-        "--eval-episodes",
-        "2",
-        "--eval-policies",
-        "2",
+        *TINY_ARGS,
         "--checkpoint-every",
         "1",
         "--coordinator",

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import TINY_ARGS
 from safetensors.numpy import load_file
 
 from hades.artifacts import load_dataset
@@ -74,22 +75,9 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
     args = [
         "--sizes",
         "2,4",
+        *TINY_ARGS,
         "--generations",
         "1",
-        "--population",
-        "8",
-        "--width",
-        "16",
-        "--depth",
-        "1",
-        "--bc-steps",
-        "10",
-        "--eval-envs",
-        "2",
-        "--eval-steps",
-        "30",
-        "--eval-episodes",
-        "2",
         "--quiet",
         "--out",
         str(tmp_path / "sw"),
