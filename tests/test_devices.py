@@ -62,7 +62,14 @@ print("auto", 1 if d.mesh is None else d.mesh.devices.size)
 """
 
 
-@pytest.mark.parametrize("variant,obs_norm", [("hades-r", "constant"), ("hades-f", "running"), ("direct-es", "none")])
+@pytest.mark.parametrize(
+    "variant,obs_norm",
+    [
+        ("hades-r", "constant"),
+        pytest.param("hades-f", "running", marks=pytest.mark.slow),
+        pytest.param("direct-es", "none", marks=pytest.mark.slow),
+    ],
+)
 def test_two_devices_give_the_same_dataset_as_one(variant, obs_norm):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out = subprocess.run(
@@ -88,6 +95,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 30 s: two processes joined by jax.distributed
 def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
     """The multi-host launch (one command per host) on localhost: 2 processes x 2 CPU devices."""
     from safetensors.numpy import load_file

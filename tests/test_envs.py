@@ -12,7 +12,15 @@ from hades.policies import make_policy
 from hades.rollout import make_rollout
 
 
-@pytest.mark.parametrize("name", [n for n in REGISTRY if not n.startswith("brax/")])  # Brax: test_brax.py
+# one MinAtar game in the default suite (they share one adapter), the other three with -m slow; Brax below
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n.endswith("-MinAtar") and n != "Breakout-MinAtar" else n
+        for n in REGISTRY
+        if not n.startswith("brax/")
+    ],
+)
 def test_every_environment_runs_one_generation(name, tiny_config):
     d = Distiller(tiny_config(env=name, generations=1))
     state, metrics = d.step(d.init())

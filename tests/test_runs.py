@@ -36,6 +36,7 @@ def test_run_directory_contents(tmp_path, tiny_config):
     assert saved["final_return_mean"] == summary["final_return_mean"]
 
 
+@pytest.mark.slow  # determinism is also what test_resume_equals_uninterrupted checks
 def test_same_seed_same_dataset(tmp_path, tiny_config):
     run(tiny_config(seed=7), tmp_path / "a")
     run(tiny_config(seed=7), tmp_path / "b")
@@ -45,7 +46,11 @@ def test_same_seed_same_dataset(tmp_path, tiny_config):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("variant", ["hades-f", "hades-r", "direct-es"])
+# the other variants resume through the same code: kept for `-m slow`
+@pytest.mark.parametrize(
+    "variant",
+    ["hades-f", pytest.param("hades-r", marks=pytest.mark.slow), pytest.param("direct-es", marks=pytest.mark.slow)],
+)
 def test_resume_equals_uninterrupted(tmp_path, tiny_config, variant):
     product = "policy.safetensors" if variant == "direct-es" else "dataset.safetensors"
     run(tiny_config(variant=variant, generations=4, checkpoint_every=2), tmp_path / "full")
