@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import BRAX_NAMES, PolicyConfig, make_config
+from hades.config import BRAX_NAMES, ENV_SPECS, PolicyConfig, make_config
 from hades.distill import Distiller
 from hades.envs import REGISTRY, make_env
 from hades.errors import HadesError
@@ -32,8 +32,35 @@ def test_every_environment_runs_one_generation(name, tiny_config):
 
 
 def test_unknown_environment():
-    with pytest.raises(HadesError, match="unknown environment"):
+    with pytest.raises(HadesError, match="unknown environment 'CartPole-v0'; did you mean CartPole-v1"):
         make_env("CartPole-v0")
+
+
+def test_bare_brax_names_resolve():
+    assert make_config(None, env="hopper").env == "brax/hopper"
+    with pytest.raises(HadesError, match="did you mean hopper"):
+        make_config(None, env="hoper")
+
+
+@pytest.mark.parametrize("name", [n for n in ENV_SPECS if not n.startswith("brax/")])
+def test_the_static_table_matches_the_environment(name):
+    """`hades envs` answers from ENV_SPECS without building anything: it must say what is built."""
+    env = make_env(name)
+    assert (env.obs_shape, env.action_space, env.num_actions, env.max_steps) == ENV_SPECS[name]
+
+
+def test_hades_envs_builds_nothing_and_leaves_nothing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "hades.cli", "envs"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == len(ENV_SPECS)
+    assert time.time() - t0 < 15  # the import of the CLI, no environment built
+    monkeypatch.chdir(tmp_path)
+    make_env("brax/inverted_pendulum", "spring")  # mujoco logs a compiler warning into the working directory
+    assert not list(tmp_path.iterdir())
 
 
 def test_partial_episodes_count():
@@ -75,6 +102,8 @@ def test_every_brax_environment_runs_one_generation(name, tiny_config):
     assert ds["states"].shape == (d.cfg.dataset_size, *d.env.obs_shape)
     assert ds["actions"].shape == (d.cfg.dataset_size, d.env.action_dim)
     assert float(state.obs_stats.count) > 0  # running statistics took the rollouts' observations
+    env = d.env
+    assert (env.obs_shape, env.action_space, env.num_actions, env.max_steps) == ENV_SPECS[f"brax/{name}"]
 
 
 def test_brax_actions_are_clipped_by_the_environment():

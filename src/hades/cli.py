@@ -483,14 +483,11 @@ def _cmd_table(args) -> int:
 
 
 def _cmd_envs(args) -> int:
-    from hades.envs import REGISTRY, make_env
+    from hades.config import ENV_SPECS
 
-    for name in REGISTRY:
-        env = make_env(name)
-        print(
-            f"{name:30s} obs {str(env.obs_shape):12s} {env.action_space:10s} "
-            f"{'actions' if env.discrete else 'dims'}={env.num_actions}  episode<={env.max_steps}"
-        )
+    for name, (shape, space, count, limit) in ENV_SPECS.items():
+        kind = "actions" if space == "discrete" else "dims"
+        print(f"{name:30s} obs {str(shape):12s} {space:10s} {kind}={count}  episode<={limit}")
     return 0
 
 

@@ -547,6 +547,45 @@ BRAX_NAMES = (
     "inverted_pendulum",
 )
 
+# Every environment hades knows, as static data (``hades envs`` answers from it without building
+# anything; tests check it against the built environments): observation shape, action space,
+# number of actions (discrete) or action dimension (continuous), episode limit.
+ENV_SPECS: dict[str, tuple[tuple[int, ...], str, int, int]] = {
+    "CartPole-v1": ((4,), "discrete", 2, 500),
+    "Acrobot-v1": ((6,), "discrete", 3, 500),
+    "MountainCar-v0": ((2,), "discrete", 3, 200),
+    "Pendulum-v1": ((3,), "continuous", 1, 200),
+    "MountainCarContinuous-v0": ((2,), "continuous", 1, 999),
+    "Breakout-MinAtar": ((10, 10, 4), "discrete", 3, 1000),
+    "SpaceInvaders-MinAtar": ((10, 10, 6), "discrete", 4, 1000),
+    "Asterix-MinAtar": ((10, 10, 4), "discrete", 5, 1000),
+    "Freeway-MinAtar": ((10, 10, 7), "discrete", 3, 2500),
+    "brax/hopper": ((11,), "continuous", 3, 1000),
+    "brax/walker2d": ((17,), "continuous", 6, 1000),
+    "brax/reacher": ((11,), "continuous", 2, 1000),
+    "brax/inverted_double_pendulum": ((8,), "continuous", 1, 1000),
+    "brax/ant": ((27,), "continuous", 8, 1000),
+    "brax/halfcheetah": ((17,), "continuous", 6, 1000),
+    "brax/humanoid": ((244,), "continuous", 17, 1000),
+    "brax/humanoidstandup": ((244,), "continuous", 17, 1000),
+    "brax/inverted_pendulum": ((4,), "continuous", 1, 1000),
+}
+
+
+def resolve_env_name(name: str) -> str:
+    """The id hades knows ``name`` by: bare Brax names (``hopper``) are ``brax/hopper``; an unknown
+    id is a one-line error naming the closest known ones."""
+    if name in ENV_SPECS:
+        return name
+    if f"brax/{name}" in ENV_SPECS:
+        return f"brax/{name}"
+    import difflib
+
+    close = difflib.get_close_matches(name, list(ENV_SPECS) + list(BRAX_NAMES), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise HadesError(f"unknown environment {name!r}{hint} (`hades envs` lists them)")
+
+
 PRESETS: dict[str, dict] = {
     "cartpole": dict(env="CartPole-v1"),
     "acrobot": dict(env="Acrobot-v1", dataset_size=6, generations=40, obs_norm="constant"),
@@ -650,7 +689,10 @@ def _from_preset(cls, presets: dict[str, dict], preset_name: str | None, overrid
 
 
 def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
-    """DistillConfig from an optional preset plus flat overrides, validated."""
+    """DistillConfig from an optional preset plus flat overrides, validated. The environment is
+    stored under the id hades knows it by (``hopper`` -> ``brax/hopper``)."""
+    if isinstance(overrides.get("env"), str):
+        overrides["env"] = resolve_env_name(overrides["env"])
     return _from_preset(DistillConfig, PRESETS, preset_name, overrides)
 
 

@@ -14,12 +14,13 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from hades.config import BACKENDS, BRAX_NAMES
+from hades.config import BACKENDS, ENV_SPECS, resolve_env_name
 from hades.errors import HadesError
 
 
@@ -107,9 +108,15 @@ BRAX_EPISODE = 1000
 def _quiet():
     """brax 0.14 warns that it is unmaintained and mujoco's mjx prints to stdout when warp is
     missing: keep both off the user's terminal (stdout carries hades' JSON results)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    log = Path("MUJOCO_LOG.TXT")
+    existed = log.exists()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if not existed:  # mujoco logs its model-compiler warnings into the working directory
+            log.unlink(missing_ok=True)
 
 
 def _brax(env_id: str, backend: str = "positional") -> Env:
@@ -147,29 +154,12 @@ def _brax(env_id: str, backend: str = "positional") -> Env:
 
 
 # The registry: environment id -> factory(id, backend). Others plug in here.
-REGISTRY: dict[str, Callable[..., Env]] = {
-    **{
-        name: _gymnax
-        for name in (
-            "CartPole-v1",
-            "Acrobot-v1",
-            "MountainCar-v0",
-            "Pendulum-v1",
-            "MountainCarContinuous-v0",
-            "Breakout-MinAtar",
-            "SpaceInvaders-MinAtar",
-            "Asterix-MinAtar",
-            "Freeway-MinAtar",
-        )
-    },
-    **{f"brax/{name}": _brax for name in BRAX_NAMES},
-}
+REGISTRY: dict[str, Callable[..., Env]] = {name: (_brax if name.startswith("brax/") else _gymnax) for name in ENV_SPECS}
 
 
 def make_env(name: str, backend: str = "positional") -> Env:
     """The environment ``name``; ``backend`` picks Brax's physics pipeline (ignored elsewhere)."""
-    if name not in REGISTRY:
-        raise HadesError(f"unknown environment {name!r}; known: {', '.join(REGISTRY)}")
+    name = name if name in REGISTRY else resolve_env_name(name)
     if name.startswith("brax/"):
         return REGISTRY[name](name, backend)
     return REGISTRY[name](name)
