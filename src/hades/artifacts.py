@@ -104,9 +104,9 @@ def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str
     atomic_write(path, st_save(tensors, metadata=metadata))
 
 
-def _check_size(path: Path) -> None:
+def _check_size(path: Path) -> tuple[int, dict]:
     """Refuse a file whose header is not a safetensors header of a sensible size, or whose length
-    is not what its header says, before reading it whole."""
+    is not what its header says, before reading it whole; returns (file size, its metadata)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -122,20 +122,21 @@ def _check_size(path: Path) -> None:
         raise HadesError(
             f"{path}: file size {size} does not match its header ({8 + n + end} bytes): truncated or padded"
         )
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise HadesError(f"{path}: not a readable safetensors file (malformed metadata)")
+    return size, metadata
 
 
 def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise HadesError(f"{path}: no such file")
-    _check_size(path)
-    if expected_format != CHECKPOINT_FORMAT and path.stat().st_size > MAX_ARTIFACT_BYTES:
-        raise HadesError(f"{path}: {path.stat().st_size / 2**30:.3g} GB is too large for a hades {expected_format}")
+    size, metadata = _check_size(path)
+    if expected_format != CHECKPOINT_FORMAT and size > MAX_ARTIFACT_BYTES:
+        raise HadesError(f"{path}: {size / 2**30:.3g} GB is too large for a hades {expected_format}")
     try:
-        raw = path.read_bytes()
-        tensors = st_load(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__", {}) or {}
+        tensors = st_load(path.read_bytes())
     except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as e:
         raise HadesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:80]})") from None
     fmt = metadata.get("format")
