@@ -123,7 +123,7 @@ class _Progress:
         if self.bar is not None and not self.bar.disable:
             self.bar.set_description("evaluating" if self.evaluated else "compiling evaluation", refresh=True)
         elif self.bar is not None:  # the bar closed with the last generation: the final evaluation
-            print("hades: final evaluation (held-out keys, fresh policies)", file=sys.stderr)
+            print("hades: final evaluation", file=sys.stderr)
         self.evaluated = True
 
     def generation(self, row):
@@ -397,10 +397,8 @@ def _cmd_merge(args) -> int:
 
 def _cmd_render(args) -> int:
     from hades.artifacts import load_dataset
-    from hades.render import FORMATS, render_dataset
+    from hades.render import render_dataset
 
-    if Path(args.output).suffix.lower() not in FORMATS:
-        raise HadesError(f"{args.output}: choose an output ending in {', '.join(FORMATS)}")
     ds = load_dataset(args.dataset)
     info = render_dataset(
         ds,

@@ -197,8 +197,9 @@ class RLDriver:
     def evaluate(self, state: RunState) -> dict:
         return summarize(self.evaluation_rollouts(state), self.env)
 
-    def final_evaluate(self, state: RunState) -> dict:
-        return self.evaluate(state)
+    def final_evaluate(self, state: RunState, in_run: dict | None = None) -> dict:
+        """The protocol's evaluation of the final state (the same keys as in the run's last row)."""
+        return self.evaluate(state) if in_run is None else in_run
 
     def random_reference(self) -> dict:
         """The random-policy return under the same protocol (computed once)."""

@@ -81,8 +81,10 @@ class Driver(Protocol):
     def evaluate(self, state: Any) -> dict:
         """The in-run evaluation of the current product."""
 
-    def final_evaluate(self, state: Any) -> dict:
-        """The final figure (images: the test set, once)."""
+    def final_evaluate(self, state: Any, in_run: dict | None = None) -> dict:
+        """The final figure (images: the test set, once); ``in_run`` is the in-run evaluation of
+        this same state when the loop made one (a driver whose final figure is its in-run
+        evaluation returns it rather than computing it twice)."""
 
     def describe(self, state: Any = None) -> dict:
         """What goes into summary.json besides the final evaluation."""
@@ -125,11 +127,15 @@ class Reporter:
         """Called once the run directory is complete."""
 
 
+def _require_checkpoint(out: Path) -> None:
+    if not (out / CHECKPOINT).is_file():
+        raise HadesError(f"{out} has no {CHECKPOINT} (no generation was saved); start it again without --resume")
+
+
 def load_run_config(out_dir):
     """The config of the run checkpointed in ``out_dir``."""
     path = Path(out_dir) / CHECKPOINT
-    if not path.is_file():
-        raise HadesError(f"{out_dir} has no {CHECKPOINT} (no generation was saved); start it again without --resume")
+    _require_checkpoint(Path(out_dir))
     _, meta = load_checkpoint(path)
     try:
         cls = CONFIG_KINDS[meta.get("config_kind", "DistillConfig")]
@@ -178,8 +184,8 @@ def _prepare(out: Path, resume: bool, cfg):
     except OSError as e:
         raise HadesError(f"cannot write to output directory {out}: {e.strerror or e}") from None
     try:
-        if resume and not (out / CHECKPOINT).is_file():
-            raise HadesError(f"{out} has no {CHECKPOINT} (no generation was saved); start it again without --resume")
+        if resume:
+            _require_checkpoint(out)
         if not resume and (out / CHECKPOINT).is_file():
             raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
         foreign = [name for name in RUN_FILES if (out / name).exists()]
@@ -286,6 +292,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
     if resume and start_gen == cfg.generations and (out / "summary.json").is_file():
         summary = json.loads((out / "summary.json").read_text())
         return {**summary, "already_finished": True}  # nothing to do: nothing is rewritten
+    last_eval = None  # the in-run evaluation of the final generation, when the loop makes it
     if main:
         rows = _resumed_metrics(out, start_gen) if resume else []
         atomic_write(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
@@ -314,7 +321,10 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
                 row = {"generation": gen, **_scalars(m), **{f"eval_{k}": None for k in d.eval_keys}}
                 if (cfg.eval_every and gen % cfg.eval_every == 0) or gen == cfg.generations:
                     reporter.evaluating(gen)
-                    row.update({f"eval_{k}": v for k, v in d.evaluate(new_state).items() if k in d.eval_keys})
+                    result = d.evaluate(new_state)
+                    row.update({f"eval_{k}": v for k, v in result.items() if k in d.eval_keys})
+                    if gen == cfg.generations:
+                        last_eval = result
                 row["wall_seconds"] = round(wall(), 3)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -328,7 +338,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
         raise Interrupted(out, int(state.generation)) from None
 
     reporter.evaluating(int(state.generation))
-    final = d.final_evaluate(state)  # images: the test set, once
+    final = d.final_evaluate(state, last_eval)
     if not main:
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
     product = save_product(out, d.product(state))

@@ -207,7 +207,7 @@ class ImageDistiller:
         """In-run evaluation: the validation set (the test set when nothing is held out)."""
         return self.test_accuracy(self.images(state), split=self.eval_split)
 
-    def final_evaluate(self, state: ImageRunState) -> dict:
+    def final_evaluate(self, state: ImageRunState, in_run: dict | None = None) -> dict:
         """The final figure: test accuracy, measured once, at the last generation."""
         return self.test_accuracy(self.images(state), split="test")
 
