@@ -233,6 +233,59 @@ def _cmd_distill_images(args) -> int:
     )
 
 
+def _cmd_reproduce(args) -> int:
+    """The paper's grid at a budget tier; resumable cell by cell."""
+    from hades.plots import curve_panels
+    from hades.reproduce import TIERS, curves, plan, reproduce, results
+
+    envs = args.envs.split(",") if args.envs else None
+    variants = args.variants.split(",") if args.variants else None
+    seeds = _floats(args.seeds, "seeds", int) if args.seeds else None
+    cells = plan(args.tier, envs, variants, seeds)  # refuses bad input before anything runs
+    out = Path(args.out or f"runs/reproduce-{args.tier}")
+    if args.plan:
+        for c in cells:
+            extra = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in c.overrides.items() if k != "env")
+            done = "done" if (c.directory(out) / "summary.json").is_file() else "to run"
+            print(f"{c.env:30s} {c.variant:10s} seed {c.seed}  --preset {c.preset} {extra}  [{done}]")
+        return 0
+    command = "hades reproduce " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None
+    started = time.perf_counter()
+
+    def on_cell(i, total, cell, summary):
+        if args.quiet and summary is None:
+            return
+        tag = f"[{i + 1}/{total}] {cell.env} {cell.variant} seed {cell.seed}"
+        if summary is None:
+            print(f"hades: {tag}", file=sys.stderr)
+        else:
+            print(
+                f"hades: {tag}: final return {summary['final_return_mean']:.4g} "
+                f"(random {summary['random_return_mean']:.3g}); {time.perf_counter() - started:.0f} s so far",
+                file=sys.stderr,
+            )
+
+    reproduce(
+        args.tier,
+        out,
+        envs=envs,
+        variants=variants,
+        seeds=seeds,
+        reporter=_Progress(args.quiet),
+        on_cell=on_cell,
+        command=command,
+    )
+    rows = results(out, args.tier)
+    random = {r["env"]: {"random policy": r["random_return_mean"]} for r in rows if r["random_return_mean"] is not None}
+    curve_panels(curves(out), out / "reproduction.png", reference=random)
+    print((out / "reproduction.md").read_text(), end="")
+    print(
+        f"wrote {out / 'reproduction.json'}, reproduction.md and reproduction.png ({TIERS[args.tier].name} tier)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
     from hades.envs import make_env
@@ -445,10 +498,13 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from hades.plots import compare_runs
+    import os
+
+    from hades.plots import curve_panels
     from hades.runs import read_metrics
 
-    groups: dict[str, list[list[dict]]] = {}
+    panels: dict[str, dict[str, list[list[dict]]]] = {}
+    reference: dict[str, dict[str, float]] = {}
     keys: set[str] = set()
     for run_dir in map(Path, args.runs):
         try:
@@ -456,14 +512,24 @@ def _cmd_plot(args) -> int:
             rows = read_metrics(run_dir)
         except (OSError, json.JSONDecodeError) as e:
             raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
-        label = f"{cfg['env']} {cfg['variant']}" if "env" in cfg else f"{cfg.get('dataset')} {cfg.get('model')}"
-        groups.setdefault(label, []).append(rows)
+        panel, label = (cfg["env"], cfg["variant"]) if "env" in cfg else (cfg.get("dataset"), cfg.get("model"))
+        panels.setdefault(panel, {}).setdefault(label, []).append(rows)
         keys.update(k for r in rows for k, v in r.items() if v is not None)
+        summary = run_dir / "summary.json"
+        if summary.is_file() and "random_return_mean" in (s := json.loads(summary.read_text())):
+            reference.setdefault(panel, {})["random policy"] = s["random_return_mean"]
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
     if key not in keys:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
-    compare_runs(groups, args.output, key=key)
-    print(f"wrote {args.output}", file=sys.stderr)
+    if args.x not in keys:
+        raise HadesError(f"the runs have no {args.x!r} column (runs made before hades 0.4 lack env_steps)")
+    out = (
+        Path(args.output)
+        if args.output
+        else Path(os.path.commonpath([str(Path(r).resolve()) for r in args.runs])) / "runs.png"
+    )
+    curve_panels(panels, out, key=key, x=args.x, reference=reference if key == "eval_return_mean" else None)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -543,6 +609,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
+    rp = sub.add_parser(
+        "reproduce",
+        help="run the paper's grid (12 environments x 3 methods x seeds) at a budget tier",
+        description="Run every (environment, method, seed) cell of the paper's table into "
+        "OUT/<env>/<method>/seed<S> (ordinary run directories), then write OUT/reproduction.json, "
+        "reproduction.md (mean final return with its 95%% CI over seeds, the random policy, the "
+        "paper's figure) and reproduction.png (learning curves per environment). Run the same "
+        "command again to continue an interrupted grid. Tiers: cpu (CPU presets, hours on 2 "
+        "cores), gpu (paper settings, fewer generations: about an hour per environment on one "
+        "accelerator), paper (the paper's budget).",
+    )
+    rp.add_argument("--tier", choices=("cpu", "gpu", "paper"), default="cpu", help="budget tier (default: cpu)")
+    rp.add_argument("--envs", help="comma-separated subset of the 12 environments (default: all)")
+    rp.add_argument("--variants", help="comma-separated subset of hades-f,hades-r,direct-es (default: all)")
+    rp.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
+    rp.add_argument("--out", help="grid directory (default: runs/reproduce-<tier>)")
+    rp.add_argument("--plan", action="store_true", help="list the cells, their settings and status; run nothing")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
     t = sub.add_parser(
         "train",
         help="train fresh policies on a dataset artifact and evaluate them",
@@ -655,11 +739,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser(
         "plot",
         help="overlay the learning curves of several runs",
-        description="Overlay learning curves; runs with the same environment and variant are "
-        "grouped as seeds (mean line, min-max band).",
+        description="Learning curves, one panel per environment; runs with the same environment "
+        "and variant are grouped as seeds (mean line, 95%% confidence band), with the random "
+        "policy's return dotted.",
     )
     pl.add_argument("runs", nargs="+", help="run directories")
-    pl.add_argument("-o", "--output", default="runs.png", help="PNG to write (default: runs.png)")
+    pl.add_argument("-o", "--output", help="PNG to write (default: runs.png in the runs' common directory)")
+    pl.add_argument(
+        "--x",
+        choices=("generation", "wall_seconds", "env_steps"),
+        default="generation",
+        help="x axis (default: generation)",
+    )
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
     tb = sub.add_parser(
         "table",
@@ -686,6 +777,7 @@ def main(argv=None) -> int:
         "baseline": lambda a: _cmd_distill(a, {"variant": "direct-es"}),
         "distill-images": _cmd_distill_images,
         "sweep-size": _cmd_sweep_size,
+        "reproduce": _cmd_reproduce,
         "train": _cmd_train,
         "transfer": _cmd_transfer,
         "merge": _cmd_merge,
@@ -702,6 +794,11 @@ def main(argv=None) -> int:
     except HadesError as e:
         print(f"hades: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`hades ... | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as e:
         from hades.runs import Interrupted
 

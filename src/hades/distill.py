@@ -124,6 +124,10 @@ class RLDriver:
         """The learners a candidate is scored with (None where the candidate is the policy)."""
         return None
 
+    def bc_sample_steps(self) -> int:
+        """BC sample-steps one generation computes (0: no inner loop)."""
+        return 0
+
     def product(self, state: RunState):
         raise NotImplementedError
 
@@ -162,6 +166,11 @@ class RLDriver:
             "fitness_max": fitness.max(),
             "fitness_min": fitness.min(),
             "bc_loss": losses.mean(),
+            # the work this generation did: environment steps of the fitness episodes (steps taken
+            # until each episode ended or hit the cap) and BC sample-steps (candidates x learners x
+            # BC steps run x dataset size), so speed compares per unit of work across implementations
+            "env_steps": rollouts.lengths.sum(dtype=jnp.float32),
+            "bc_sample_steps": jnp.float32(self.bc_sample_steps()),
             "finite": jnp.all(jnp.isfinite(fitness)) & all_finite(self.es.mean(es_state)),
         }
         state = state.replace(es_state=es_state, generation=state.generation + 1)
@@ -273,6 +282,11 @@ class Distiller(RLDriver):
         train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
         act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
         return 4 * k * (train + act)
+
+    def bc_sample_steps(self) -> int:
+        cfg = self.cfg
+        k = 1 if cfg.variant == "hades-f" else cfg.num_inits
+        return cfg.es.population * k * self.max_bc_steps * cfg.dataset_size
 
     def fixed_init(self):
         """HaDES-F's one initialisation of this run (``fixed_init`` of the policy and seed)."""

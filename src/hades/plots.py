@@ -68,26 +68,57 @@ def image_grid(rows: list, row_labels: list[str], path, col_labels=None) -> None
     _save(fig, path)
 
 
-def compare_runs(groups: dict[str, list[list[dict]]], path, key: str = "eval_return_mean") -> None:
-    """Learning curves of several runs: one line per group (label -> runs' metric rows), the mean
-    over the group's runs (seeds) with a min-max band when a group has more than one run."""
+X_AXES = {"generation": "generation", "wall_seconds": "wall time (s)", "env_steps": "environment steps"}
+
+
+def curve_panels(
+    panels: dict[str, dict[str, list[list[dict]]]],
+    path,
+    key: str = "eval_return_mean",
+    x: str = "generation",
+    reference: dict[str, dict[str, float]] | None = None,
+) -> None:
+    """Learning curves, one panel per environment (``{panel: {label: [each seed's metrics rows]}}``):
+    a line per label at the mean over its seeds, with the 95% confidence band of that mean
+    (Student t) when it has more than one seed. ``x`` is a metrics column (generation, wall
+    seconds, environment steps); a seed's curve is read at its own x values and the seeds are
+    averaged where all of them have a point (by index for wall time, which differs per seed).
+    ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label."""
     import numpy as np
 
+    from hades.evaluation import ci95
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for label, runs in groups.items():
-        series = [{r["generation"]: r[key] for r in rows if r.get(key) is not None} for rows in runs]
-        gens = sorted(set.intersection(*(set(s) for s in series))) if series else []
-        if not gens:
-            continue
-        values = np.array([[s[g] for g in gens] for s in series])
-        (line,) = ax.plot(gens, values.mean(0), label=f"{label} (n={len(runs)})")
-        if len(runs) > 1:
-            ax.fill_between(gens, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
-    ax.set_xlabel("generation")
-    ax.set_ylabel(key)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    n = len(panels)
+    cols = min(n, 4) or 1
+    rows_ = -(-n // cols) if n else 1
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.6 * cols, 2.8 * rows_), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
+        for i, (label, runs) in enumerate(groups.items()):
+            if x == "env_steps":  # rows count each generation's steps: the axis is their running total
+                runs = [[{**r, x: t} for r, t in zip(rows, np.cumsum([r.get(x) or 0 for r in rows]))] for rows in runs]
+            series = [[r for r in rows if r.get(key) is not None and r.get(x) is not None] for rows in runs]
+            length = min((len(s) for s in series), default=0)
+            if not length:
+                continue
+            xs = np.array([[r[x] for r in s[:length]] for s in series], np.float64).mean(0)
+            ys = np.array([[r[key] for r in s[:length]] for s in series], np.float64)
+            (line,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(runs)})", color=f"C{i}")
+            if len(runs) > 1:
+                half = np.array([ci95(ys[:, j]) for j in range(length)])
+                ax.fill_between(xs, ys.mean(0) - half, ys.mean(0) + half, alpha=0.2, color=line.get_color())
+        for j, (name, value) in enumerate((reference or {}).get(panel, {}).items()):
+            ax.axhline(value, ls=":", lw=1, color=f"C{7 + j}", label=name)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(X_AXES.get(x, x), fontsize=8)
+        ax.set_ylabel(key.removeprefix("eval_").replace("_", " "), fontsize=8)
+        ax.tick_params(labelsize=7)
+        if x == "generation":
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
     _save(fig, path)
 
 

@@ -1,0 +1,297 @@
+"""The paper's grid (``hades reproduce``): environments x methods x seeds at a named budget tier.
+
+Each cell is an ordinary run directory ``OUT/<env>/<variant>/seed<S>`` (resumable on its own);
+the grid skips finished cells and resumes interrupted ones, so running the same command again
+continues where it stopped. After every cell it rewrites ``OUT/reproduction.json`` (the tier,
+the command, one row per environment and method: mean final return over seeds with its 95% CI,
+the random-policy return, the budget, wall time and the paper's number) and
+``OUT/reproduction.md`` (the same as a Markdown table); the CLI draws ``reproduction.png``.
+
+Tiers:
+- ``cpu``: the per-environment CPU presets (``hades presets``), Brax on spring physics and
+  fewer generations, sized so the whole grid runs on a 2-core machine in hours, not days.
+- ``gpu``: the paper-* presets (the official code's settings) with fewer generations, sized by
+  estimate for about an hour per environment on one accelerator.
+- ``paper``: the paper-* presets at the paper's full budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hades.artifacts import atomic_write
+from hades.config import VARIANTS, make_config
+from hades.errors import HadesError
+from hades.evaluation import ci95
+from hades.runs import CHECKPOINT, Reporter, read_metrics, run
+
+MINATAR_PRESETS = {
+    "Breakout-MinAtar": "breakout",
+    "SpaceInvaders-MinAtar": "space-invaders",
+    "Asterix-MinAtar": "asterix",
+    "Freeway-MinAtar": "freeway",
+}
+BRAX_PAPER_NAMES = (
+    "inverted_double_pendulum",
+    "reacher",
+    "hopper",
+    "walker2d",
+    "halfcheetah",
+    "ant",
+    "humanoid",
+    "humanoidstandup",
+)
+# the paper's 12 environments, cheapest first (the order the grid runs them)
+PAPER_ENVS = (*MINATAR_PRESETS, *(f"brax/{n}" for n in BRAX_PAPER_NAMES))
+
+# The paper's figures, for reference beside ours (../shared/reference/HADES.md): MinAtar final
+# returns (HaDES-R / HaDES-F / direct ES at width 256) and the released Brax logs' population-mean
+# return at the last generation (3 seeds, D = 64, positional physics; no direct-ES figure given).
+PAPER_RETURNS: dict[str, dict[str, float]] = {
+    "Breakout-MinAtar": {"hades-r": 11.9, "hades-f": 15.2, "direct-es": 4.5},
+    "SpaceInvaders-MinAtar": {"hades-r": 24.2, "hades-f": 39.6, "direct-es": 41.3},
+    "Asterix-MinAtar": {"hades-r": 5.3, "hades-f": 7.4, "direct-es": 8.5},
+    "Freeway-MinAtar": {"hades-r": 0.0, "hades-f": 0.0, "direct-es": 0.0},
+    "brax/hopper": {"hades-r": 1787, "hades-f": 1836},
+    "brax/walker2d": {"hades-r": 2438, "hades-f": 2722},
+    "brax/halfcheetah": {"hades-r": 3318, "hades-f": 3628},
+    "brax/ant": {"hades-r": 267, "hades-f": 1193},
+    "brax/humanoid": {"hades-r": 1715, "hades-f": 4563},
+    "brax/humanoidstandup": {"hades-r": 223e3, "hades-f": 251e3},
+    "brax/inverted_double_pendulum": {"hades-r": 7715, "hades-f": 9091},
+    "brax/reacher": {"hades-r": -162, "hades-f": -195},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    """A budget: which preset (plus overrides) each environment runs, and the default seeds."""
+
+    name: str
+    description: str
+    minatar: tuple[str | None, dict]  # (preset, overrides); None: the environment's CPU preset
+    brax: tuple[str | None, dict]
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def preset(self, env: str) -> tuple[str, dict]:
+        preset, overrides = self.minatar if env in MINATAR_PRESETS else self.brax
+        if preset is None:
+            preset = MINATAR_PRESETS.get(env) or env.removeprefix("brax/")
+        return preset, {**overrides, "env": env}
+
+
+TIERS = {
+    "cpu": Tier(
+        "cpu",
+        "CPU presets: MinAtar population 128 x 200 generations (width 64); Brax spring physics, "
+        "population 64 x 60 generations (width 64, 16 states)",
+        minatar=(None, {}),
+        brax=(None, {"generations": 60}),
+    ),
+    "gpu": Tier(
+        "gpu",
+        "paper-* presets (population 2048, width 512) with fewer generations: MinAtar 300, Brax 100",
+        minatar=("paper-minatar", {"generations": 300}),
+        brax=("paper-brax", {"generations": 100}),
+    ),
+    "paper": Tier(
+        "paper",
+        "paper-* presets at the paper's budget: MinAtar 5000 generations, Brax 2000",
+        minatar=("paper-minatar", {}),
+        brax=("paper-brax", {}),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    env: str
+    variant: str
+    seed: int
+    preset: str
+    overrides: dict
+
+    def directory(self, out: Path) -> Path:
+        return out / self.env.replace("/", "-") / self.variant / f"seed{self.seed}"
+
+    def config(self):
+        return make_config(self.preset, **self.overrides, variant=self.variant, seed=self.seed)
+
+
+def plan(tier: str, envs=None, variants=None, seeds=None) -> list[Cell]:
+    """The grid's cells in the order they run: environment by environment (cheapest first), each
+    one's seeds in turn with every method at that seed. Every config is built (and so checked)."""
+    if tier not in TIERS:
+        raise HadesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    t = TIERS[tier]
+    envs = list(PAPER_ENVS if not envs else envs)
+    for e in envs:
+        if e not in PAPER_ENVS:
+            raise HadesError(f"{e!r} is not one of the paper's environments: {', '.join(PAPER_ENVS)}")
+    variants = list(VARIANTS if not variants else variants)
+    for v in variants:
+        if v not in VARIANTS:
+            raise HadesError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    seeds = list(t.seeds if seeds is None else seeds)
+    if not seeds or min(seeds) < 0:
+        raise HadesError("--seeds must be non-negative integers")
+    cells = []
+    for env in sorted(envs, key=PAPER_ENVS.index):
+        preset, overrides = t.preset(env)
+        for seed in seeds:
+            for variant in sorted(variants, key=VARIANTS.index):
+                cell = Cell(env, variant, seed, preset, overrides)
+                cell.config()  # a bad combination is refused before anything runs
+                cells.append(cell)
+    return cells
+
+
+GRID_FILE = "grid.json"
+
+
+def _claim(out: Path, tier: str, command: str | None) -> None:
+    """Record the tier in ``OUT/grid.json``; a directory holding another tier's grid is refused."""
+    path = out / GRID_FILE
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("tier") != tier:
+            raise HadesError(f"{out} holds a {stored.get('tier')} grid; give another --out for the {tier} tier")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps({"tier": tier, "command": command}, indent=1))
+
+
+def reproduce(
+    tier: str,
+    out_dir,
+    *,
+    envs=None,
+    variants=None,
+    seeds=None,
+    reporter: Reporter | None = None,
+    on_cell=None,
+    command: str | None = None,
+) -> dict:
+    """Run (or continue) the grid into ``out_dir``; returns the ``reproduction.json`` content.
+    ``on_cell(index, total, cell, summary_or_None)`` is called before (None) and after each cell."""
+    cells = plan(tier, envs, variants, seeds)
+    out = Path(out_dir)
+    _claim(out, tier, command)
+    for i, cell in enumerate(cells):
+        d = cell.directory(out)
+        if not (d / "summary.json").is_file():
+            if on_cell:
+                on_cell(i, len(cells), cell, None)
+            run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
+        if on_cell:
+            on_cell(i, len(cells), cell, json.loads((d / "summary.json").read_text()))
+        write_results(out, tier, command)
+    return write_results(out, tier, command)
+
+
+def collect(out_dir) -> list[dict]:
+    """Every cell under ``out_dir`` that has a run directory: its env, variant, seed and files."""
+    found = []
+    for cfg_path in sorted(Path(out_dir).glob("*/*/seed*/config.json")):
+        d = cfg_path.parent
+        cfg = json.loads(cfg_path.read_text())
+        summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None
+        found.append({"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": d, "summary": summary})
+    return found
+
+
+def results(out_dir, tier: str) -> list[dict]:
+    """One row per (environment, method) found under ``out_dir``: seeds finished and planned,
+    mean final return and 95% CI over finished seeds, the random-policy return, the budget, wall
+    time and the paper's figure."""
+    rows = []
+    cells = collect(out_dir)
+    for env in [e for e in PAPER_ENVS if any(c["env"] == e for c in cells)]:
+        for variant in VARIANTS:
+            mine = [c for c in cells if c["env"] == env and c["variant"] == variant]
+            if not mine:
+                continue
+            done = [c["summary"] for c in mine if c["summary"] is not None]
+            finals = [s["final_return_mean"] for s in done]
+            cfg = done[0]["config"] if done else None
+            row = {
+                "env": env,
+                "method": variant,
+                "seeds_finished": len(done),
+                "seeds_started": len(mine),
+                "return_mean": float(np.mean(finals)) if finals else None,
+                "return_ci95": ci95(finals) if len(finals) > 1 else None,
+                "per_seed": finals,
+                "random_return_mean": float(np.mean([s["random_return_mean"] for s in done])) if done else None,
+                "distinct_episodes_min": min((s.get("final_distinct_episodes") or 0) for s in done) if done else None,
+                "episodes_per_seed": done[0].get("final_episodes") if done else None,
+                "population": cfg["es"]["population"] if cfg else None,
+                "generations": done[0]["generations"] if done else None,
+                "wall_seconds_mean": float(np.mean([s["wall_seconds"] for s in done])) if done else None,
+                "paper_return": PAPER_RETURNS.get(env, {}).get(variant),
+                "tier": tier,
+            }
+            if variant == "hades-f" and done:
+                own = [
+                    s.get("final_own_init_return_mean") for s in done if s.get("final_own_init_return_mean") is not None
+                ]
+                row["own_init_return_mean"] = float(np.mean(own)) if own else None
+            rows.append(row)
+    return rows
+
+
+def _fmt(x, digits=3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    return f"{x:.{digits}g}"
+
+
+def markdown(rows: list[dict], tier: str, command: str | None = None) -> str:
+    t = TIERS[tier]
+    lines = [
+        f"Tier `{tier}`: {t.description}.",
+        "",
+        f"Command: `{command}`" if command else "",
+        "",
+        "| environment | method | seeds | final return (95% CI) | own init | random policy | paper | "
+        "distinct episodes (min / per seed) | population x generations | wall s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ret = _fmt(r["return_mean"])
+        if r["return_ci95"] is not None and np.isfinite(r["return_ci95"]):
+            ret += f" ± {r['return_ci95']:.2g}"
+        seeds = str(r["seeds_finished"]) + (
+            f" of {r['seeds_started']}" if r["seeds_started"] > r["seeds_finished"] else ""
+        )
+        lines.append(
+            f"| {r['env']} | {r['method']} | {seeds} | {ret} | {_fmt(r.get('own_init_return_mean'))} | "
+            f"{_fmt(r['random_return_mean'])} | {_fmt(r['paper_return'])} | "
+            f"{r['distinct_episodes_min'] if r['distinct_episodes_min'] is not None else '—'} / "
+            f"{r['episodes_per_seed'] or '—'} | {r['population'] or '—'} x {r['generations'] or '—'} | "
+            f"{_fmt(r['wall_seconds_mean'], 4)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir, tier: str, command: str | None = None) -> dict:
+    out = Path(out_dir)
+    rows = results(out, tier)
+    result = {"tier": tier, "description": TIERS[tier].description, "command": command, "rows": rows}
+    atomic_write(out / "reproduction.json", json.dumps(result, indent=1))
+    atomic_write(out / "reproduction.md", markdown(rows, tier, command))
+    return result
+
+
+def curves(out_dir) -> dict[str, dict[str, list[list[dict]]]]:
+    """Learning curves of the grid's cells: ``{env: {variant: [metrics rows of each seed]}}``."""
+    panels: dict[str, dict[str, list[list[dict]]]] = {}
+    for c in collect(out_dir):
+        rows = read_metrics(c["dir"])
+        if rows:
+            panels.setdefault(c["env"], {}).setdefault(c["variant"], []).append(rows)
+    return {e: panels[e] for e in PAPER_ENVS if e in panels}
