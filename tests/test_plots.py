@@ -33,3 +33,34 @@ def test_plot_groups_seeds(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000
     proc = hades("plot", tmp_path / "nope", "-o", tmp_path / "q.png")
     assert proc.returncode == 2 and "not a readable run directory" in proc.stderr
+
+
+def test_curve_panels_one_panel_per_environment_with_t_bands(tmp_path):
+    import numpy as np
+
+    from hades.plots import curve_panels
+
+    def rows(scale):
+        return [{"generation": g, "env_steps": 10.0, "eval_return_mean": g * scale} for g in (1, 2, 3)]
+
+    panels = {"CartPole-v1": {"hades-r": [rows(1.0), rows(2.0)]}, "Acrobot-v1": {"hades-f": [rows(-1.0)]}}
+    drawn = curve_panels(panels, tmp_path / "c.png", x="env_steps")
+    assert set(drawn) == {"CartPole-v1", "Acrobot-v1"}  # never two environments on one axis
+    x, mean, half = drawn["CartPole-v1"]["hades-r"]
+    assert np.allclose(x, [10, 20, 30])  # environment steps accumulate over generations
+    assert np.allclose(mean, [1.5, 3.0, 4.5])
+    assert np.allclose(half, 12.706 * np.array([1, 2, 3]) / 2, rtol=1e-3)  # Student t, 1 degree of freedom
+    assert np.isnan(drawn["Acrobot-v1"]["hades-f"][2]).all()  # one seed: no band
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_plot_without_output_writes_beside_the_runs(tmp_path):
+    run = tmp_path / "r0"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": "CartPole-v1", "variant": "hades-r", "seed": 0}))
+    (run / "metrics.jsonl").write_text(json.dumps({"generation": 1, "eval_return_mean": 3.0}) + "\n")
+    proc = hades("plot", run, cwd=tmp_path.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "runs.png").is_file() and not (tmp_path.parent / "runs.png").exists()
+    proc = hades("plot", run, "--x", "env_steps")
+    assert proc.returncode == 2 and "env_steps" in proc.stderr

@@ -30,6 +30,11 @@ def test_run_directory_contents(tmp_path, tiny_config):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [1, 2]
     assert {"fitness_mean", "fitness_max", "fitness_min", "eval_return_mean", "bc_loss", "wall_seconds"} <= set(rows[0])
+    # each generation counts its work: BC sample-steps = candidates x learners x BC steps x states;
+    # environment steps lie between one per episode and the cap (candidates x learners x envs x 30)
+    cfg = tiny_config()
+    assert rows[0]["bc_sample_steps"] == 8 * cfg.num_inits * 10 * cfg.dataset_size
+    assert 8 * cfg.num_inits * 2 <= rows[0]["env_steps"] <= 8 * cfg.num_inits * 2 * 30
     saved = json.loads((out / "summary.json").read_text())
     for key in ("env", "variant", "generations", "final_return_mean", "final_return_std", "wall_seconds"):
         assert key in saved

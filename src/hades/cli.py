@@ -618,12 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
         "paper's figure) and reproduction.png (learning curves per environment). Run the same "
         "command again to continue an interrupted grid. Tiers: cpu (CPU presets, hours on 2 "
         "cores), gpu (paper settings, fewer generations: about an hour per environment on one "
-        "accelerator), paper (the paper's budget).",
+        "accelerator), paper (the paper's budget); smoke checks the grid runs end to end in minutes.",
     )
-    rp.add_argument("--tier", choices=("cpu", "gpu", "paper"), default="cpu", help="budget tier (default: cpu)")
+    rp.add_argument(
+        "--tier", choices=("smoke", "cpu", "gpu", "paper"), default="cpu", help="budget tier (default: cpu)"
+    )
     rp.add_argument("--envs", help="comma-separated subset of the 12 environments (default: all)")
     rp.add_argument("--variants", help="comma-separated subset of hades-f,hades-r,direct-es (default: all)")
-    rp.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
+    rp.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2; smoke: 0)")
     rp.add_argument("--out", help="grid directory (default: runs/reproduce-<tier>)")
     rp.add_argument("--plan", action="store_true", help="list the cells, their settings and status; run nothing")
     rp.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -77,13 +77,14 @@ def curve_panels(
     key: str = "eval_return_mean",
     x: str = "generation",
     reference: dict[str, dict[str, float]] | None = None,
-) -> None:
+) -> dict[str, dict[str, tuple]]:
     """Learning curves, one panel per environment (``{panel: {label: [each seed's metrics rows]}}``):
     a line per label at the mean over its seeds, with the 95% confidence band of that mean
     (Student t) when it has more than one seed. ``x`` is a metrics column (generation, wall
     seconds, environment steps); a seed's curve is read at its own x values and the seeds are
     averaged where all of them have a point (by index for wall time, which differs per seed).
-    ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label."""
+    ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label.
+    Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
 
     from hades.evaluation import ci95
@@ -95,6 +96,7 @@ def curve_panels(
     fig, axes = plt.subplots(rows_, cols, figsize=(3.6 * cols, 2.8 * rows_), squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
+    drawn: dict[str, dict[str, tuple]] = {}
     for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
         for i, (label, runs) in enumerate(groups.items()):
             if x == "env_steps":  # rows count each generation's steps: the axis is their running total
@@ -106,9 +108,10 @@ def curve_panels(
             xs = np.array([[r[x] for r in s[:length]] for s in series], np.float64).mean(0)
             ys = np.array([[r[key] for r in s[:length]] for s in series], np.float64)
             (line,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(runs)})", color=f"C{i}")
+            half = np.array([ci95(ys[:, j]) for j in range(length)])
             if len(runs) > 1:
-                half = np.array([ci95(ys[:, j]) for j in range(length)])
                 ax.fill_between(xs, ys.mean(0) - half, ys.mean(0) + half, alpha=0.2, color=line.get_color())
+            drawn.setdefault(panel, {})[label] = (xs, ys.mean(0), half)
         for j, (name, value) in enumerate((reference or {}).get(panel, {}).items()):
             ax.axhline(value, ls=":", lw=1, color=f"C{7 + j}", label=name)
         ax.set_title(panel, fontsize=9)
@@ -120,6 +123,7 @@ def curve_panels(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")
     _save(fig, path)
+    return drawn
 
 
 def dataset_figure(states, actions, path, feature_names=None, channel_names=None, title: str = "") -> None:

@@ -8,6 +8,7 @@ the random-policy return, the budget, wall time and the paper's number) and
 ``OUT/reproduction.md`` (the same as a Markdown table); the CLI draws ``reproduction.png``.
 
 Tiers:
+- ``smoke``: a few seconds per cell, to check the grid runs end to end (its numbers mean nothing).
 - ``cpu``: the per-environment CPU presets (``hades presets``), Brax on spring physics and
   fewer generations, sized so the whole grid runs on a 2-core machine in hours, not days.
 - ``gpu``: the paper-* presets (the official code's settings) with fewer generations, sized by
@@ -84,7 +85,17 @@ class Tier:
         return preset, {**overrides, "env": env}
 
 
+_SMOKE = dict(generations=2, population=8, width=16, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
+
 TIERS = {
+    "smoke": Tier(
+        "smoke",
+        "a check that the grid runs end to end (CPU presets at population 8 x 2 generations, width 16); "
+        "its numbers mean nothing",
+        minatar=(None, _SMOKE),
+        brax=(None, {**_SMOKE, "bc_steps": 10}),
+        seeds=(0,),
+    ),
     "cpu": Tier(
         "cpu",
         "CPU presets: MinAtar population 128 x 200 generations (width 64); Brax spring physics, "
