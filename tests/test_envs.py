@@ -5,23 +5,35 @@ import pytest
 
 from hades.config import BRAX_NAMES, ENV_SPECS, PolicyConfig, make_config
 from hades.distill import Distiller
-from hades.envs import REGISTRY, make_env
+from hades.envs import make_env
 from hades.errors import HadesError
 from hades.normalization import ObsNorm, reference_statistics
 from hades.policies import make_policy
 from hades.rollout import make_rollout
 
 
-# one MinAtar game in the default suite (they share one adapter), the other three with -m slow; Brax below
+def _gymnax_ids():
+    import gymnax
+
+    return list(gymnax.registered_envs)  # gymnax's own registry, not a copy of it
+
+
+# every id in gymnax's registry runs one generation or is refused with its reason; a few in the
+# default suite (one per adapter path: classic control, MinAtar, bsuite, one-hot observations),
+# the rest with -m slow. Brax below.
+DEFAULT_IDS = ("CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "Catch-bsuite", "FrozenLake-misc")
+REFUSED = {"MNISTBandit-bsuite": "gymnax cannot build 'MNISTBandit-bsuite' here"}  # downloads MNIST when made
+
+
 @pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.slow) if n.endswith("-MinAtar") and n != "Breakout-MinAtar" else n
-        for n in REGISTRY
-        if not n.startswith("brax/")
-    ],
+    "name", [n if n in DEFAULT_IDS else pytest.param(n, marks=pytest.mark.slow) for n in _gymnax_ids()]
 )
-def test_every_environment_runs_one_generation(name, tiny_config):
+def test_every_gymnax_id_runs_one_generation(name, tiny_config, monkeypatch):
+    if name in REFUSED:
+        monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+        with pytest.raises(HadesError, match=REFUSED[name]):
+            Distiller(tiny_config(env=name, generations=1))
+        return
     d = Distiller(tiny_config(env=name, generations=1))
     state, metrics = d.step(d.init())
     assert int(state.generation) == 1
@@ -40,6 +52,14 @@ def test_bare_brax_names_resolve():
     assert make_config(None, env="hopper").env == "brax/hopper"
     with pytest.raises(HadesError, match="did you mean hopper"):
         make_config(None, env="hoper")
+    with pytest.raises(HadesError, match="did you mean Catch-bsuite"):  # gymnax ids are suggested too
+        make_config(None, env="Catch-bsuit")
+
+
+def test_one_hot_observations():
+    env = make_env("FrozenLake-misc")
+    obs, _ = env.reset(jax.random.PRNGKey(0))
+    assert env.obs_shape == (16,) and obs.shape == (16,) and float(obs.sum()) == 1.0
 
 
 @pytest.mark.parametrize("name", [n for n in ENV_SPECS if not n.startswith("brax/")])
@@ -56,7 +76,7 @@ def test_hades_envs_builds_nothing_and_leaves_nothing(tmp_path, monkeypatch):
 
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "hades.cli", "envs"], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == len(ENV_SPECS)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == len(ENV_SPECS) + 1  # + the gymnax note
     assert time.time() - t0 < 15  # the import of the CLI, no environment built
     monkeypatch.chdir(tmp_path)
     make_env("brax/inverted_pendulum", "spring")  # mujoco logs a compiler warning into the working directory

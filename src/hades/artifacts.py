@@ -7,7 +7,10 @@ Dataset artifact (``dataset.safetensors``), readable with ``safetensors.numpy`` 
 - string metadata ``format=hades.dataset``, ``schema_version=1``, ``env``, ``action_space``
   (discrete|continuous), ``variant``, ``hades_version``, ``obs_norm`` (none|constant|running: how
   the run normalised observations; the stored statistics are the final ones), ``config`` (the
-  full run config, JSON).
+  full run config, JSON), ``env_spec`` (JSON: ``obs_shape``, ``action_space``, ``action_count``
+  or ``action_dim``, ``episode_limit``, and ``feature_names`` / ``channel_names`` where known).
+  ``env`` is an id (``CartPole-v1``, ``brax/hopper``) or a ``package.module:function`` reference
+  that rebuilds the environment wherever the module is importable.
 How to use it: if ``obs_mean`` is present, train on ``(states - obs_mean) / obs_std`` and feed
 the policy ``(obs - obs_mean) / obs_std`` when acting; otherwise use raw states/observations.
 
@@ -168,6 +171,7 @@ def save_dataset(path, ds: Dataset) -> None:
         "hades_version": ds.hades_version,
         "obs_norm": ds.normalisation,
         "config": json.dumps(ds.config, sort_keys=True),
+        "env_spec": json.dumps(ds.env_spec, sort_keys=True),
     }
     _write_tensors(path, tensors, meta)
 
@@ -200,8 +204,9 @@ def load_dataset(path) -> Dataset:
                 raise HadesError(f"{path}: {name} must be finite" + (" and > 0" if name == "obs_std" else ""))
     try:
         config = json.loads(meta.get("config", "{}"))
+        env_spec = json.loads(meta.get("env_spec", "{}"))
     except json.JSONDecodeError:
-        raise HadesError(f"{path}: config metadata is not valid JSON") from None
+        raise HadesError(f"{path}: config or env_spec metadata is not valid JSON") from None
     return Dataset(
         states=states,
         actions=actions,
@@ -213,6 +218,7 @@ def load_dataset(path) -> Dataset:
         config=config,
         hades_version=meta.get("hades_version", "unknown"),
         obs_norm=meta.get("obs_norm", ""),
+        env_spec=env_spec if isinstance(env_spec, dict) else {},
     )
 
 

@@ -477,13 +477,13 @@ def _cmd_show(args) -> int:
 
     ds = load_dataset(args.dataset)
     out = Path(args.output or Path(args.dataset).with_suffix(".png"))
-    names = FEATURE_NAMES.get(ds.env)
+    names = ds.env_spec.get("feature_names") or FEATURE_NAMES.get(ds.env)
     dataset_figure(
         ds.states,
         ds.actions,
         out,
         feature_names=names,
-        channel_names=CHANNEL_NAMES.get(ds.env),
+        channel_names=ds.env_spec.get("channel_names") or CHANNEL_NAMES.get(ds.env),
         title=f"{ds.env} {ds.variant}: {ds.size} states",
     )
     if ds.states.ndim == 2 and ds.size <= 64 and ds.states.shape[1] <= 16:  # small enough to read as text
@@ -552,6 +552,16 @@ def _cmd_envs(args) -> int:
     for name, (shape, space, count, limit) in ENV_SPECS.items():
         kind = "actions" if space == "discrete" else "dims"
         print(f"{name:30s} obs {str(shape):12s} {space:10s} {kind}={count}  episode<={limit}")
+    if args.all:
+        from hades.envs import gymnax_ids
+
+        others = [n for n in gymnax_ids() if n not in ENV_SPECS]
+        print("other ids in gymnax's registry: " + ", ".join(others))
+    else:
+        print(
+            "also: every id in gymnax's registry (`hades envs --all`), bare Brax names (hopper), and "
+            "--env package.module:function for your own environment"
+        )
     return 0
 
 
@@ -764,7 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tb.add_argument("runs", nargs="+", help="finished run directories (each with summary.json)")
     tb.add_argument("--json", help="also write the rows to this JSON file")
-    sub.add_parser("envs", help="list the supported environments")
+    ev = sub.add_parser("envs", help="list the supported environments")
+    ev.add_argument("--all", action="store_true", help="also list every other id in gymnax's registry (imports it)")
     sub.add_parser("presets", help="list the named presets")
     return p
 

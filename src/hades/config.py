@@ -572,20 +572,6 @@ ENV_SPECS: dict[str, tuple[tuple[int, ...], str, int, int]] = {
 }
 
 
-def resolve_env_name(name: str) -> str:
-    """The id hades knows ``name`` by: bare Brax names (``hopper``) are ``brax/hopper``; an unknown
-    id is a one-line error naming the closest known ones."""
-    if name in ENV_SPECS:
-        return name
-    if f"brax/{name}" in ENV_SPECS:
-        return f"brax/{name}"
-    import difflib
-
-    close = difflib.get_close_matches(name, list(ENV_SPECS) + list(BRAX_NAMES), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise HadesError(f"unknown environment {name!r}{hint} (`hades envs` lists them)")
-
-
 PRESETS: dict[str, dict] = {
     "cartpole": dict(env="CartPole-v1"),
     "acrobot": dict(env="Acrobot-v1", dataset_size=6, generations=40, obs_norm="constant"),
@@ -690,9 +676,12 @@ def _from_preset(cls, presets: dict[str, dict], preset_name: str | None, overrid
 
 def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
     """DistillConfig from an optional preset plus flat overrides, validated. The environment is
-    stored under the id hades knows it by (``hopper`` -> ``brax/hopper``)."""
-    if isinstance(overrides.get("env"), str):
-        overrides["env"] = resolve_env_name(overrides["env"])
+    stored under the id hades knows it by (``hopper`` -> ``brax/hopper``); an environment object
+    (gymnax, Brax) is registered and stored under its name (``hades.envs.resolve_name``)."""
+    if "env" in overrides:
+        from hades.envs import resolve_name  # deferred: the environment adapter imports JAX
+
+        overrides["env"] = resolve_name(overrides["env"])
     return _from_preset(DistillConfig, PRESETS, preset_name, overrides)
 
 

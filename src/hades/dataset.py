@@ -28,6 +28,9 @@ class Dataset:
     config: dict = dataclasses.field(default_factory=dict)
     hades_version: str = __version__
     obs_norm: str = ""  # none | constant | running | rollout ("": inferred from obs_mean)
+    # the environment as tools need it without building it (``Env.spec()``): observation shape,
+    # action space, action count or dimension, episode limit, feature / channel names where known
+    env_spec: dict = dataclasses.field(default_factory=dict)
 
     @property
     def normalisation(self) -> str:

@@ -405,4 +405,5 @@ class Distiller(RLDriver):
             obs_std=arrays.get("obs_std"),
             config=config,
             obs_norm=cfg.obs_norm,
+            env_spec=self.env.spec(),
         )

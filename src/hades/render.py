@@ -197,7 +197,26 @@ def _drawer(env: Env, states, obs):
             ax.set_xlim(cx - 1.5, cx + 1.5), ax.set_ylim(-0.2, max(2.0, float(p[:, 2].max()) + 0.3))
 
         return draw
-    raise HadesError(f"no renderer for {name}")
+    # any other environment: its observation as the policy sees it (a grid as an image, a vector as bars)
+    o_all = np.asarray(obs)
+    if o_all.ndim >= 3:
+
+        def draw(ax, i):
+            o = o_all[i]
+            ax.imshow(
+                o if o.ndim == 2 else o.reshape(*o.shape[:2], -1).sum(-1), cmap="viridis", interpolation="nearest"
+            )
+
+        return draw
+    lo, hi = float(o_all.min()), float(o_all.max())
+    pad = 0.1 * (hi - lo) + 1e-6
+
+    def draw(ax, i):
+        ax.bar(range(o_all.shape[1]), o_all[i], color="C0")
+        ax.axhline(0.0, color="k", lw=1)
+        ax.set_ylim(min(lo, 0.0) - pad, max(hi, 0.0) + pad)
+
+    return draw
 
 
 def _rect(x, y, w, h):
