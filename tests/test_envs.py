@@ -139,3 +139,25 @@ def test_brax_actions_are_clipped_by_the_environment():
 def test_unknown_backend():
     with pytest.raises(HadesError, match="backend"):
         make_config(None, env="brax/hopper", backend="bullet")
+
+
+def test_xland_minigrid_through_the_python_path(tiny_config):
+    """XLand-MiniGrid has its own TimeStep API: its adapter sits beside gymnax's and Brax's."""
+    xminigrid = pytest.importorskip("xminigrid")
+    env, params = xminigrid.make("MiniGrid-Empty-5x5")
+    cfg = tiny_config(env=(env, params), generations=1)
+    assert cfg.env.startswith("python/")
+    d = Distiller(cfg)
+    assert d.env.spec() == {"obs_shape": [7, 7, 2], "action_space": "discrete", "action_count": 6, "episode_limit": 100}
+    state, metrics = d.step(d.init())
+    assert bool(metrics["finite"]) and int(state.generation) == 1
+
+
+@pytest.mark.slow  # world generation at reset takes a while on CPU
+def test_craftax_is_a_gymnax_style_environment():
+    craftax_env = pytest.importorskip("craftax.craftax_env")
+    env = make_env(craftax_env.make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False))
+    assert env.obs_shape == (1345,) and env.num_actions == 17 and env.max_steps == 10000
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    obs, state, reward, done = env.step(jax.random.PRNGKey(1), state, jnp.int32(0))
+    assert obs.shape == (1345,) and reward.shape == () and not bool(done)

@@ -135,7 +135,8 @@ def _gymnax(env, params, env_id: str) -> Env:
         obs_shape=shape,
         discrete=discrete,
         num_actions=num_actions,
-        max_steps=int(getattr(params, "max_steps_in_episode", 0) or 0) or _NO_LIMIT,
+        max_steps=int(getattr(params, "max_steps_in_episode", 0) or getattr(params, "max_timesteps", 0) or 0)
+        or _NO_LIMIT,
         reset=reset,
         step=step,
         action_low=low,
@@ -207,7 +208,7 @@ def _xminigrid(env, params, env_id: str) -> Env:
     the symbolic grid view as float observations; the time limit ends the episode."""
     shape = tuple(int(d) for d in env.observation_shape(params))
     num_actions = int(env.num_actions(params))
-    limit = int(env.time_limit(params))
+    limit = int(params.max_steps)
 
     def reset(key):
         ts = env.reset(params, key)

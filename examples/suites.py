@@ -1,0 +1,27 @@
+"""Environments from other JAX suites, for ``hades distill --env suites:FUNCTION`` (run with this
+folder on PYTHONPATH, and ``pip install 'hades[suites]'``). Each function takes no arguments and
+returns what hades' adapter takes: gymnax-style environments (Craftax) as they are, XLand-MiniGrid
+as ``(env, params)``."""
+
+
+def minigrid_empty_random():
+    """XLand-MiniGrid's MiniGrid-EmptyRandom-6x6: reach the goal from a random start and heading
+    (reward 1 - 0.9 * steps / 144 on arrival, 0 otherwise; symbolic 7x7x2 view, 6 actions)."""
+    import xminigrid
+
+    return xminigrid.make("MiniGrid-EmptyRandom-6x6")
+
+
+def minigrid_doorkey():
+    """XLand-MiniGrid's MiniGrid-DoorKey-5x5: pick up the key, open the door, reach the goal."""
+    import xminigrid
+
+    return xminigrid.make("MiniGrid-DoorKey-5x5")
+
+
+def craftax_classic():
+    """Craftax-Classic, symbolic observations (1345 features, 17 actions), no auto-reset: the
+    return counts achievements unlocked (plus a small health term)."""
+    from craftax.craftax_env import make_craftax_env_from_name
+
+    return make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False)
