@@ -136,3 +136,13 @@ def test_sampled_learners_need_hades_r(tiny_config):
 
     with pytest.raises(HadesError, match="hades-r"):
         tiny_config(variant="hades-f", learners="sampled")
+
+
+def test_fixed_length_generation_does_the_released_codes_work(tiny_config):
+    """--fixed-length: every candidate's every env steps exactly --eval-steps, whatever ends."""
+    cfg = tiny_config(fixed_length=True)  # CartPole, 8 candidates x 2 inits x 2 envs x 30 steps
+    d = Distiller(cfg)
+    _, m = d.step(d.init())
+    assert float(m["env_steps"]) == 8 * cfg.num_inits * 2 * 30
+    _, m = Distiller(tiny_config()).step(d.init())
+    assert float(m["env_steps"]) <= 8 * cfg.num_inits * 2 * 30

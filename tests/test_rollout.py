@@ -118,3 +118,29 @@ def test_random_policy_reference():
 def test_ci95_of_known_values():
     assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-4)
     assert np.isnan(ci95([5.0]))
+
+
+def seven_step_env() -> Env:
+    """Episodes of exactly 7 steps, reward 1 per step (return 7), no episode limit of note."""
+
+    def reset(key):
+        return jnp.zeros(3), jnp.int32(0)
+
+    def step(key, t, action):
+        return jnp.zeros(3), t + 1, jnp.float32(1.0), t + 1 >= 7
+
+    return Env(name="seven", obs_shape=(3,), discrete=True, num_actions=2, max_steps=1000, reset=reset, step=step)
+
+
+def test_fixed_length_rollouts_run_through_episode_boundaries():
+    env = seven_step_env()
+    policy = policy_for(env)
+    params = policy.init(jax.random.PRNGKey(0))
+    norm = ObsNorm.identity((3,))
+    stops = jax.jit(make_rollout(env, policy, 2, max_steps=30))(params, jax.random.PRNGKey(1), norm)
+    assert int(stops.steps) == 7 and stops.returns.tolist() == [7.0, 7.0]  # one episode each, then stop
+    fixed = jax.jit(make_rollout(env, policy, 2, max_steps=30, fixed_length=True))(params, jax.random.PRNGKey(1), norm)
+    assert int(fixed.steps) == 30 and fixed.lengths.tolist() == [30, 30]  # the released code's work
+    assert fixed.returns.tolist() == [7.0, 7.0]  # the mean of the 4 completed episodes, not their sum
+    short = jax.jit(make_rollout(env, policy, 2, max_steps=5, fixed_length=True))(params, jax.random.PRNGKey(1), norm)
+    assert short.returns.tolist() == [5.0, 5.0]  # none completed: the partial return, never 0

@@ -203,6 +203,13 @@ class DistillConfig:
         "step cap per FITNESS episode (0: the environment's episode limit; it can only "
         "lower it); evaluations of the mean dataset always run whole episodes",
     )
+    fixed_length: bool = knob(
+        False,
+        "fitness rollouts run exactly --eval-steps steps (the episode limit when 0), resetting "
+        "finished episodes, as the released code does (the same work per generation); fitness is "
+        "the mean return of completed episodes (the first episode's partial return when none "
+        "completes). Evaluations always run whole episodes",
+    )
     actions: ActionMode = knob(
         "sample",
         "how policies act in every rollout, fitness and evaluation: sample from the "

@@ -82,7 +82,9 @@ class RLDriver:
         self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
         self.running_norm = cfg.obs_norm == "running"
         per_rollout = cfg.obs_norm == "rollout"
-        self.rollout = make_rollout(env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, per_rollout)
+        self.rollout = make_rollout(
+            env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, per_rollout, fixed_length=cfg.fixed_length
+        )
         # the protocol's evaluation: whole episodes, whatever cap the fitness rollouts use
         self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, 0, cfg.actions, per_rollout)
         root = jax.random.PRNGKey(cfg.seed)

@@ -15,6 +15,12 @@ trajectory (equal trajectories give equal fingerprints, so counting distinct one
 many different episodes an evaluation really saw), and the count / sum / sum of squares of the
 raw observations the policy acted on (pooled running normalisation, ``normalization.py``).
 
+With ``fixed_length`` (``--fixed-length``: the released code's rollouts, for runs that must do
+the same work) every environment runs exactly the cap's steps, resetting an episode that ends
+and going on; an environment's return is then the mean return of the episodes it completed, or
+its first episode's partial return when none completed (never 0 for a long episode), and its
+length counts every step it took. Fingerprints and observation statistics cover the first episode.
+
 Actions are sampled from the policy (``sample``, the paper's setting) or greedy (argmax /
 Gaussian mean). With ``per_rollout_norm`` the observations are normalised by statistics that
 start afresh in every call and take in each step's observations before acting (the paper's Brax
@@ -57,10 +63,12 @@ def make_rollout(
     actions: str = "sample",
     per_rollout_norm: bool = False,
     act=None,
+    fixed_length: bool = False,
 ):
     """Returns ``rollout(params, key, norm) -> Rollouts`` (pure, jittable, vmappable).
     ``act(params, inputs, key) -> action`` replaces the policy's own (the random policy)."""
-    cap = episode_cap(env, max_steps)
+    # a fixed-length rollout runs max_steps (the episode limit when 0) through episode boundaries
+    cap = (max_steps or env.max_steps) if fixed_length else episode_cap(env, max_steps)
     if act is None:
         stochastic = actions == "sample"
         act = lambda p, x, k: policy.act(p, x, k, stochastic)
@@ -77,7 +85,23 @@ def make_rollout(
         step_key = jax.random.fold_in(key, 1)
 
         def cond(carry):
+            if fixed_length:
+                return carry["t"] < cap
             return jnp.logical_and(carry["t"] < cap, ~jnp.all(carry["done"]))
+
+        def restart(c, nobs, nstate, reward, now_done):
+            """fixed_length: bank each finished episode's return and reset its environment."""
+            ep_ret = c["ep_ret"] + reward
+            reset_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 2), c["t"]), num_envs)
+            robs, rstate = jax.vmap(env.reset)(reset_keys)
+            pick = lambda a, b: jnp.where(now_done.reshape(now_done.shape + (1,) * (a.ndim - 1)), a, b)
+            return {
+                "obs_next": pick(robs, nobs),
+                "state_next": jax.tree.map(pick, rstate, nstate),
+                "ep_ret": jnp.where(now_done, 0.0, ep_ret),
+                "done_sum": c["done_sum"] + jnp.where(now_done, ep_ret, 0.0),
+                "done_n": c["done_n"] + now_done.astype(jnp.int32),
+            }
 
         def body(c):
             live = ~c["done"]
@@ -92,7 +116,12 @@ def make_rollout(
             nobs, nstate, reward, now_done = jax.vmap(env.step)(env_keys, c["state"], action)
             act_code = action.astype(jnp.float32).reshape(num_envs, -1) @ project_act
             code = (obs * project_obs).sum(obs_axes) + 0.5 * act_code + reward
+            extra = {}
+            if fixed_length:
+                extra = restart(c, nobs, nstate, reward, now_done)
+                nobs, nstate = extra.pop("obs_next"), extra.pop("state_next")
             return {
+                **extra,
                 "t": c["t"] + 1,
                 "obs": nobs,
                 "state": nstate,
@@ -121,10 +150,20 @@ def make_rollout(
             "sum": zeros,
             "sq": zeros,
         }
+        if fixed_length:
+            init |= {
+                "ep_ret": jnp.zeros(num_envs),
+                "done_sum": jnp.zeros(num_envs),
+                "done_n": jnp.zeros(num_envs, jnp.int32),
+            }
         c = jax.lax.while_loop(cond, body, init)
+        returns, lengths = c["ret"], c["len"]
+        if fixed_length:
+            returns = jnp.where(c["done_n"] > 0, c["done_sum"] / jnp.maximum(c["done_n"], 1), c["ret"])
+            lengths = jnp.full(num_envs, c["t"], jnp.int32)
         return Rollouts(
-            returns=c["ret"],
-            lengths=c["len"],
+            returns=returns,
+            lengths=lengths,
             ended=c["ended"],
             fingerprint=c["fp"],
             obs_count=c["n"],
