@@ -177,6 +177,10 @@ def save_dataset(path, ds: Dataset) -> None:
 
 
 def load_dataset(path) -> Dataset:
+    """A dataset artifact from ``path``, or a packaged one from ``zoo:NAME`` (``hades.zoo``)."""
+    from hades.zoo import resolve
+
+    path = resolve(path)
     t, meta = _read_tensors(path, DATASET_FORMAT)
     missing = [k for k in ("states", "actions") if k not in t] + [k for k in ("env", "action_space") if k not in meta]
     if missing:

@@ -304,7 +304,7 @@ def _cmd_train(args) -> int:
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
     _retrain(args)
-    init = own_init_params(args.dataset, ds, policy_cfg) if args.own_init else None
+    init = own_init_params(_resolved(args.dataset), ds, policy_cfg) if args.own_init else None
     actions = args.actions or base.actions
     backend = args.backend or base.backend
     env = make_env(args.env or ds.env, backend)
@@ -331,6 +331,43 @@ def _cmd_train(args) -> int:
         "bc": dataclasses.asdict(bc_cfg),
     }
     print(json.dumps(_rounded(result)))
+    return 0
+
+
+def _is_zoo(path) -> bool:
+    return str(path).startswith("zoo:")
+
+
+def _resolved(path) -> Path:
+    """A dataset argument as a file: ``zoo:NAME`` is the packaged dataset (``hades.zoo``)."""
+    from hades.zoo import resolve
+
+    return resolve(path)
+
+
+def _cmd_zoo(args) -> int:
+    from hades.zoo import cards
+
+    entries = cards()
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    print(
+        f"{'name':24s} {'variant':10s} {'size':>4s}  {'fresh-init return (95% CI)':28s} "
+        f"{'own init':>10s} {'random':>9s}"
+    )
+    for name, c in entries.items():
+        fresh = c.get("fresh") or {}
+        if "accuracy_mean" in c:
+            figure = f"{100 * c['accuracy_mean']:.1f}% test accuracy"
+            own, rnd = "", f"{100 * c['class_mean_accuracy']:.1f}%"
+        else:
+            ci = fresh.get("return_ci95")
+            figure = f"{fresh['return_mean']:.4g}" + (f" ± {ci:.2g}" if ci is not None else "")
+            own = f"{c['own_init']['return_mean']:.4g}" if c.get("own_init") else ""
+            rnd = f"{c['random_return_mean']:.4g}"
+        print(f"{name:24s} {c['variant']:10s} {c['dataset_size']:>4d}  {figure:28s} {own:>10s} {rnd:>9s}")
+    print("use one as zoo:NAME, e.g. `hades train zoo:CartPole-v1`; cards: `hades zoo --json`", file=sys.stderr)
     return 0
 
 
@@ -363,7 +400,11 @@ def _cmd_transfer(args) -> int:
     widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
     epochs = _floats(args.epochs, "epochs", int)
     _retrain(args)
-    labels = args.labels.split(",") if args.labels else [Path(p).parent.name or Path(p).stem for p in args.datasets]
+    labels = (
+        args.labels.split(",")
+        if args.labels
+        else [p if _is_zoo(p) else (Path(p).parent.name or Path(p).stem) for p in args.datasets]
+    )
     if len(labels) != len(args.datasets):
         raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
     out = Path(args.out)
@@ -456,7 +497,7 @@ def _cmd_render(args) -> int:
     info = render_dataset(
         ds,
         args.output,
-        dataset_path=args.dataset,
+        dataset_path=_resolved(args.dataset),
         env_name=args.env,
         backend=args.backend,
         own_init=args.own_init,
@@ -476,7 +517,8 @@ def _cmd_show(args) -> int:
     from hades.plots import dataset_figure
 
     ds = load_dataset(args.dataset)
-    out = Path(args.output or Path(args.dataset).with_suffix(".png"))
+    default = Path(args.dataset[len("zoo:") :].replace("/", "-") + ".png") if _is_zoo(args.dataset) else None
+    out = Path(args.output or default or Path(args.dataset).with_suffix(".png"))
     names = ds.env_spec.get("feature_names") or FEATURE_NAMES.get(ds.env)
     dataset_figure(
         ds.states,
@@ -645,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
         "options default to the settings the dataset was evolved with.",
     )
-    t.add_argument("dataset", help="path to a dataset.safetensors")
+    t.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME (see `hades zoo`)")
     _add_retrain_options(t, seeds=5, episodes=10)
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
@@ -675,7 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
         "compiled call per width; write transfer.json, transfer.csv and transfer.png "
         "into --out. Several datasets are compared side by side.",
     )
-    tr.add_argument("datasets", nargs="+", help="dataset.safetensors files (e.g. a HaDES-F and a HaDES-R one)")
+    tr.add_argument(
+        "datasets", nargs="+", help="dataset.safetensors files or zoo:NAME (e.g. a HaDES-F and a HaDES-R one)"
+    )
     tr.add_argument("--labels", help="comma-separated names for the datasets (default: their folder names)")
     tr.add_argument(
         "--widths",
@@ -706,8 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
         "merge and report each environment's normalised return (writes MERGED's .json "
         "and .png beside it).",
     )
-    mg.add_argument("a", help="first dataset.safetensors")
-    mg.add_argument("b", help="second dataset.safetensors")
+    mg.add_argument("a", help="first dataset.safetensors (or zoo:NAME)")
+    mg.add_argument("b", help="second dataset.safetensors (or zoo:NAME)")
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
     _add_retrain_options(mg, seeds=5, episodes=10)
@@ -720,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
         "episode with matplotlib, offline: .gif, .mp4 (needs ffmpeg) or a "
         "self-contained .html.",
     )
-    rd.add_argument("dataset", help="path to a dataset.safetensors")
+    rd.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME")
     rd.add_argument("-o", "--output", required=True, help="out.gif, out.mp4 or out.html")
     rd.add_argument("--env", help="environment (default: the dataset's)")
     rd.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
@@ -746,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         "states, named features where known), state channels as small images "
         "(MinAtar), or the image grid (image datasets).",
     )
-    sh.add_argument("dataset", help="path to a dataset.safetensors")
+    sh.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME")
     sh.add_argument("-o", "--output", help="PNG to write (default: next to the dataset)")
     pl = sub.add_parser(
         "plot",
@@ -774,6 +818,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tb.add_argument("runs", nargs="+", help="finished run directories (each with summary.json)")
     tb.add_argument("--json", help="also write the rows to this JSON file")
+    zo = sub.add_parser(
+        "zoo",
+        help="list the datasets shipped with hades (use them as zoo:NAME)",
+        description="The dataset zoo: one distilled dataset per environment, with its card (the run "
+        "that made it, budget, version, date, and its returns under the evaluation protocol, "
+        "re-measured by the command the card names). Every command that takes a dataset "
+        "path takes zoo:NAME.",
+    )
+    zo.add_argument("--json", action="store_true", help="print every card as JSON")
     ev = sub.add_parser("envs", help="list the supported environments")
     ev.add_argument("--all", action="store_true", help="also list every other id in gymnax's registry (imports it)")
     sub.add_parser("presets", help="list the named presets")
@@ -799,6 +852,7 @@ def main(argv=None) -> int:
         "plot": _cmd_plot,
         "table": _cmd_table,
         "envs": _cmd_envs,
+        "zoo": _cmd_zoo,
         "presets": _cmd_presets,
     }
     signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143

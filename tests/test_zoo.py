@@ -1,0 +1,84 @@
+"""The dataset zoo: every packaged dataset loads, matches its environment, retrains; zoo:NAME works."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import ROOT, hades
+
+from hades.artifacts import load_dataset
+from hades.config import ENV_SPECS
+from hades.errors import HadesError
+from hades.zoo import ZOO_DIR, cards, resolve
+
+CARDS = cards()
+RL = [n for n, c in CARDS.items() if c["variant"] != "supervised"]
+
+
+def test_the_zoo_is_small_and_packaged():
+    files = [p for p in ZOO_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 3_000_000
+    assert {"CartPole-v1", "Acrobot-v1", "brax/hopper", "Breakout-MinAtar", "mnist", "fashion_mnist"} <= set(CARDS)
+    patterns = re.findall(r'"zoo_data/\*/\*\.(\w+)"', (ROOT / "pyproject.toml").read_text())
+    assert all(p.suffix.lstrip(".") in patterns for p in files)  # every file ships in the wheel
+
+
+@pytest.mark.parametrize("name", list(CARDS))
+def test_every_entry_loads_and_matches_its_environment(name):
+    card = CARDS[name]
+    ds = load_dataset(f"zoo:{name}")
+    assert ds.size == card["dataset_size"] and ds.variant == card["variant"]
+    assert np.isfinite(ds.states).all()
+    if card["variant"] == "supervised":
+        assert ds.states.shape == (10, 28, 28, 1) and sorted(ds.actions.tolist()) == list(range(10))
+        assert card["class_mean_accuracy"] < card["accuracy_mean"] <= 1
+        return
+    shape, space, count, _ = ENV_SPECS[ds.env]
+    assert ds.states.shape[1:] == shape and ds.action_space == space
+    assert ds.env_spec["obs_shape"] == list(shape)
+    assert card["fresh"]["return_mean"] > card["random_return_mean"]  # every zoo dataset beats random
+    assert card["fresh"]["command"] == f"hades train zoo:{name} --seeds 5 --episodes 10 --seed 1000"
+
+
+@pytest.mark.parametrize("name", RL)
+def test_every_rl_entry_retrains_briefly(name):
+    from hades.evaluation import run_config, train_and_evaluate
+
+    ds = load_dataset(f"zoo:{name}")
+    cfg = run_config(ds)
+    r = train_and_evaluate(ds, cfg.policy, cfg.bc, num_policies=1, episodes=1, eval_steps=20, backend=cfg.backend)
+    assert np.isfinite(r.returns).all() and int(r.lengths.max()) <= 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RL)
+def test_every_card_is_what_its_command_measures(name):
+    for key in ("fresh", "own_init"):
+        if key not in CARDS[name]:
+            continue
+        card = CARDS[name][key]
+        proc = hades(*card["command"].split()[1:])
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["return_mean"] == pytest.approx(card["return_mean"], rel=1e-3, abs=1e-3)
+
+
+def test_zoo_names_on_the_command_line(tmp_path):
+    listing = hades("zoo")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in CARDS)
+    train = hades("train", "zoo:CartPole-v1", "--seeds", 1, "--episodes", 1)
+    assert train.returncode == 0, train.stderr
+    assert json.loads(train.stdout)["env"] == "CartPole-v1"
+    show = hades("show", "zoo:CartPole-v1", cwd=tmp_path)
+    assert show.returncode == 0 and (tmp_path / "CartPole-v1.png").is_file()  # never inside the package
+    bad = hades("train", "zoo:CartPole-v2")
+    assert bad.returncode == 2 and "did you mean CartPole-v1" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_resolve_bare_brax_names_and_plain_paths():
+    assert resolve("zoo:hopper") == ZOO_DIR / "brax-hopper" / "dataset.safetensors"
+    assert resolve("runs/x/dataset.safetensors") == Path("runs/x/dataset.safetensors")
+    with pytest.raises(HadesError, match="no zoo dataset"):
+        resolve("zoo:nothing-like-it")
