@@ -76,6 +76,16 @@ def _add_options(parser: argparse.ArgumentParser, defaults, skip=(), default_tex
             )
 
 
+def _add_track(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        choices=("wandb", "tensorboard"),
+        help="also log the config, every metrics row, the summary and the figures to wandb (its mode "
+        "from the environment, e.g. WANDB_MODE=offline) or TensorBoard (RUN/tensorboard); optional "
+        "extra: pip install 'hades[track]' (default: off; metrics.jsonl is always written)",
+    )
+
+
 def _add_retrain_options(parser: argparse.ArgumentParser, **defaults) -> None:
     """The options of ``RetrainConfig`` (policies, episodes, step cap, seed), with this command's defaults."""
     cfg = RetrainConfig(**defaults)
@@ -96,11 +106,22 @@ def _given(args, cls, skip=()) -> dict:
 class _Progress:
     """A tqdm bar over generations: fitness, best candidate, last evaluated return, elapsed time."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, track: str | None = None):
         self.quiet, self.bar, self.eval, self.evaluated = quiet, None, None, False
         self.eval_key = "eval_return_mean"
+        self.track, self.tracker = track, None
+        if track:
+            from hades.tracking import check
+
+            check(track)  # before anything runs
 
     def start(self, cfg, out, start_generation):
+        if self.track:
+            from hades.tracking import Tracker
+
+            name = f"{Path(out).parent.name}/{Path(out).name}"
+            self.tracker = Tracker(self.track, out, cfg.to_dict(), name)
+        self.eval, self.evaluated = None, False
         if self.quiet:
             return
         from tqdm import tqdm
@@ -127,6 +148,8 @@ class _Progress:
         self.evaluated = True
 
     def generation(self, row):
+        if self.tracker is not None:
+            self.tracker.row(row)
         if self.bar is None:
             return
         if row.get(self.eval_key) is not None:
@@ -143,7 +166,10 @@ class _Progress:
     def finish(self, out, summary):
         from hades.plots import run_figures
 
-        run_figures(out)
+        pictures = run_figures(out)
+        if self.tracker is not None:
+            self.tracker.finish(summary, pictures)
+            self.tracker = None
 
 
 def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations",)) -> int:
@@ -174,7 +200,7 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
     else:
         cfg = make(args.preset, **given, **(fixed or {}))
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
-    summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet))
+    summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet, args.track))
     if summary.pop("already_finished", False):
         print(f"hades: {out} already finished all {cfg.generations} generations; nothing was redone", file=sys.stderr)
     print(
@@ -210,7 +236,9 @@ def _cmd_sweep_size(args) -> int:
     given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
     configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
     out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
-    rows = size_sweep(configs, out, reporter=_Progress(args.quiet), on_row=lambda r: print(json.dumps(r), flush=True))
+    rows = size_sweep(
+        configs, out, reporter=_Progress(args.quiet, args.track), on_row=lambda r: print(json.dumps(r), flush=True)
+    )
     size_sweep_figure(
         rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size"
     )
@@ -271,7 +299,7 @@ def _cmd_reproduce(args) -> int:
         envs=envs,
         variants=variants,
         seeds=seeds,
-        reporter=_Progress(args.quiet),
+        reporter=_Progress(args.quiet, args.track),
         on_cell=on_cell,
         command=command,
     )
@@ -635,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_track(c)
         if name != "distill-images":
             c.add_argument(
                 "--coordinator",
@@ -660,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
     sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_track(sw)
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
     rp = sub.add_parser(
         "reproduce",
@@ -681,6 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="grid directory (default: runs/reproduce-<tier>)")
     rp.add_argument("--plan", action="store_true", help="list the cells, their settings and status; run nothing")
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_track(rp)
     t = sub.add_parser(
         "train",
         help="train fresh policies on a dataset artifact and evaluate them",
