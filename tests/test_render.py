@@ -37,4 +37,20 @@ def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
     else:
         html = out.read_text()
         assert html.count("data:image/png;base64") >= 1 and "<script src=" not in html  # self-contained
+        assert "http://" not in html and "https://" not in html  # nothing fetched (no icon font from a CDN)
+        assert "&#x25B6;" in html  # the play button still has a face
     assert hades("render", DATA / f"{dataset}.safetensors", "-o", tmp_path / "x.avi").returncode == 2
+
+
+def test_mp4_without_ffmpeg_is_refused_before_training(tmp_path, monkeypatch):
+    import hades.bc
+    import hades.render
+    from hades.artifacts import load_dataset
+    from hades.errors import HadesError
+
+    monkeypatch.setattr(hades.render.shutil, "which", lambda name: None)
+    monkeypatch.setattr(hades.render, "_imageio_ffmpeg", lambda: False)
+    monkeypatch.setattr(hades.bc, "make_bc_train", lambda *a, **k: pytest.fail("trained before refusing"))
+    ds = load_dataset(DATA / "cartpole_hades_r.safetensors")
+    with pytest.raises(HadesError, match="MP4 needs ffmpeg"):
+        hades.render.render_dataset(ds, tmp_path / "x.mp4")

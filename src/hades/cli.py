@@ -336,6 +336,11 @@ def _cmd_train(args) -> int:
     actions = args.actions or base.actions
     backend = args.backend or base.backend
     env = make_env(args.env or ds.env, backend)
+    t0 = time.perf_counter()
+    _say(
+        f"training {args.seeds} {'own-init' if args.own_init else 'fresh'} policies by BC "
+        f"and running {args.episodes} episodes each"
+    )
     rollouts = train_and_evaluate(
         ds,
         policy_cfg,
@@ -349,6 +354,7 @@ def _cmd_train(args) -> int:
         backend=backend,
         actions=actions,
     )
+    _say(f"done in {time.perf_counter() - t0:.1f} s")
     result = {
         "dataset": str(args.dataset),
         "env": env.name,
@@ -360,6 +366,11 @@ def _cmd_train(args) -> int:
     }
     print(json.dumps(_rounded(result)))
     return 0
+
+
+def _say(text: str) -> None:
+    """A progress line on stderr (stdout carries the JSON result)."""
+    print(f"hades: {text}", file=sys.stderr, flush=True)
 
 
 def _is_zoo(path) -> bool:
@@ -506,6 +517,7 @@ def _cmd_merge(args) -> int:
         eval_steps=args.eval_steps,
         seed=args.seed,
         actions=base.actions,
+        progress=_say,
     )
     result |= {"merged": str(out), "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     from hades.artifacts import atomic_write
@@ -534,6 +546,7 @@ def _cmd_render(args) -> int:
         eval_steps=args.eval_steps,
         fps=args.fps,
         max_frames=args.max_frames,
+        progress=_say,
     )
     print(json.dumps(info))
     return 0

@@ -193,13 +193,17 @@ def evaluate_merge(
     eval_steps: int = 0,
     seed: int = 0,
     actions: str = "sample",
+    progress=None,
 ) -> dict:
-    """Agents trained on A, on B and on the merge, each scored on its environment(s).
+    """Agents trained on A, on B and on the merge, each scored on its environment(s);
+    ``progress(text)`` is told each stage as it starts.
 
     Normalised return on task i = (R - R_random) / (R_single - R_random), where R_single is the
     return of agents trained on task i's own dataset and R_random that of untrained policies
     (the merged architecture's initialisations) in task i; 1 means no loss from merging.
     """
+    say = progress or (lambda text: None)
+    say(f"training {num_policies} agents on the merged dataset, {episodes} episodes per environment")
     merged_r = merged_returns(
         merged,
         policy_cfg,
@@ -210,6 +214,7 @@ def evaluate_merge(
         seed=seed,
         actions=actions,
     )
+    say("untrained agents (the random reference)")
     random_r = merged_returns(
         merged,
         policy_cfg,
@@ -223,6 +228,7 @@ def evaluate_merge(
     )
     result = {"tasks": []}
     for i, (ds, task) in enumerate(zip((a, b), tasks_of(merged))):
+        say(f"training {num_policies} agents on {task['env']}'s own dataset")
         single = train_and_evaluate(
             ds,
             policy_cfg,

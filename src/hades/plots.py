@@ -37,10 +37,14 @@ def learning_curve(rows: list[dict], path, title: str = "", eval_key: str = "eva
         ev = [(r["generation"], r[eval_key]) for r in rows if r.get(eval_key) is not None]
         if ev:
             ax2 = ax if eval_key == "eval_return_mean" else ax.twinx()
-            ax2.plot(*zip(*ev), "o-", color="C3", label=f"mean dataset ({eval_key.removeprefix('eval_')})")
+            measure = eval_key.removeprefix("eval_").removesuffix("_mean").replace("_", " ")
+            ax2.plot(*zip(*ev), "o-", color="C3", label=f"mean dataset ({measure}, held out)")
             ax2.legend(loc="upper left", fontsize=8)
+            if ax2 is not ax:
+                ax2.set_ylabel(f"{measure} of the distilled images")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers
     ax.set_xlabel("generation")
-    ax.set_ylabel("fitness")
+    ax.set_ylabel("fitness (return)" if eval_key == "eval_return_mean" else "fitness (minus training cross-entropy)")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
@@ -233,7 +237,7 @@ def transfer_figure(results: dict[str, tuple[list[dict], int | None]], path, tit
     ax.set_ylabel("return")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the data
     _save(fig, path)
 
 

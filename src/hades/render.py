@@ -45,17 +45,18 @@ def render_dataset(
     eval_steps: int = 0,
     fps: int = 30,
     max_frames: int = 300,
+    progress=None,
 ) -> dict:
     """Train one policy by BC on ``ds`` with the settings of the run that made it, record one
-    episode and draw it into ``output``; ``None`` options take the dataset's run's setting.
+    episode and draw it into ``output``; ``None`` options take the dataset's run's setting;
+    ``progress(text)`` is told each stage as it starts.
     ``own_init`` (HaDES-F) trains from ``init.safetensors`` beside ``dataset_path``."""
     from hades.bc import make_bc_train
     from hades.envs import make_env
     from hades.evaluation import check_dataset, input_norm, own_init_params, run_config
     from hades.policies import make_policy
 
-    if Path(output).suffix.lower() not in FORMATS:
-        raise HadesError(f"{output}: choose an output ending in {', '.join(FORMATS)}")
+    _check_writer(output)  # before training: a missing ffmpeg is known now
     if ds.variant in ("supervised", "multitask"):
         raise HadesError(f"{dataset_path or 'the dataset'} is a {ds.variant} dataset; render a single-task RL dataset")
     base = run_config(ds)
@@ -67,8 +68,11 @@ def render_dataset(
         params0 = own_init_params(dataset_path, ds, base.policy)
     else:
         params0 = policy.init(jax.random.fold_in(key, 1))
+    say = progress or (lambda text: None)
+    say(f"training a policy on the dataset ({base.bc.bc_steps} BC steps)")
     train = jax.jit(make_bc_train(policy, base.bc))
     params, _ = train(params0, jnp.asarray(ds.inputs()), jnp.asarray(ds.actions))
+    say(f"recording an episode of {env.name}")
     states, obs, rewards = record_episode(
         env,
         policy,
@@ -81,6 +85,7 @@ def render_dataset(
     )
     name = Path(dataset_path).name if dataset_path else "the dataset"
     title = f"{env.name}: policy trained on {name}"
+    say(f"drawing {Path(output).name} ({len(rewards)} steps, at most {max_frames} frames)")
     return animate(env, states, obs, rewards, output, fps=fps, max_frames=max_frames, title=title)
 
 
@@ -234,8 +239,7 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
     from matplotlib import animation
 
     path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise HadesError(f"{path}: choose an output ending in {', '.join(FORMATS)}")
+    _check_writer(path)
     steps = len(rewards)
     every = max(1, math.ceil((steps + 1) / max_frames))
     frames = list(range(0, steps + 1, every))
@@ -262,22 +266,55 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
         if suffix == ".gif":
             ani.save(tmp, writer=animation.PillowWriter(fps=fps))
         elif suffix == ".mp4":
-            if not (shutil.which("ffmpeg") or _imageio_ffmpeg()):
-                raise HadesError(
-                    "MP4 needs ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg); use .gif or .html instead"
-                )
             ani.save(tmp, writer=animation.FFMpegWriter(fps=fps))
         else:
             matplotlib.rcParams["animation.embed_limit"] = 200.0  # MB
             tmp.write_text(
                 f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-                f"<body>{ani.to_jshtml(fps=fps, default_mode='once')}</body></html>"
+                f"<body>{_offline(ani.to_jshtml(fps=fps, default_mode='once'))}</body></html>"
             )
         tmp.replace(path)
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
     return {"steps": steps, "return": float(cumulative[-1]), "frames": len(frames), "out": str(path)}
+
+
+# matplotlib's player draws its buttons with Font Awesome icons loaded from a CDN: the page would
+# fetch them (and show empty buttons offline). Plain characters instead keep it self-contained.
+_ICONS = {
+    "fa fa-fast-backward": "&#x23EE;",
+    "fa fa-step-backward": "&#x23F4;&#x23F4;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;",
+    "fa fa-pause": "&#x23F8;",
+    "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x23F5;&#x23F5;",
+    "fa fa-fast-forward": "&#x23ED;",
+    "fa fa-minus": "&minus;",
+    "fa fa-plus": "+",
+}
+
+
+def _offline(page: str) -> str:
+    """matplotlib's jshtml without anything fetched from the network."""
+    import re
+
+    page = re.sub(r"<link[^>]*https?://[^>]*>", "", page)
+    for cls, text in _ICONS.items():
+        page = page.replace(f'<i class="{cls}"></i>', text)
+    return page
+
+
+def _check_writer(output) -> None:
+    """Refuse an output that cannot be written before any work: a suffix hades does not draw, or
+    .mp4 without ffmpeg."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in FORMATS:
+        raise HadesError(f"{output}: choose an output ending in {', '.join(FORMATS)}")
+    if suffix == ".mp4" and not (shutil.which("ffmpeg") or _imageio_ffmpeg()):
+        raise HadesError(
+            "MP4 needs ffmpeg (apt install ffmpeg, or pip install imageio-ffmpeg); use .gif or .html instead"
+        )
 
 
 def _imageio_ffmpeg() -> bool:
