@@ -78,3 +78,24 @@ def test_dataset_trains_a_numpy_policy_in_gymnasium():
     spec.loader.exec_module(module)
     returns = module.main(str(DATA / "cartpole_hades_r.safetensors"), episodes=5)
     assert min(returns) >= 475
+
+
+def test_torch_example_trains_the_way_hades_did():
+    """examples/torch_train.py: a PyTorch learner built from the artifact's settings solves CartPole."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torch_train", ROOT / "examples" / "torch_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    returns = module.evaluate(str(ROOT / "src/hades/zoo_data/CartPole-v1/dataset.safetensors"), episodes=3)
+    assert min(returns) >= 475
+
+
+def test_the_artifact_names_the_learner_it_was_evolved_for():
+    from hades.artifacts import load_dataset
+
+    text = load_dataset("zoo:CartPole-v1").learner()
+    assert text.startswith("MLP 2 x 64 tanh; 100 full-batch Adam steps at lr 0.01")
+    assert "cross-entropy" in text and "obs_mean" in text

@@ -576,6 +576,8 @@ def _cmd_show(args) -> int:
         for x, a in zip(ds.states, ds.actions):
             act = str(int(a)) if np.ndim(a) == 0 else " ".join(f"{v:+.3f}" for v in np.atleast_1d(a))
             print(" ".join(f"{v:>+{width}.4f}" for v in x) + f"  {act}")
+    if ds.variant != "supervised":
+        print(f"hades: evolved for: {ds.learner()}", file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -44,6 +44,27 @@ class Dataset:
     def normalised(self) -> bool:
         return self.obs_mean is not None
 
+    def learner(self) -> str:
+        """The learner the dataset was evolved for, in words (from its run's config): what an
+        outside learner should copy to get the returns hades measured."""
+        policy, bc = self.config.get("policy") or {}, self.config.get("bc") or {}
+        if not policy or not bc:
+            return "unknown (no run config in the artifact)"
+        opt = bc.get("bc_optimizer", "adam")
+        parts = [
+            f"MLP {policy['depth']} x {policy['width']} {policy['activation']}",
+            f"{bc['bc_steps']} full-batch {'Adam' if opt == 'adam' else 'SGD'} steps at lr {bc['bc_lr']:g}"
+            + (f" (eps {bc['bc_adam_eps']:g})" if opt == "adam" else "")
+            + (", decayed linearly to 0" if bc.get("bc_anneal") else ""),
+            f"gradient norm clipped at {bc['bc_max_grad_norm']:g}" if bc.get("bc_max_grad_norm") else "no clipping",
+            ("cross-entropy" if self.action_space == "discrete" else "Gaussian NLL with a learned log-std"),
+            {"sample": "actions sampled from the policy", "greedy": "greedy actions"}.get(
+                self.config.get("actions"), ""
+            ),
+            "inputs (x - obs_mean) / obs_std" if self.normalised else "raw inputs",
+        ]
+        return "; ".join(p for p in parts if p)
+
     def inputs(self) -> np.ndarray:
         """What a policy is trained on: states, normalised if the dataset says so."""
         if self.normalised:
