@@ -25,3 +25,11 @@ def craftax_classic():
     from craftax.craftax_env import make_craftax_env_from_name
 
     return make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False)
+
+
+def jumanji_snake():
+    """Jumanji's Snake-v1 (12x12 grid, 4 actions): +1 per fruit eaten, the episode ends when the
+    snake hits itself or a wall (or after 4000 steps)."""
+    import jumanji
+
+    return jumanji.make("Snake-v1")

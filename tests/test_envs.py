@@ -161,3 +161,12 @@ def test_craftax_is_a_gymnax_style_environment():
     obs, state = env.reset(jax.random.PRNGKey(0))
     obs, state, reward, done = env.step(jax.random.PRNGKey(1), state, jnp.int32(0))
     assert obs.shape == (1345,) and reward.shape == () and not bool(done)
+
+
+def test_jumanji_observations_are_flattened():
+    jumanji = pytest.importorskip("jumanji")
+    env = make_env(jumanji.make("Snake-v1"))
+    assert env.obs_shape == (12 * 12 * 5 + 1 + 4,) and env.num_actions == 4 and env.max_steps == 4000
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    obs, state, reward, done = env.step(jax.random.PRNGKey(1), state, jnp.int32(0))
+    assert obs.shape == env.obs_shape and obs.dtype == jnp.float32 and reward.shape == ()

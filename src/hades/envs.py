@@ -221,23 +221,53 @@ def _xminigrid(env, params, env_id: str) -> Env:
     return Env(env_id, shape, True, num_actions, limit, reset, step)
 
 
+def _jumanji(env, env_id: str) -> Env:
+    """A Jumanji environment (``jumanji.make``): its (state, TimeStep) API; the observation's
+    array fields (e.g. Snake's grid, step count and action mask) flattened into one float vector;
+    discrete actions; the environment's ``time_limit`` as the episode limit."""
+    spec = env.action_spec
+    if not hasattr(spec, "num_values") or spec.shape != ():
+        raise HadesError(f"environment {env_id!r}: hades takes Jumanji environments with one discrete action")
+
+    def features(observation):
+        leaves = jax.tree.leaves(observation)
+        return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in leaves])
+
+    _, ts = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    size = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(ts.observation))
+
+    def reset(key):
+        state, ts = env.reset(key)
+        return features(ts.observation), state
+
+    def step(key, state, action):
+        state, ts = env.step(state, action)
+        return features(ts.observation), state, jnp.asarray(ts.reward, jnp.float32).reshape(()), ts.last()
+
+    limit = int(getattr(env, "time_limit", 0) or 0) or _NO_LIMIT
+    return Env(env_id, (size,), True, int(spec.num_values), limit, reset, step)
+
+
 def adapt(obj, name: str, backend: str = "positional") -> Env:
     """A hades :class:`Env` named ``name`` from what a user has: a gymnax environment (``(env,
     params)`` or the env alone, with its default params), a Brax ``Env``, an XLand-MiniGrid
-    ``(env, params)``, or a hades ``Env``."""
+    ``(env, params)``, a Jumanji environment, or a hades ``Env``."""
     if isinstance(obj, Env):
         return dataclasses.replace(obj, name=name)
     env, params = obj if isinstance(obj, tuple) and len(obj) == 2 else (obj, None)
     module = type(env).__module__ or ""
     if module.startswith("xminigrid") and params is not None:
         return _xminigrid(env, params, name)
+    if module.startswith("jumanji") and hasattr(env, "action_spec"):
+        return _jumanji(env, name)
     if hasattr(env, "step_env") and hasattr(env, "reset_env"):  # gymnax's Environment API
         return _gymnax(env, env.default_params if params is None else params, name)
     if all(hasattr(env, a) for a in ("sys", "observation_size", "action_size", "reset", "step")):  # Brax
         return _brax(env, name)
     raise HadesError(
         f"environment {name!r}: cannot use a {type(env).__module__}.{type(env).__name__}; hades takes a gymnax "
-        "environment (or (env, params)), a Brax Env, an XLand-MiniGrid (env, params) or a hades.envs.Env"
+        "environment (or (env, params)), a Brax Env, an XLand-MiniGrid (env, params), a Jumanji environment "
+        "or a hades.envs.Env"
     )
 
 
