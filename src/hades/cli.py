@@ -280,7 +280,16 @@ def _cmd_reproduce(args) -> int:
     command = "hades reproduce " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None
     started = time.perf_counter()
 
+    def figure():
+        rows = results(out, args.tier)
+        random = {
+            r["env"]: {"random policy": r["random_return_mean"]} for r in rows if r["random_return_mean"] is not None
+        }
+        curve_panels(curves(out), out / "reproduction.png", reference=random)
+
     def on_cell(i, total, cell, summary):
+        if summary is not None:
+            figure()  # the figure follows the table, cell by cell
         if args.quiet and summary is None:
             return
         tag = f"[{i + 1}/{total}] {cell.env} {cell.variant} seed {cell.seed}"
@@ -303,9 +312,7 @@ def _cmd_reproduce(args) -> int:
         on_cell=on_cell,
         command=command,
     )
-    rows = results(out, args.tier)
-    random = {r["env"]: {"random policy": r["random_return_mean"]} for r in rows if r["random_return_mean"] is not None}
-    curve_panels(curves(out), out / "reproduction.png", reference=random)
+    figure()
     print((out / "reproduction.md").read_text(), end="")
     print(
         f"wrote {out / 'reproduction.json'}, reproduction.md and reproduction.png ({TIERS[args.tier].name} tier)",

@@ -47,9 +47,13 @@ class Dataset:
     def learner(self) -> str:
         """The learner the dataset was evolved for, in words (from its run's config): what an
         outside learner should copy to get the returns hades measured."""
+        from hades.config import BCConfig, PolicyConfig  # the defaults of settings older artifacts lack
+
         policy, bc = self.config.get("policy") or {}, self.config.get("bc") or {}
         if not policy or not bc:
             return "unknown (no run config in the artifact)"
+        policy = {**dataclasses.asdict(PolicyConfig()), **policy}
+        bc = {**dataclasses.asdict(BCConfig()), **bc}
         opt = bc.get("bc_optimizer", "adam")
         parts = [
             f"MLP {policy['depth']} x {policy['width']} {policy['activation']}",

@@ -101,8 +101,10 @@ def curve_panels(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     drawn: dict[str, dict[str, tuple]] = {}
+    labels = list(dict.fromkeys(label for groups in panels.values() for label in groups))  # one colour each
     for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
-        for i, (label, runs) in enumerate(groups.items()):
+        for label, runs in groups.items():
+            i = labels.index(label)
             if x == "env_steps":  # rows count each generation's steps: the axis is their running total
                 runs = [[{**r, x: t} for r, t in zip(rows, np.cumsum([r.get(x) or 0 for r in rows]))] for rows in runs]
             series = [[r for r in rows if r.get(key) is not None and r.get(x) is not None] for rows in runs]
