@@ -324,7 +324,7 @@ def _cmd_reproduce(args) -> int:
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset
     from hades.envs import make_env
-    from hades.evaluation import own_init_params, run_config, summarize, train_and_evaluate
+    from hades.evaluation import check_dataset, own_init_params, run_config, summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
@@ -343,6 +343,7 @@ def _cmd_train(args) -> int:
     actions = args.actions or base.actions
     backend = args.backend or base.backend
     env = make_env(args.env or ds.env, backend)
+    check_dataset(ds, env)  # a dataset that does not fit is refused before any work
     t0 = time.perf_counter()
     _say(
         f"training {args.seeds} {'own-init' if args.own_init else 'fresh'} policies by BC "
