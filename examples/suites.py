@@ -12,6 +12,13 @@ def minigrid_empty_random():
     return xminigrid.make("MiniGrid-EmptyRandom-6x6")
 
 
+def minigrid_empty_random_8x8():
+    """XLand-MiniGrid's MiniGrid-EmptyRandom-8x8: the same task on a larger grid (256-step limit)."""
+    import xminigrid
+
+    return xminigrid.make("MiniGrid-EmptyRandom-8x8")
+
+
 def minigrid_doorkey():
     """XLand-MiniGrid's MiniGrid-DoorKey-5x5: pick up the key, open the door, reach the goal."""
     import xminigrid

@@ -36,6 +36,7 @@ def test_tensorboard_mirrors_every_row_and_the_summary(tmp_path):
     assert (out / "metrics.jsonl").read_text().count("\n") == 3  # still the source of truth
 
 
+@pytest.mark.slow  # the same Tracker path as TensorBoard's; wandb's start-up is slow
 def test_wandb_offline(tmp_path):
     pytest.importorskip("wandb")
     out = tmp_path / "run"

@@ -42,7 +42,11 @@ def test_every_entry_loads_and_matches_its_environment(name):
     assert card["fresh"]["command"] == f"hades train zoo:{name} --seeds 5 --episodes 10 --seed 1000"
 
 
-@pytest.mark.parametrize("name", RL)
+# one entry per environment family in the default suite (gymnax classic, MinAtar, Brax), all with -m slow
+BRIEF = ("CartPole-v1", "Breakout-MinAtar", "brax/hopper")
+
+
+@pytest.mark.parametrize("name", [n if n in BRIEF else pytest.param(n, marks=pytest.mark.slow) for n in RL])
 def test_every_rl_entry_retrains_briefly(name):
     from hades.evaluation import run_config, train_and_evaluate
 
