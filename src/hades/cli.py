@@ -924,7 +924,9 @@ def main(argv=None) -> int:
         from hades.runs import Interrupted
 
         code = 128 + _received.get("signal", signal.SIGINT)
-        if isinstance(e, Interrupted):
+        if isinstance(e, Interrupted) and args.command in ("reproduce", "sweep-size"):
+            print(f"hades: interrupted; {e} (run the same command again to continue)", file=sys.stderr)
+        elif isinstance(e, Interrupted):
             print(f"hades: interrupted; {e} (continue with --resume {e.out})", file=sys.stderr)
         else:
             print("hades: interrupted before anything was saved", file=sys.stderr)
