@@ -465,6 +465,12 @@ def _cmd_transfer(args) -> int:
         if ds.variant in ("supervised", "multitask"):
             raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
         first_env = first_env or ds.env
+        if not args.quiet:
+            settings = args.sample or len(lrs) * len(epochs)
+            _say(
+                f"{label}: {len(widths)} widths x {settings} (lr, steps) settings x {args.seeds} seeds "
+                "(the first width compiles)"
+            )
 
         def progress(width, returns, label=label):
             if not args.quiet:
