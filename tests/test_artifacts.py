@@ -70,13 +70,18 @@ def test_future_schema(tmp_path):
         load_dataset(path)
 
 
+def _example(name: str):
+    """examples/NAME.py imported as a module (the examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gymnasium") is None, reason="gymnasium not installed")
 def test_dataset_trains_a_numpy_policy_in_gymnasium():
     """The artifact is usable without JAX or hades: NumPy BC, Gymnasium's own CartPole-v1."""
-    spec = importlib.util.spec_from_file_location("numpy_cartpole", ROOT / "examples" / "numpy_cartpole.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    returns = module.main(str(DATA / "cartpole_hades_r.safetensors"), episodes=5)
+    returns = _example("numpy_cartpole").main(str(DATA / "cartpole_hades_r.safetensors"), episodes=5)
     assert min(returns) >= 475
 
 
@@ -84,12 +89,9 @@ def test_torch_example_trains_the_way_hades_did():
     """examples/torch_train.py: a PyTorch learner built from the artifact's settings solves CartPole."""
     pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("torch_train", ROOT / "examples" / "torch_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    returns = module.evaluate(str(ROOT / "src/hades/zoo_data/CartPole-v1/dataset.safetensors"), episodes=3)
+    returns = _example("torch_train").evaluate(
+        str(ROOT / "src/hades/zoo_data/CartPole-v1/dataset.safetensors"), episodes=3
+    )
     assert min(returns) >= 475
 
 

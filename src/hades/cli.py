@@ -264,7 +264,7 @@ def _cmd_distill_images(args) -> int:
 def _cmd_reproduce(args) -> int:
     """The paper's grid at a budget tier; resumable cell by cell."""
     from hades.plots import curve_panels
-    from hades.reproduce import TIERS, curves, plan, reproduce, results
+    from hades.reproduce import TIERS, curves, plan, reproduce
 
     envs = args.envs.split(",") if args.envs else None
     variants = args.variants.split(",") if args.variants else None
@@ -280,15 +280,19 @@ def _cmd_reproduce(args) -> int:
     command = "hades reproduce " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None
     started = time.perf_counter()
 
-    def figure():
-        rows = results(out, args.tier)
+    def figure():  # from the rows reproduce() has just written
+        rows = json.loads((out / "reproduction.json").read_text())["rows"]
         random = {
             r["env"]: {"random policy": r["random_return_mean"]} for r in rows if r["random_return_mean"] is not None
         }
         curve_panels(curves(out), out / "reproduction.png", reference=random)
 
+    ran = set()
+
     def on_cell(i, total, cell, summary):
-        if summary is not None:
+        if summary is None:
+            ran.add(i)
+        elif i in ran:
             figure()  # the figure follows the table, cell by cell
         if args.quiet and summary is None:
             return
@@ -381,8 +385,11 @@ def _say(text: str) -> None:
     print(f"hades: {text}", file=sys.stderr, flush=True)
 
 
-def _is_zoo(path) -> bool:
-    return str(path).startswith("zoo:")
+def _zoo_name(path) -> str | None:
+    """NAME of a ``zoo:NAME`` dataset argument, else None."""
+    from hades.zoo import PREFIX
+
+    return str(path)[len(PREFIX) :] if str(path).startswith(PREFIX) else None
 
 
 def _resolved(path) -> Path:
@@ -450,7 +457,7 @@ def _cmd_transfer(args) -> int:
     labels = (
         args.labels.split(",")
         if args.labels
-        else [p if _is_zoo(p) else (Path(p).parent.name or Path(p).stem) for p in args.datasets]
+        else [p if _zoo_name(p) else (Path(p).parent.name or Path(p).stem) for p in args.datasets]
     )
     if len(labels) != len(args.datasets):
         raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
@@ -572,8 +579,10 @@ def _cmd_show(args) -> int:
     from hades.plots import dataset_figure
 
     ds = load_dataset(args.dataset)
-    default = Path(args.dataset[len("zoo:") :].replace("/", "-") + ".png") if _is_zoo(args.dataset) else None
-    out = Path(args.output or default or Path(args.dataset).with_suffix(".png"))
+    from hades.zoo import slug
+
+    name = _zoo_name(args.dataset)  # a zoo dataset's picture goes to the working directory, not the package
+    out = Path(args.output or (f"{slug(name)}.png" if name else Path(args.dataset).with_suffix(".png")))
     names = ds.env_spec.get("feature_names") or FEATURE_NAMES.get(ds.env)
     dataset_figure(
         ds.states,

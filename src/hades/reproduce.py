@@ -27,7 +27,7 @@ import numpy as np
 from hades.artifacts import atomic_write
 from hades.config import VARIANTS, make_config
 from hades.errors import HadesError
-from hades.evaluation import ci95
+from hades.report import table
 from hades.runs import CHECKPOINT, Reporter, read_metrics, run
 
 MINATAR_PRESETS = {
@@ -188,7 +188,9 @@ def reproduce(
     command: str | None = None,
 ) -> dict:
     """Run (or continue) the grid into ``out_dir``; returns the ``reproduction.json`` content.
-    ``on_cell(index, total, cell, summary_or_None)`` is called before (None) and after each cell."""
+    ``on_cell(index, total, cell, summary_or_None)`` is called before a cell runs (None) and with
+    its summary once it is finished (also for cells finished earlier); the results files are
+    rewritten after every cell that ran."""
     cells = plan(tier, envs, variants, seeds)
     out = Path(out_dir)
     _claim(out, tier, command)
@@ -198,27 +200,36 @@ def reproduce(
             if on_cell:
                 on_cell(i, len(cells), cell, None)
             run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
+            write_results(out, tier, command)  # the results follow the grid cell by cell
         if on_cell:
             on_cell(i, len(cells), cell, json.loads((d / "summary.json").read_text()))
-        write_results(out, tier, command)
     return write_results(out, tier, command)
 
 
 def collect(out_dir) -> list[dict]:
-    """Every cell under ``out_dir`` that has a run directory: its env, variant, seed and files."""
+    """Every cell under ``out_dir`` that has a run directory: its env, variant, seed, directory and
+    whether it finished (has its summary)."""
     found = []
     for cfg_path in sorted(Path(out_dir).glob("*/*/seed*/config.json")):
         d = cfg_path.parent
         cfg = json.loads(cfg_path.read_text())
-        summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None
-        found.append({"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": d, "summary": summary})
+        finished = (d / "summary.json").is_file()
+        found.append(
+            {"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": d, "finished": finished}
+        )
     return found
 
 
+# the keys of a row whose cells have all started but none finished
+_UNFINISHED = ("return_mean", "return_ci95", "random_return_mean", "distinct_episodes_min", "episodes_per_seed")
+_UNFINISHED += ("population", "generations", "wall_seconds_mean")
+
+
 def results(out_dir, tier: str) -> list[dict]:
-    """One row per (environment, method) found under ``out_dir``: seeds finished and planned,
-    mean final return and 95% CI over finished seeds, the random-policy return, the budget, wall
-    time and the paper's figure."""
+    """One row per (environment, method) found under ``out_dir``: the finished seeds aggregated as
+    ``hades table`` does (``report.table``: mean final return and its 95% CI, own init, the
+    random-policy return, distinct episodes, budget, wall time), plus the seeds started and the
+    paper's figure. A CI that one seed cannot give is None."""
     rows = []
     cells = collect(out_dir)
     for env in [e for e in PAPER_ENVS if any(c["env"] == e for c in cells)]:
@@ -226,31 +237,16 @@ def results(out_dir, tier: str) -> list[dict]:
             mine = [c for c in cells if c["env"] == env and c["variant"] == variant]
             if not mine:
                 continue
-            done = [c["summary"] for c in mine if c["summary"] is not None]
-            finals = [s["final_return_mean"] for s in done]
-            cfg = done[0]["config"] if done else None
-            row = {
-                "env": env,
-                "method": variant,
-                "seeds_finished": len(done),
-                "seeds_started": len(mine),
-                "return_mean": float(np.mean(finals)) if finals else None,
-                "return_ci95": ci95(finals) if len(finals) > 1 else None,
-                "per_seed": finals,
-                "random_return_mean": float(np.mean([s["random_return_mean"] for s in done])) if done else None,
-                "distinct_episodes_min": min((s.get("final_distinct_episodes") or 0) for s in done) if done else None,
-                "episodes_per_seed": done[0].get("final_episodes") if done else None,
-                "population": cfg["es"]["population"] if cfg else None,
-                "generations": done[0]["generations"] if done else None,
-                "wall_seconds_mean": float(np.mean([s["wall_seconds"] for s in done])) if done else None,
-                "paper_return": PAPER_RETURNS.get(env, {}).get(variant),
-                "tier": tier,
-            }
-            if variant == "hades-f" and done:
-                own = [
-                    s.get("final_own_init_return_mean") for s in done if s.get("final_own_init_return_mean") is not None
-                ]
-                row["own_init_return_mean"] = float(np.mean(own)) if own else None
+            row = {"env": env, "method": variant, "seeds": 0, "per_seed": [], **dict.fromkeys(_UNFINISHED)}
+            done = [c["dir"] for c in mine if c["finished"]]
+            if done:
+                aggregated = table(done)
+                if len(aggregated) != 1:
+                    raise HadesError(f"{out_dir}: the {env} {variant} cells hold runs of different settings")
+                row |= {k: v for k, v in aggregated[0].items() if k != "method"}
+            row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+            row["seeds_finished"], row["seeds_started"] = row.pop("seeds"), len(mine)
+            row |= {"paper_return": PAPER_RETURNS.get(env, {}).get(variant), "tier": tier}
             rows.append(row)
     return rows
 
