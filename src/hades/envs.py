@@ -248,7 +248,7 @@ def _jumanji(env, env_id: str) -> Env:
     return Env(env_id, (size,), True, int(spec.num_values), limit, reset, step)
 
 
-def adapt(obj, name: str, backend: str = "positional") -> Env:
+def adapt(obj, name: str) -> Env:
     """A hades :class:`Env` named ``name`` from what a user has: a gymnax environment (``(env,
     params)`` or the env alone, with its default params), a Brax ``Env``, an XLand-MiniGrid
     ``(env, params)``, a Jumanji environment, or a hades ``Env``."""
@@ -376,7 +376,7 @@ def make_env(name, backend: str = "positional") -> Env:
     ``backend`` picks Brax's physics pipeline for ``brax/*`` ids (ignored elsewhere)."""
     name = resolve_name(name)
     if name in _REGISTERED:
-        return adapt(_REGISTERED[name](), name, backend)
+        return adapt(_REGISTERED[name](), name)
     if name.startswith("brax/"):
         return _brax_id(name, backend)
     if ":" in name:
