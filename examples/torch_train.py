@@ -10,7 +10,8 @@ an MLP of ``policy.depth`` hidden layers of ``policy.width`` units with ``policy
 trained full batch for ``bc.bc_steps`` steps of Adam (``bc.bc_lr``, eps ``bc.bc_adam_eps``;
 plain SGD when ``bc.bc_optimizer`` is ``sgd``) with the gradient's global norm clipped to
 ``bc.bc_max_grad_norm`` (0: no clipping) and the learning rate decayed linearly to 0 when
-``bc.bc_anneal``; the loss is cross-entropy (discrete actions) or the Gaussian negative
+``bc.bc_anneal``; the loss is cross-entropy (discrete actions; against the soft targets
+``softmax(one_hot(label) / T)`` when ``bc.bc_label_temperature`` T > 0) or the Gaussian negative
 log-likelihood with a learned state-independent log-std (continuous). Inputs are normalised
 with ``obs_mean``/``obs_std`` when the artifact has them; actions are sampled or greedy as the
 run's ``actions`` says.
@@ -68,10 +69,14 @@ def fit(x, y, discrete, policy_cfg, bc, seed=0):
     steps = bc["bc_steps"]
     schedule = (lambda t: max(0.0, 1.0 - t / steps)) if bc["bc_anneal"] else (lambda t: 1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    temperature = bc.get("bc_label_temperature", 0.0)  # > 0: soft targets softmax(one_hot / T)
+    targets = y
+    if discrete and temperature > 0:
+        targets = torch.softmax(torch.nn.functional.one_hot(y, out_dim).float() / temperature, -1)
     for _ in range(steps):
         out = net(x)
         if discrete:
-            loss = torch.nn.functional.cross_entropy(out, y)
+            loss = torch.nn.functional.cross_entropy(out, targets)
         else:
             z = (y - out) * torch.exp(-log_std)
             loss = (0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi)).sum(-1).mean()

@@ -101,3 +101,23 @@ def test_the_artifact_names_the_learner_it_was_evolved_for():
     text = load_dataset("zoo:CartPole-v1").learner()
     assert text.startswith("MLP 2 x 64 tanh; 100 full-batch Adam steps at lr 0.01")
     assert "cross-entropy" in text and "obs_mean" in text
+
+
+def test_outside_learners_fit_what_the_artifact_says():
+    """examples/outside_learners.py: a 1-nearest-neighbour learner predicts each dataset state's own
+    label, and scored in Gymnasium it yields one row per learner with whole episodes."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("gymnasium")
+    outside = _example("outside_learners")
+    path = str(ROOT / "src/hades/zoo_data/CartPole-v1/dataset.safetensors")
+    arrays, discrete, cfg = outside.read(path)
+    x = (arrays["states"] - arrays["obs_mean"]) / arrays["obs_std"]
+    y = arrays["actions"].astype(np.int64)
+    rng = np.random.default_rng(0)
+    for name in ("knn", "tree"):
+        predict = outside.fit(name, x, y, discrete, cfg["bc"], cfg["policy"], 0)
+        assert [int(np.argmax(predict(s, rng, False))) for s in x] == list(y)
+    linear = outside.fit("linear", x, y, discrete, cfg["bc"], cfg["policy"], 0)
+    assert np.allclose(sum(linear(x[0], rng, True)), 1.0)
+    (row,) = outside.evaluate(path, ["knn"], 1, 2)
+    assert row["learner"] == "knn" and row["where"] == "gymnasium" and 8 <= row["return_mean"] <= 500

@@ -76,3 +76,21 @@ def test_traced_learning_rates_and_step_counts_train_in_one_call():
         np.testing.assert_allclose(together[i], jax.jit(alone)(p0, x, y)[1], rtol=0.03)
     longer = make_bc_train(policy, BCConfig(bc_lr=0.03, bc_steps=50, bc_anneal=True))
     assert float(jax.jit(longer)(p0, x, y)[1]) < 0.5 * float(together[2])  # 35 steps really stopped at 35
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_soft_labels_train_the_policy_to_the_soft_targets(temperature):
+    """With a label temperature T the policy learns softmax(one_hot / T), not the hard label."""
+    policy = make_policy(PolicyConfig(width=32, depth=1), (2,), True, 3)
+    x, y = jnp.array([[1.0, 0.0], [0.0, 1.0]]), jnp.array([0, 2])
+    cfg = BCConfig(bc_lr=0.01, bc_steps=500, bc_label_temperature=temperature)
+    params, _ = jax.jit(make_bc_train(policy, cfg))(policy.init(jax.random.PRNGKey(0)), x, y)
+    p = np.asarray(jax.nn.softmax(policy.apply(params, x)))
+    e = np.exp(1.0 / temperature)
+    want = np.array([[e, 1, 1], [1, 1, e]]) / (e + 2)
+    np.testing.assert_allclose(p, want, atol=0.01)
+    # the same temperature passed as a traced value (an evolved gene) trains the same policy
+    traced, _ = jax.jit(make_bc_train(policy, BCConfig(bc_lr=0.01, bc_steps=500)))(
+        policy.init(jax.random.PRNGKey(0)), x, y, None, None, jnp.float32(temperature)
+    )
+    np.testing.assert_allclose(policy.apply(traced, x), policy.apply(params, x), atol=1e-5)

@@ -146,3 +146,24 @@ def test_fixed_length_generation_does_the_released_codes_work(tiny_config):
     assert float(m["env_steps"]) == 8 * cfg.num_inits * 2 * 30
     _, m = Distiller(tiny_config()).step(d.init())
     assert float(m["env_steps"]) <= 8 * cfg.num_inits * 2 * 30
+
+
+def test_the_label_temperature_gene_reaches_the_trainer_and_the_artifact(tiny_config):
+    d = Distiller(tiny_config(evolve_label_temperature=True, bc_label_temperature=0.2))
+    sol = {**d.initial_solution(jax.random.PRNGKey(0)), "label_gene": np.array([np.log(3.0)], np.float32)}
+    assert float(d.label_temperature(sol)) == pytest.approx(0.6, rel=1e-5)
+    state = d.init()
+    state, m = d.step(state)
+    assert bool(m["finite"])
+    assert d.product(state).config["bc"]["bc_label_temperature"] == pytest.approx(
+        float(d.label_temperature(d.solution(state)))
+    )
+
+
+def test_the_label_temperature_gene_needs_a_start_and_discrete_actions(tiny_config):
+    from hades.errors import HadesError
+
+    with pytest.raises(HadesError, match="must be > 0"):
+        tiny_config(evolve_label_temperature=True)
+    with pytest.raises(HadesError, match="discrete"):
+        Distiller(tiny_config(env="Pendulum-v1", evolve_label_temperature=True, bc_label_temperature=0.2))

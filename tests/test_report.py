@@ -45,3 +45,18 @@ def test_different_settings_are_not_pooled(tmp_path):
     rows = {r["method"]: r for r in table(runs)}
     assert set(rows) == {"hades-f evolve_bc=False", "hades-f evolve_bc=True"}
     assert rows["hades-f evolve_bc=False"]["seeds"] == 2 and rows["hades-f evolve_bc=True"]["return_mean"] == 50.0
+
+
+def test_a_run_older_than_a_setting_pools_with_runs_at_its_default(tmp_path):
+    """A run written before ``fixed_length`` existed ran without it: one group with newer runs
+    that record its default, apart from runs that changed it."""
+    old = fake_run(tmp_path / "old", 0, 10.0)
+    new = fake_run(tmp_path / "new", 1, 20.0)
+    changed = fake_run(tmp_path / "changed", 2, 30.0)
+    for path, value in ((new, False), (changed, True)):
+        s = json.loads((path / "summary.json").read_text())
+        s["config"]["fixed_length"] = value
+        (path / "summary.json").write_text(json.dumps(s))
+    rows = {r["method"]: r for r in table([old, new, changed])}
+    assert set(rows) == {"hades-f fixed_length=False", "hades-f fixed_length=True"}
+    assert rows["hades-f fixed_length=False"]["seeds"] == 2

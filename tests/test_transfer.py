@@ -69,3 +69,49 @@ def test_transfer_breakout_random_sample(tmp_path):
     assert len(rows) == 3
     assert all(1e-3 <= r["lr"] <= 1e-1 and 8 <= r["epochs"] <= 32 for r in rows)
     assert hades("transfer", DATA / "breakout_hades_f.safetensors", "--widths", "a,b").returncode == 2
+
+
+def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):
+    """Every (width, activation, depth) group is trained as that architecture (the trainer is
+    built with it) and reported under it."""
+    from hades import transfer
+    from hades.artifacts import load_dataset
+
+    built = []
+    real = transfer.make_trainer
+    monkeypatch.setattr(
+        transfer, "make_trainer", lambda ds, env, p, *a, **k: built.append(p) or real(ds, env, p, *a, **k)
+    )
+    ds = load_dataset(DATA / "cartpole_hades_r.safetensors")
+    rows = transfer.transfer_sweep(
+        ds, [8], [1e-2], [100], seeds=2, episodes=2, depths=[1, 3], activations=["relu", "gelu"]
+    )
+    assert [(p.width, p.activation, p.depth) for p in built] == [
+        (8, "relu", 1),
+        (8, "relu", 3),
+        (8, "gelu", 1),
+        (8, "gelu", 3),
+    ]
+    assert {(r["activation"], r["depth"]) for r in rows} == {("relu", 1), ("relu", 3), ("gelu", 1), ("gelu", 3)}
+    summary = transfer.summarize_groups(rows)
+    assert list(summary) == ["8 gelu x1", "8 relu x1", "8 gelu x3", "8 relu x3"]
+    assert all(v["count"] == 2 for v in summary.values())
+    proc = hades(
+        "transfer",
+        DATA / "cartpole_hades_r.safetensors",
+        "--widths",
+        "8",
+        "--lrs",
+        "1e-2",
+        "--epochs",
+        "10",
+        "--seeds",
+        "1",
+        "--episodes",
+        "1",
+        "--activations",
+        "relu,swish",
+        "-o",
+        tmp_path / "t",
+    )
+    assert proc.returncode == 2 and "swish" in proc.stderr and "Traceback" not in proc.stderr

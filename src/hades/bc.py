@@ -1,11 +1,14 @@
 """The inner loop: behaviour cloning on a (tiny) dataset by full-batch Adam (or SGD).
 
 Losses are a few lines of jax.numpy (no distrax):
-- discrete: cross-entropy of the policy's logits against fixed integer labels;
+- discrete: cross-entropy of the policy's logits against fixed integer labels (or, with a label
+  temperature T > 0, against the soft targets ``softmax(one_hot(label) / T)``);
 - continuous: Gaussian negative log-likelihood of the dataset actions under the policy's mean
   and learned state-independent std.
 ``make_bc_train(policy, cfg)(params0, x, y) -> (params, final_loss)`` is pure and jittable;
-``x`` are inputs already normalised the way the policy will see observations.
+``x`` are inputs already normalised the way the policy will see observations. Only the ``params``
+collection is trained; a policy's other variables (a ``LearnerMLP``'s ``learner`` collection: its
+activation, depth, optimiser and clip) ride along unchanged.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ def uniform_labels(n: int, num_actions: int) -> jax.Array:
     return jnp.arange(n, dtype=jnp.int32) % num_actions
 
 
-def bc_loss(policy: Policy, params, x, y):
+def soft_targets(y, num_actions: int, temperature):
+    """``softmax(one_hot(y) / T)``: the label's action gets the most mass, the rest share what T gives
+    them (T -> 0: the hard label; large T: uniform)."""
+    return jax.nn.softmax(jax.nn.one_hot(y, num_actions) / temperature)
+
+
+def bc_loss(policy: Policy, params, x, y, temperature=None):
+    """Mean BC loss; ``temperature`` (discrete actions; may be traced): soft targets instead of labels."""
     out = policy.apply(params, x)
     if policy.discrete:
+        if temperature is not None:
+            return optax.softmax_cross_entropy(out, soft_targets(y, out.shape[-1], temperature)).mean()
         return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
     log_std = params["params"]["log_std"]
     z = (y - out) * jnp.exp(-log_std)
@@ -52,31 +64,61 @@ def make_direction(cfg: BCConfig) -> optax.GradientTransformation:
     return direction
 
 
+def learner_direction(sgd, clip, adam_eps: float) -> optax.GradientTransformation:
+    """A sampled learner's optimiser without its step size, from traced flags: gradients clipped to
+    global norm ``clip`` (inf: not clipped) exactly as ``optax.clip_by_global_norm`` does, then Adam's
+    moments, or (``sgd``) the clipped gradient itself. Adam's state is kept for every learner so one
+    vmapped program trains both kinds."""
+    adam = optax.scale_by_adam(eps=adam_eps)
+
+    def update(grads, state, params=None):
+        norm = optax.tree.norm(grads)
+        grads = jax.tree.map(lambda g: jnp.where(norm < clip, g, (g / norm) * clip), grads)
+        moments, state = adam.update(grads, state, params)
+        return jax.tree.map(lambda m, g: jnp.where(sgd, g, m), moments, grads), state
+
+    return optax.GradientTransformation(adam.init, update)
+
+
 def make_bc_train(policy: Policy, cfg: BCConfig, max_steps: int | None = None):
-    """``train(params, x, y, lr=None, steps=None) -> (params, final_loss)``.
+    """``train(params, x, y, lr=None, steps=None, temperature=None) -> (params, final_loss)``.
 
     ``lr`` and ``steps`` (default: the config's) may be traced values, so policies with different
     learning rates and step counts train in one vmapped call (transfer sweeps, evolved inner-loop
     hyperparameters); the scan runs ``max_steps`` (default ``cfg.bc_steps``) steps and leaves the
-    params alone after a policy's own ``steps``.
+    params alone after a policy's own ``steps``. ``temperature`` (default: the config's
+    ``bc_label_temperature``, 0 meaning hard labels) may be traced too (an evolved gene). A policy
+    whose variables say its own optimiser (``learner`` collection with ``sgd`` / ``clip``) is trained
+    with that one; the config's optimiser otherwise.
     """
-    direction = make_direction(cfg)
     length = max_steps or cfg.bc_steps
-    grad_fn = jax.value_and_grad(lambda p, x, y: bc_loss(policy, p, x, y))
 
-    def train(params, x, y, lr=None, steps=None):
+    def loss_fn(trainable, fixed, x, y, temperature):
+        return bc_loss(policy, {**fixed, "params": trainable}, x, y, temperature)
+
+    grad_fn = jax.value_and_grad(loss_fn)
+
+    def train(params, x, y, lr=None, steps=None, temperature=None):
         size = learning_rate(cfg, lr, steps)
         n = cfg.bc_steps if steps is None else steps
+        if temperature is None and cfg.bc_label_temperature > 0:
+            temperature = cfg.bc_label_temperature
+        trainable, fixed = params["params"], {k: v for k, v in params.items() if k != "params"}
+        learner = fixed.get("learner", {})
+        if "sgd" in learner:
+            direction = learner_direction(learner["sgd"], learner["clip"], cfg.bc_adam_eps)
+        else:
+            direction = make_direction(cfg)
 
         def body(carry, t):
-            params, opt_state = carry
-            loss, grads = grad_fn(params, x, y)
-            updates, opt_state = direction.update(grads, opt_state, params)
+            trainable, opt_state = carry
+            loss, grads = grad_fn(trainable, fixed, x, y, temperature)
+            updates, opt_state = direction.update(grads, opt_state, trainable)
             scale = jnp.where(t < n, -size(t), 0.0)
-            params = jax.tree.map(lambda p, u: p + scale * u, params, updates)
-            return (params, opt_state), loss
+            trainable = jax.tree.map(lambda p, u: p + scale * u, trainable, updates)
+            return (trainable, opt_state), loss
 
-        (params, _), _ = jax.lax.scan(body, (params, direction.init(params)), jnp.arange(length))
-        return params, bc_loss(policy, params, x, y)
+        (trainable, _), _ = jax.lax.scan(body, (trainable, direction.init(trainable)), jnp.arange(length))
+        return {**fixed, "params": trainable}, loss_fn(trainable, fixed, x, y, temperature)
 
     return train

@@ -15,12 +15,14 @@ import numpy as np
 
 from hades.config import (
     ACTION_MODES,
+    ACTIVATIONS,
     BACKENDS,
     IMAGE_PRESETS,
     PRESETS,
     BCConfig,
     DistillConfig,
     ImageDistillConfig,
+    LearnerConfig,
     PolicyConfig,
     RetrainConfig,
     fields_of,
@@ -37,11 +39,9 @@ BASELINE_IGNORES = (
     "variant",
     "dataset_size",
     "num_inits",
-    "learners",
-    "learner_min_width",
-    "learner_lr_range",
-    "learner_min_steps",
+    *(f.name for f in fields_of(LearnerConfig)),
     "evolve_bc",
+    "evolve_label_temperature",
     "init_scale",
     "eval_policies",
     *(f.name for f in fields_of(BCConfig)),
@@ -449,10 +449,15 @@ def _floats(text: str, name: str, kind=float) -> list:
 def _cmd_transfer(args) -> int:
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
-    from hades.transfer import save_transfer, transfer_sweep
+    from hades.transfer import own_group, save_transfer, transfer_sweep
 
     widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
     epochs = _floats(args.epochs, "epochs", int)
+    depths = _floats(args.depths, "depths", int) if args.depths else None
+    activations = [a.strip() for a in args.activations.split(",") if a.strip()] if args.activations else None
+    unknown = [a for a in activations or () if a not in ACTIVATIONS]
+    if unknown:
+        raise HadesError(f"--activations: unknown {unknown[0]!r}; choose from {', '.join(ACTIVATIONS)}")
     _retrain(args)
     labels = (
         args.labels.split(",")
@@ -474,15 +479,16 @@ def _cmd_transfer(args) -> int:
         first_env = first_env or ds.env
         if not args.quiet:
             settings = args.sample or len(lrs) * len(epochs)
+            archs = len(widths) * len(depths or [0]) * len(activations or [0])
             _say(
-                f"{label}: {len(widths)} widths x {settings} (lr, steps) settings x {args.seeds} seeds "
-                "(the first width compiles)"
+                f"{label}: {archs} architectures x {settings} (lr, steps) settings x {args.seeds} seeds "
+                "(each architecture compiles once)"
             )
 
-        def progress(width, returns, label=label):
+        def progress(group, returns, label=label):
             if not args.quiet:
                 print(
-                    f"{label}: width {width}: median return {np.median(returns):.4g} "
+                    f"{label}: {group}: median return {np.median(returns):.4g} "
                     f"(top half {np.sort(returns)[len(returns) // 2 :].mean():.4g}) over {len(returns)} policies",
                     file=sys.stderr,
                 )
@@ -497,13 +503,15 @@ def _cmd_transfer(args) -> int:
             episodes=args.episodes,
             eval_steps=args.eval_steps,
             seed=args.seed,
+            depths=depths,
+            activations=activations,
             progress=progress,
         )
-        own = (ds.config.get("policy") or {}).get("width")
-        results[label] = (rows, own)
+        results[label] = (rows, own_group(ds))
     summary = save_transfer(out, results, args.datasets)
     transfer_figure(results, out / "transfer.png", title=f"{first_env}: policies trained on the dataset(s)")
-    print(json.dumps({"out": str(out), **{k: v["per_width"] for k, v in summary.items()}}))
+    per = "per_architecture" if depths or activations else "per_width"
+    print(json.dumps({"out": str(out), **{k: v[per] for k, v in summary.items()}}))
     return 0
 
 
@@ -780,10 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(t, BCConfig(), default_text="the dataset's run's setting")
     tr = sub.add_parser(
         "transfer",
-        help="train many fresh policies per width, learning rate and epochs on datasets",
-        description="Transfer sweep (paper Fig. 4): for every width, train policies over a grid "
-        "(or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
-        "compiled call per width; write transfer.json, transfer.csv and transfer.png "
+        help="train many fresh policies per width (activation, depth), learning rate and epochs on datasets",
+        description="Transfer sweep (paper Fig. 4): for every width (x activation x depth), train policies "
+        "over a grid (or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
+        "compiled call per architecture; write transfer.json, transfer.csv and transfer.png "
         "into --out. Several datasets are compared side by side.",
     )
     tr.add_argument(
@@ -801,6 +809,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="BC learning rates (default: 1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1)",
     )
     tr.add_argument("--epochs", default="100,200,300,400,500", help="BC steps (epochs) (default: 100,200,300,400,500)")
+    tr.add_argument(
+        "--activations",
+        help=f"hidden activations, comma-separated from {', '.join(ACTIVATIONS)} (default: the dataset's run's)",
+    )
+    tr.add_argument("--depths", help="numbers of hidden layers, comma-separated (default: the dataset's run's)")
     tr.add_argument(
         "--sample",
         type=int,

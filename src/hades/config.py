@@ -24,7 +24,8 @@ EsShaping = Literal["own", "raw"]
 Backend = Literal["positional", "spring", "generalized", "mjx"]
 Activation = Literal["tanh", "relu", "gelu", "silu", "elu"]
 BcOptimizer = Literal["adam", "sgd"]
-Learners = Literal["fixed", "sampled"]
+Learners = Literal["fixed", "sampled", "wide"]
+LearnerOptimizer = Literal["adam", "sgd", "adam-clip", "sgd-clip"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
 ImageModel = Literal["mlp", "cnn"]
 ImageInit = Literal["mean", "random"]
@@ -37,6 +38,7 @@ BACKENDS = get_args(Backend)
 ACTIVATIONS = get_args(Activation)
 BC_OPTIMIZERS = get_args(BcOptimizer)
 LEARNERS = get_args(Learners)
+LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
 # tests/test_es.py checks this list against evosax.
 OPTIMIZER_STRATEGIES = (
@@ -90,6 +92,11 @@ class BCConfig:
         "Adam's epsilon in the inner loop (--bc-optimizer adam only; 1e-8 is optax's, the official code "
         "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)",
     )
+    bc_label_temperature: float = knob(
+        0.0,
+        "discrete actions: 0 trains on the hard labels; T > 0 on the soft targets softmax(one_hot(label) / T) "
+        "(a dataset evolved with --evolve-label-temperature records its evolved T here)",
+    )
 
     def validate(self) -> BCConfig:
         if self.bc_optimizer not in BC_OPTIMIZERS:
@@ -102,6 +109,8 @@ class BCConfig:
             raise HadesError(f"--bc-max-grad-norm must be finite and >= 0 (got {self.bc_max_grad_norm})")
         if not (math.isfinite(self.bc_adam_eps) and self.bc_adam_eps > 0):
             raise HadesError(f"--bc-adam-eps must be a finite number > 0 (got {self.bc_adam_eps})")
+        if not (math.isfinite(self.bc_label_temperature) and self.bc_label_temperature >= 0):
+            raise HadesError(f"--bc-label-temperature must be a finite number >= 0 (got {self.bc_label_temperature})")
         return self
 
 
@@ -181,6 +190,79 @@ class ESConfig:
 
 
 @dataclass(frozen=True)
+class LearnerConfig:
+    """HaDES-R's learners: the run's own (fixed), or a distribution every learner of a generation is
+    drawn from (``learners.py``; each axis independently, uniformly over its choices)."""
+
+    learners: Learners = knob(
+        "fixed",
+        "HaDES-R: train each generation's policies with the configured learner (fixed); sample each "
+        "one's width, learning rate and steps (sampled); or sample activation, depth, optimiser and "
+        "init scale as well (wide: every --learner-* axis left at its default takes its wide choices)",
+        LEARNERS,
+    )
+    learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
+    learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [lr/r, lr*r]")
+    learner_min_steps: float = knob(0.5, "sampled learners: steps uniform in [this fraction of bc_steps, bc_steps]")
+    learner_activations: str = knob(
+        "", "sampled learners: comma-separated activations ('': the run's --activation; wide: tanh,relu,gelu)"
+    )
+    learner_depths: str = knob("", "sampled learners: comma-separated hidden-layer counts ('': --depth; wide: 1,2,3)")
+    learner_optimizers: str = knob(
+        "",
+        "sampled learners: comma-separated optimisers from adam, sgd, adam-clip, sgd-clip (clipped at "
+        "--learner-clip-norm) ('': the run's --bc-optimizer and clipping; wide: all four)",
+    )
+    learner_clip_norm: float = knob(1.0, "sampled learners: the global gradient norm the *-clip optimisers clip to")
+    learner_sgd_lr_scale: float = knob(
+        30.0,
+        "sampled learners: an SGD learner's learning rate is this times an Adam learner's (before the sampled factor)",
+    )
+    learner_init_range: float = knob(
+        0.0, "sampled learners: hidden weights' init scale log-uniform in [1/r, r] (0: 1 for sampled, 2 for wide)"
+    )
+
+    def validate(self, policy: PolicyConfig) -> LearnerConfig:
+        if self.learners not in LEARNERS:
+            raise HadesError(f"unknown learners {self.learners!r}; choose one of {', '.join(LEARNERS)}")
+        if self.learners == "fixed":  # the --learner-* axes are not used
+            return self
+        if not (
+            1 <= self.learner_min_width <= policy.width
+            and self.learner_lr_range >= 1
+            and 0 < self.learner_min_steps <= 1
+            and self.learner_clip_norm > 0
+            and self.learner_sgd_lr_scale > 0
+            and (self.learner_init_range == 0 or self.learner_init_range >= 1)
+        ):
+            raise HadesError(
+                "sampled learners need 1 <= --learner-min-width <= --width, --learner-lr-range >= 1, "
+                "0 < --learner-min-steps <= 1, --learner-clip-norm and --learner-sgd-lr-scale > 0, "
+                "and --learner-init-range 0 or >= 1"
+            )
+        for name, choices in (("learner_activations", ACTIVATIONS), ("learner_optimizers", LEARNER_OPTIMIZERS)):
+            unknown = [a for a in split_list(getattr(self, name)) if a not in choices]
+            if unknown:
+                raise HadesError(
+                    f"--{name.replace('_', '-')}: unknown {unknown[0]!r}; choose from {', '.join(choices)}"
+                )
+        try:
+            depths = [int(d) for d in split_list(self.learner_depths)]
+        except ValueError:
+            raise HadesError(
+                f"--learner-depths must be comma-separated integers (got {self.learner_depths!r})"
+            ) from None
+        if any(d < 1 for d in depths):
+            raise HadesError(f"--learner-depths must be >= 1 (got {self.learner_depths!r})")
+        return self
+
+
+def split_list(text: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` ('' -> [])."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     """One distillation run (HaDES-F, HaDES-R, or the direct-ES baseline)."""
 
@@ -247,15 +329,12 @@ class DistillConfig:
         "evolve the BC learning rate and step count with the data (two extra genes, "
         "log scale; steps up to 2x --bc-steps); the artifact stores the evolved values",
     )
-    learners: Learners = knob(
-        "fixed",
-        "HaDES-R: train each generation's policies with the configured learner (fixed), "
-        "or sample each one's width, learning rate and steps (sampled)",
-        LEARNERS,
+    evolve_label_temperature: bool = knob(
+        False,
+        "discrete actions: evolve a label temperature gene (log scale) starting from --bc-label-temperature "
+        "(which must be > 0); BC trains on soft targets softmax(one_hot(label) / T) and the artifact stores "
+        "the evolved T",
     )
-    learner_min_width: int = knob(16, "sampled learners: widths are powers of two from this up to --width")
-    learner_lr_range: float = knob(10.0, "sampled learners: learning rate log-uniform in [bc_lr/r, bc_lr*r]")
-    learner_min_steps: float = knob(0.5, "sampled learners: steps uniform in [this fraction of bc_steps, bc_steps]")
     chunk: int = knob(
         0,
         "evaluate this many candidates at a time (bounds memory: HaDES holds chunk policies, "
@@ -265,6 +344,7 @@ class DistillConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     es: ESConfig = field(default_factory=ESConfig)
+    learner: LearnerConfig = field(default_factory=lambda: LearnerConfig())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -287,18 +367,15 @@ class DistillConfig:
             raise HadesError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.devices < 0:
             raise HadesError(f"--devices must be >= 0 (got {self.devices})")
-        if self.learners not in LEARNERS:
-            raise HadesError(f"unknown learners {self.learners!r}; choose fixed or sampled")
-        if self.learners == "sampled" and self.variant != "hades-r":
-            raise HadesError("--learners sampled needs --variant hades-r (fresh learners every generation)")
-        if self.learners == "sampled" and not (
-            1 <= self.learner_min_width <= self.policy.width
-            and self.learner_lr_range >= 1
-            and 0 < self.learner_min_steps <= 1
-        ):
+        self.learner.validate(self.policy)
+        if self.learner.learners != "fixed" and self.variant != "hades-r":
             raise HadesError(
-                "sampled learners need 1 <= --learner-min-width <= --width, --learner-lr-range >= 1 "
-                "and 0 < --learner-min-steps <= 1"
+                f"--learners {self.learner.learners} needs --variant hades-r (fresh learners every generation)"
+            )
+        if self.evolve_label_temperature and (self.variant == "direct-es" or self.bc.bc_label_temperature <= 0):
+            raise HadesError(
+                "--evolve-label-temperature evolves HaDES' soft labels from --bc-label-temperature, "
+                "which must be > 0 (e.g. 0.2)"
             )
         if self.evolve_bc and self.variant == "direct-es":
             raise HadesError("--evolve-bc evolves the inner loop of HaDES; direct ES has none")

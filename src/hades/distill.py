@@ -8,7 +8,7 @@ One generation (``step``):
    generation's learners (``learners``) is trained on it by BC (``bc.py``) and rolled out
    (``rollout.py``); fitness = mean episode return over learners and episodes. HaDES-F uses one
    initialisation fixed for the whole run; HaDES-R draws ``num_inits`` fresh ones every
-   generation (``--learners sampled``: of random widths, learning rates and step counts too).
+   generation (``--learners sampled`` / ``wide``: drawn from a distribution of learners, ``learners.py``).
    The direct-ES baseline (``direct.py``) scores a policy's weights instead.
 3. the ES is told the fitness (higher is better; ``es.py`` flips the sign for evosax).
 
@@ -38,8 +38,9 @@ from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy, all_finite
 from hades.evaluation import random_policy_return, summarize
+from hades.learners import LearnerSpace
 from hades.normalization import ObsNorm, RunningStats, reference_statistics
-from hades.policies import Policy, make_policy, narrow, param_count
+from hades.policies import Policy, make_policy, param_count
 from hades.rollout import Rollouts, make_rollout
 
 
@@ -79,7 +80,7 @@ class RLDriver:
             check_memory(
                 self.memory_estimate(), "a generation", "lower --chunk, --population, --width or --dataset-size"
             )
-        self.policy = make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim)
+        self.policy = self.make_policy()
         self.running_norm = cfg.obs_norm == "running"
         per_rollout = cfg.obs_norm == "rollout"
         self.rollout = make_rollout(
@@ -95,6 +96,10 @@ class RLDriver:
         self._random = None
 
     # -- what a subclass defines -----------------------------------------------------------
+    def make_policy(self) -> Policy:
+        """The policy network every rollout runs."""
+        return make_policy(self.cfg.policy, self.env.obs_shape, self.env.discrete, self.env.action_dim)
+
     def initial_solution(self, key):
         raise NotImplementedError
 
@@ -253,16 +258,29 @@ class Distiller(RLDriver):
         if cfg.variant == "direct-es":
             raise HadesError("the direct-ES baseline is hades.direct.DirectES (`hades baseline`)")
         self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
+        # --learners sampled / wide: every learner runs on one network that can be any of them
+        self.space = LearnerSpace.from_config(cfg.validate()) if cfg.learner.learners != "fixed" else None
         super().__init__(cfg)
+        if cfg.evolve_label_temperature and not self.env.discrete:
+            raise HadesError(
+                "--evolve-label-temperature is for discrete actions (labels); this environment's are continuous"
+            )
         self.bc_train = make_bc_train(self.policy, cfg.bc, max_steps=self.max_bc_steps)
         self.labels = uniform_labels(cfg.dataset_size, self.env.num_actions) if self.env.discrete else None
         # the variant is chosen here, once: which learners train a generation's candidates
         if cfg.variant == "hades-f":
             self._train_learners = self._fixed
-        elif cfg.learners == "sampled":
+        elif self.space is not None:
             self._train_learners = self._sampled
         else:
             self._train_learners = self._fresh
+
+    def make_policy(self) -> Policy:
+        if self.space is None:
+            return super().make_policy()
+        cfg, env = self.cfg, self.env
+        network = self.space.network(cfg.policy.depth, cfg.policy.activation)
+        return make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim, learners=network)
 
     def initial_solution(self, key):
         n, shape = self.cfg.dataset_size, self.env.obs_shape
@@ -271,16 +289,19 @@ class Distiller(RLDriver):
             sol["actions"] = jnp.zeros((n, self.env.action_dim))
         if self.cfg.evolve_bc:
             sol["bc_genes"] = jnp.zeros(2)  # log learning-rate factor, log step-count factor
+        if self.cfg.evolve_label_temperature:
+            sol["label_gene"] = jnp.zeros(1)  # log factor on --bc-label-temperature
         return sol
 
     def solution_size(self) -> int:
         n = self.cfg.dataset_size
-        return n * int(np.prod(self.env.obs_shape)) + (0 if self.env.discrete else n * self.env.action_dim) + 2
+        return n * int(np.prod(self.env.obs_shape)) + (0 if self.env.discrete else n * self.env.action_dim) + 3
 
     def candidate_bytes(self) -> int:
         cfg = self.cfg
         k = 1 if cfg.variant == "hades-f" else cfg.num_inits
-        width = cfg.policy.width * cfg.policy.depth
+        depth = self.space.network(cfg.policy.depth, cfg.policy.activation)["depth"] if self.space else cfg.policy.depth
+        width = cfg.policy.width * depth
         train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
         act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
         return 4 * k * (train + act)
@@ -317,17 +338,8 @@ class Distiller(RLDriver):
         return self._with_run_hyperparameters(jax.vmap(self.policy.init)(jax.random.split(key, count)), count)
 
     def _sampled(self, key, state: RunState, count: int):
-        cfg = self.cfg
-        params, lr, steps = self._fresh(key, state, count)
-        k_w, k_lr, k_n = jax.random.split(jax.random.fold_in(key, 1), 3)
-        powers = 2 ** np.arange(int(np.ceil(np.log2(cfg.learner_min_width))), int(np.log2(cfg.policy.width)) + 1)
-        widths = np.unique(np.append(powers[powers < cfg.policy.width], cfg.policy.width))
-        width = jax.random.choice(k_w, jnp.asarray(widths), (count,))
-        params = jax.vmap(lambda p, w: narrow(p, w, cfg.policy.depth, cfg.policy.width))(params, width)
-        r = np.log(cfg.learner_lr_range)
-        lr = lr * jnp.exp(jax.random.uniform(k_lr, (count,), minval=-r, maxval=r))
-        steps = steps * jax.random.uniform(k_n, (count,), minval=cfg.learner_min_steps, maxval=1.0)
-        return params, lr, steps
+        network = self.space.network(self.cfg.policy.depth, self.cfg.policy.activation)
+        return self.space.sample(key, *self._fresh(key, state, count), network)
 
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):
@@ -342,11 +354,19 @@ class Distiller(RLDriver):
             steps = steps * jnp.exp(solution["bc_genes"][1])
         return lr, jnp.clip(jnp.round(steps), 1, self.max_bc_steps).astype(jnp.int32)
 
+    def label_temperature(self, solution):
+        """The candidate's soft-label temperature (``--evolve-label-temperature``), else None (the config's)."""
+        if not self.cfg.evolve_label_temperature:
+            return None
+        return self.cfg.bc.bc_label_temperature * jnp.exp(solution["label_gene"][0])
+
     def score(self, rollout, solution, learners, env_key, norm):
         x, y = self.bc_data(solution)
 
+        temperature = self.label_temperature(solution)
+
         def one(init, lr, steps):
-            params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps))
+            params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps), temperature)
             return rollout(params, env_key, norm), loss
 
         rollouts, losses = jax.vmap(one)(*learners)
@@ -377,6 +397,8 @@ class Distiller(RLDriver):
         out = super().describe(state)
         if self.cfg.evolve_bc and state is not None:
             out["evolved_bc"] = self.evolved_bc(state)
+        if self.cfg.evolve_label_temperature and state is not None:
+            out["label_temperature"] = float(self.label_temperature(self.solution(state)))
         return out
 
     def dataset(self, state: RunState) -> dict[str, np.ndarray]:
@@ -397,6 +419,8 @@ class Distiller(RLDriver):
         config = cfg.to_dict()
         if cfg.evolve_bc:  # `hades train` retrains with the evolved inner loop by default
             config["bc"].update(self.evolved_bc(state))
+        if cfg.evolve_label_temperature:
+            config["bc"]["bc_label_temperature"] = float(self.label_temperature(self.solution(state)))
         return Dataset(
             states=arrays["states"],
             actions=arrays["actions"],

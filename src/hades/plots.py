@@ -188,23 +188,27 @@ def _action_text(a) -> str:
     return str(int(a)) if a.ndim == 0 else ",".join(f"{x:.2g}" for x in a)
 
 
-def transfer_figure(results: dict[str, tuple[list[dict], int | None]], path, title: str = "") -> None:
-    """Return distributions per policy width (paper Fig. 4), one colour per dataset side by side:
-    every trained policy a dot, the top half of each width solid, the bottom half faded, a box over
-    all of them; the width each dataset was evolved for is starred on the axis."""
+def transfer_figure(results: dict[str, tuple[list[dict], tuple | None]], path, title: str = "") -> None:
+    """Return distributions per policy architecture (paper Fig. 4: per width; with several
+    activations or depths, per width x activation x depth), one colour per dataset side by side:
+    every trained policy a dot, the top half of each group solid, the bottom half faded, a box over
+    all of them; the architecture each dataset was evolved for is starred on the axis."""
     import numpy as np
 
+    from hades.transfer import group_label, group_of
+
     plt = _plt()
-    widths = sorted({r["width"] for rows, _ in results.values() for r in rows})
+    groups = sorted({group_of(r) for rows, _ in results.values() for r in rows}, key=lambda g: (g[2], g[1], g[0]))
+    full = len({g[1:] for g in groups}) > 1  # activations or depths vary: label them
     k = len(results)
-    fig, ax = plt.subplots(figsize=(1.0 + 1.1 * len(widths) * max(1, k * 0.7), 3.8))
+    fig, ax = plt.subplots(figsize=(1.0 + (1.3 if full else 1.1) * len(groups) * max(1, k * 0.7), 3.8))
     rng = np.random.default_rng(0)
     span = 0.8 / k
     stars = []
     for d, (label, (rows, own)) in enumerate(results.items()):
         color = f"C{d}"
-        for i, w in enumerate(widths):
-            r = np.sort([x["return"] for x in rows if x["width"] == w])
+        for i, g in enumerate(groups):
+            r = np.sort([x["return"] for x in rows if group_of(x) == g])
             if not len(r):
                 continue
             x0 = i - 0.4 + span * (d + 0.5)
@@ -229,13 +233,14 @@ def transfer_figure(results: dict[str, tuple[list[dict], int | None]], path, tit
                 alpha=0.9,
                 label=f"{label} (top half solid)" if i == 0 else None,
             )
-            if own == w:
+            if own is not None and tuple(own) == g:
                 stars.append((x0, color))
     for x0, color in stars:
         ax.plot([x0], [ax.get_ylim()[0]], marker="*", color=color, markersize=14, clip_on=False)
-    ax.set_xticks(range(len(widths)))
-    ax.set_xticklabels([str(w) for w in widths])
-    ax.set_xlabel("policy width (star: the width the dataset was evolved for)")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([group_label(g, full).replace(" ", "\n") for g in groups], fontsize=8 if full else None)
+    what = "width, activation, hidden layers" if full else "policy width"
+    ax.set_xlabel(f"{what} (star: the learner the dataset was evolved for)")
     ax.set_ylabel("return")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, axis="y")

@@ -41,6 +41,50 @@ class MLP(nn.Module):
         return out
 
 
+class LearnerMLP(nn.Module):
+    """The MLP of a distribution of learners (``learners.py``): ``depth`` hidden layers of ``width``
+    units, laid out as ``MLP``'s (same parameter names and initialisers), plus a ``learner``
+    collection of non-trained variables that say which learner it is:
+
+    - ``activation``: an index into ``activations`` (every hidden layer uses that function);
+    - ``depth``: how many hidden layers the learner has; the layers after them are the identity
+      (``h -> h``), so their weights receive no gradient and the network computes exactly what a
+      network of that depth computes;
+    - ``sgd`` and ``clip``: the learner's optimiser (Adam or SGD) and gradient-norm clip (inf: none),
+      read by ``bc.make_bc_train``, not by the forward pass.
+
+    The defaults (``default_*``) are the run's own learner, so ``init`` gives that learner.
+    """
+
+    width: int
+    depth: int
+    activations: tuple[str, ...]
+    out_dim: int
+    gaussian: bool
+    in_ndim: int = 1
+    default_activation: int = 0
+    default_depth: int = 1
+    default_sgd: bool = False
+    default_clip: float = float("inf")
+
+    @nn.compact
+    def __call__(self, x):
+        which = self.variable("learner", "activation", lambda: jnp.int32(self.default_activation)).value
+        used = self.variable("learner", "depth", lambda: jnp.int32(self.default_depth)).value
+        self.variable("learner", "sgd", lambda: jnp.bool_(self.default_sgd))
+        self.variable("learner", "clip", lambda: jnp.float32(self.default_clip))
+        fns = [ACTIVATION_FNS[a] for a in self.activations]
+        x = x.reshape(x.shape[: x.ndim - self.in_ndim] + (-1,))
+        for layer in range(self.depth):
+            h = nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal())(x)
+            h = fns[0](h) if len(fns) == 1 else jax.lax.switch(which, fns, h)
+            x = h if layer == 0 else jnp.where(layer < used, h, x)
+        out = nn.Dense(self.out_dim, kernel_init=nn.initializers.variance_scaling(0.01, "fan_in", "normal"))(x)
+        if self.gaussian:
+            self.param("log_std", nn.initializers.zeros, (self.out_dim,))
+        return out
+
+
 class CNN(nn.Module):
     """The released code's small image classifier: 3x3 conv (16 channels), dense ``hidden``, logits."""
 
@@ -74,8 +118,30 @@ class Policy:
         return out
 
 
-def make_policy(cfg: PolicyConfig, obs_shape: tuple[int, ...], discrete: bool, action_dim: int) -> Policy:
-    net = MLP(cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape))
+def make_policy(
+    cfg: PolicyConfig,
+    obs_shape: tuple[int, ...],
+    discrete: bool,
+    action_dim: int,
+    learners: dict | None = None,
+) -> Policy:
+    """The run's MLP policy; with ``learners`` (``activations``, ``depth``, ``sgd``, ``clip``: a
+    distribution's choices and the run's optimiser), a ``LearnerMLP`` whose init is the run's learner."""
+    if learners is None:
+        net = MLP(cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape))
+    else:
+        net = LearnerMLP(
+            cfg.width,
+            learners["depth"],
+            learners["activations"],
+            action_dim,
+            not discrete,
+            in_ndim=len(obs_shape),
+            default_activation=learners["activations"].index(cfg.activation),
+            default_depth=cfg.depth,
+            default_sgd=learners["sgd"],
+            default_clip=learners["clip"],
+        )
     dummy = jnp.zeros(obs_shape, jnp.float32)
 
     def init(key):

@@ -34,10 +34,18 @@ def _group_key(s: dict) -> tuple[str, str]:
 
 
 def _setting(s: dict) -> dict:
-    """A run's flat config without its seed (runs of one setting differ only in the seed)."""
-    from hades.config import flatten
+    """A run's flat config without its seed (runs of one setting differ only in the seed), read
+    through its config class so a run written before a setting existed counts as having its
+    default (an older run and a newer one of the same setting are one group)."""
+    from hades.config import DistillConfig, ImageDistillConfig, flatten
 
-    return {k: v for k, v in flatten(s.get("config", {})).items() if k not in ("seed", "data_dir")}
+    config = s.get("config", {})
+    cls = ImageDistillConfig if s.get("variant") == "supervised" else DistillConfig
+    try:
+        config = cls.from_dict(config).to_dict()
+    except HadesError:  # settings this version does not know: compared as written
+        pass
+    return {k: v for k, v in flatten(config).items() if k not in ("seed", "data_dir")}
 
 
 def _groups(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:

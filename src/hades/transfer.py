@@ -1,9 +1,10 @@
 """Transfer sweeps (paper Fig. 4): does a dataset train policies other than the one it was evolved for?
 
-For every width, ``transfer_sweep`` trains fresh policies over a grid (or a random sample) of BC
-learning rates and step counts ("epochs"), several seeds each, and rolls each out. A whole width
-group trains in ONE compiled, vmapped call: the learning rate and step count are traced values
-(``bc.make_bc_train``), the scan runs the group's largest step count and each policy stops at its own.
+For every architecture (width x activation x depth), ``transfer_sweep`` trains fresh policies over a
+grid (or a random sample) of BC learning rates and step counts ("epochs"), several seeds each, and
+rolls each out. A whole architecture group trains in ONE compiled, vmapped call: the learning rate
+and step count are traced values (``bc.make_bc_train``), the scan runs the group's largest step
+count and each policy stops at its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import itertools
 import jax
 import numpy as np
 
-from hades.config import BCConfig, PolicyConfig
+from hades.config import ACTIVATIONS, BCConfig, PolicyConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
@@ -45,14 +46,20 @@ def transfer_sweep(
     episodes: int = 5,
     eval_steps: int = 0,
     seed: int = 0,
-    depth: int | None = None,
-    activation: str | None = None,
+    depths=None,
+    activations=None,
     backend: str | None = None,
     progress=None,
 ) -> list[dict]:
-    """One row per trained policy: width, lr, epochs, seed, return (mean over ``episodes``)."""
+    """One row per trained policy: width, activation, depth, lr, epochs, seed, return (mean over
+    ``episodes``). ``depths`` / ``activations`` default to the dataset's run's."""
     if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
+    if depths is not None and (not depths or min(depths) < 1):
+        raise HadesError("depths must be non-empty and >= 1")
+    unknown = [a for a in activations or () if a not in ACTIVATIONS]
+    if unknown or (activations is not None and not activations):
+        raise HadesError(f"unknown activation {unknown[0] if unknown else ''!r}; choose from {', '.join(ACTIVATIONS)}")
     if seeds < 1 or episodes < 1 or sample < 0:
         raise HadesError("--seeds and --episodes must be >= 1, --sample >= 0")
     base = run_config(ds)
@@ -60,10 +67,9 @@ def transfer_sweep(
     rng = np.random.default_rng(seed)
     plan = settings(lrs, epochs, seeds, sample, rng)
     rows = []
-    for w, width in enumerate(widths):
-        policy_cfg = PolicyConfig(
-            width=width, depth=depth or base.policy.depth, activation=activation or base.policy.activation
-        )
+    groups = itertools.product(widths, activations or [base.policy.activation], depths or [base.policy.depth])
+    for w, (width, activation, depth) in enumerate(groups):
+        policy_cfg = PolicyConfig(width=width, depth=depth, activation=activation)
         bc_cfg: BCConfig = base.bc
         run = make_trainer(
             ds,
@@ -88,10 +94,37 @@ def transfer_sweep(
             ).returns
         )
         for (lr, steps, s), r in zip(plan, returns):
-            rows.append({"width": width, "lr": lr, "epochs": steps, "seed": s, "return": float(r.mean())})
+            row = {"width": width, "activation": activation, "depth": depth, "lr": lr, "epochs": steps, "seed": s}
+            rows.append({**row, "return": float(r.mean())})
         if progress:
-            progress(width, returns.mean(axis=1))
+            progress(group_label((width, activation, depth)), returns.mean(axis=1))
     return rows
+
+
+def own_group(ds: Dataset) -> tuple | None:
+    """The architecture a dataset was evolved for (its run's policy), or None if it records none."""
+    policy = ds.config.get("policy") or {}
+    if not policy:
+        return None
+    return (policy.get("width", 64), policy.get("activation", "tanh"), policy.get("depth", 2))
+
+
+def group_of(row: dict) -> tuple:
+    """A row's architecture: (width, activation, depth); rows of older sweeps lack the last two."""
+    return (row["width"], row.get("activation", ""), row.get("depth", 0))
+
+
+def group_label(group: tuple, full: bool = True) -> str:
+    width, activation, depth = group
+    return f"{width} {activation} x{depth}" if full and activation else str(width)
+
+
+def summarize_groups(rows: list[dict]) -> dict[str, dict]:
+    """Per architecture (labelled "WIDTH ACTIVATION xDEPTH"): what ``summarize_widths`` gives per width."""
+    out = {}
+    for group in sorted({group_of(r) for r in rows}, key=lambda g: (g[2], g[1], g[0])):
+        out[group_label(group)] = summarize_widths([r for r in rows if group_of(r) == group])[group[0]]
+    return out
 
 
 def summarize_widths(rows: list[dict]) -> dict[int, dict]:
@@ -113,7 +146,8 @@ def summarize_widths(rows: list[dict]) -> dict[int, dict]:
 
 def save_transfer(out_dir, results: dict[str, tuple[list[dict], int | None]], paths) -> dict:
     """Write ``transfer.json`` (a per-width summary per dataset and every result) and
-    ``transfer.csv`` into ``out_dir``; ``results`` maps a label to (rows, the run's own width).
+    ``transfer.csv`` into ``out_dir``; ``results`` maps a label to (rows, the run's own
+    architecture: (width, activation, depth), or None).
     Returns the summary."""
     import csv
     import io
@@ -124,13 +158,21 @@ def save_transfer(out_dir, results: dict[str, tuple[list[dict], int | None]], pa
 
     out = Path(out_dir)
     summary = {
-        label: {"dataset": str(p), "own_width": own, "per_width": summarize_widths(rows)}
+        label: {
+            "dataset": str(p),
+            "own_width": own[0] if own else None,
+            "own_architecture": group_label(own) if own else None,
+            "per_width": summarize_widths(rows),
+            "per_architecture": summarize_groups(rows),
+        }
         for (label, (rows, own)), p in zip(results.items(), paths)
     }
     rows_all = [{"dataset": label, **r} for label, (rows, _) in results.items() for r in rows]
     atomic_write(out / "transfer.json", json.dumps({"summary": summary, "results": rows_all}, indent=1))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["dataset", "width", "lr", "epochs", "seed", "return"])
+    writer = csv.DictWriter(
+        buf, fieldnames=["dataset", "width", "activation", "depth", "lr", "epochs", "seed", "return"]
+    )
     writer.writeheader()
     writer.writerows(rows_all)
     atomic_write(out / "transfer.csv", buf.getvalue())
