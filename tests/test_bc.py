@@ -94,3 +94,20 @@ def test_soft_labels_train_the_policy_to_the_soft_targets(temperature):
         policy.init(jax.random.PRNGKey(0)), x, y, None, None, jnp.float32(temperature)
     )
     np.testing.assert_allclose(policy.apply(traced, x), policy.apply(params, x), atol=1e-5)
+
+
+def test_bfloat16_matmuls_keep_float32_parameters_and_still_fit():
+    """--precision bfloat16: the same parameters (float32), outputs within bf16 rounding of the
+    float32 policy's, and BC still fits XOR."""
+    full = make_policy(PolicyConfig(width=32, depth=2), (2,), True, 2)
+    half = make_policy(PolicyConfig(width=32, depth=2, precision="bfloat16"), (2,), True, 2)
+    params = full.init(jax.random.PRNGKey(0))
+    assert jax.tree.map(lambda a: a.dtype, half.init(jax.random.PRNGKey(0))) == jax.tree.map(lambda a: a.dtype, params)
+    x = jax.random.normal(jax.random.PRNGKey(1), (16, 2))
+    a, b = full.apply(params, x), half.apply(params, x)
+    assert b.dtype == jnp.float32 and not np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, atol=2e-3)
+    x = jnp.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
+    y = jnp.array([0, 0, 1, 1])
+    trained, loss = jax.jit(make_bc_train(half, BCConfig(bc_lr=0.01, bc_steps=300)))(params, x, y)
+    assert float(loss) < 0.05 and np.array_equal(np.argmax(half.apply(trained, x), -1), np.asarray(y))

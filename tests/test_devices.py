@@ -132,3 +132,18 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
     a = load_file(tmp_path / "multi" / "dataset.safetensors")
     b = load_file(tmp_path / "single" / "dataset.safetensors")
     np.testing.assert_array_equal(a["states"], b["states"])
+
+
+def test_accelerator_chunk_comes_from_the_device_memory():
+    """On an accelerator the whole population is scored at once when it fits in the devices'
+    memory; otherwise the largest chunk that fits (a divisor of the population)."""
+    from hades.devices import ACCELERATOR_MEMORY_SHARE, auto_chunk
+
+    gb = 2**30
+    whole = auto_chunk(0, 2048, None, candidate_bytes=10 * 2**20, fixed_bytes=gb, backend="gpu", memory=80 * gb)
+    assert whole == 0  # 20 GB + 1 GB of 48 GB
+    chunk = auto_chunk(0, 2048, None, candidate_bytes=100 * 2**20, fixed_bytes=gb, backend="gpu", memory=80 * gb)
+    assert chunk == 256 and 2048 % chunk == 0  # 256 x 100 MB = 25 GB fits, 512 x 100 MB does not
+    assert chunk * 100 * 2**20 + gb <= ACCELERATOR_MEMORY_SHARE * 80 * gb < 2 * chunk * 100 * 2**20 + gb
+    assert auto_chunk(64, 2048, None, candidate_bytes=100 * 2**20, backend="gpu", memory=gb) == 64  # as given
+    assert auto_chunk(0, 256, None, backend="cpu") == 16  # the CPU heuristic is unchanged

@@ -24,6 +24,7 @@ EsShaping = Literal["own", "raw"]
 Backend = Literal["positional", "spring", "generalized", "mjx"]
 Activation = Literal["tanh", "relu", "gelu", "silu", "elu"]
 BcOptimizer = Literal["adam", "sgd"]
+Precision = Literal["float32", "bfloat16"]
 Learners = Literal["fixed", "sampled", "wide"]
 LearnerOptimizer = Literal["adam", "sgd", "adam-clip", "sgd-clip"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
@@ -37,6 +38,7 @@ ES_SHAPINGS = get_args(EsShaping)
 BACKENDS = get_args(Backend)
 ACTIVATIONS = get_args(Activation)
 BC_OPTIMIZERS = get_args(BcOptimizer)
+PRECISIONS = get_args(Precision)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
@@ -76,6 +78,12 @@ class PolicyConfig:
     width: int = knob(64, "hidden units per layer")
     depth: int = knob(2, "number of hidden layers")
     activation: Activation = knob("tanh", "hidden activation", ACTIVATIONS)
+    precision: Precision = knob(
+        "float32",
+        "the policy's matmuls (BC and rollouts): float32, or bfloat16 inputs and weights with float32 "
+        "parameters, losses and outputs (for accelerators' reduced-precision units; slower on most CPUs)",
+        PRECISIONS,
+    )
 
 
 @dataclass(frozen=True)
@@ -385,6 +393,8 @@ class DistillConfig:
             raise HadesError(f"unknown actions {self.actions!r}; choose one of {', '.join(ACTION_MODES)}")
         if self.obs_norm not in OBS_NORMS:
             raise HadesError(f"unknown obs_norm {self.obs_norm!r}; choose one of {', '.join(OBS_NORMS)}")
+        if self.policy.precision not in PRECISIONS:
+            raise HadesError(f"unknown precision {self.policy.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.policy.activation not in ACTIVATIONS:
             raise HadesError(f"unknown activation {self.policy.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         positive = {

@@ -56,12 +56,18 @@ class Dataset:
         bc = {**dataclasses.asdict(BCConfig()), **bc}
         opt = bc.get("bc_optimizer", "adam")
         parts = [
-            f"MLP {policy['depth']} x {policy['width']} {policy['activation']}",
+            f"MLP {policy['depth']} x {policy['width']} {policy['activation']}"
+            + (f" ({policy['precision']} matmuls)" if policy.get("precision", "float32") != "float32" else ""),
             f"{bc['bc_steps']} full-batch {'Adam' if opt == 'adam' else 'SGD'} steps at lr {bc['bc_lr']:g}"
             + (f" (eps {bc['bc_adam_eps']:g})" if opt == "adam" else "")
             + (", decayed linearly to 0" if bc.get("bc_anneal") else ""),
             f"gradient norm clipped at {bc['bc_max_grad_norm']:g}" if bc.get("bc_max_grad_norm") else "no clipping",
-            ("cross-entropy" if self.action_space == "discrete" else "Gaussian NLL with a learned log-std"),
+            ("cross-entropy" if self.action_space == "discrete" else "Gaussian NLL with a learned log-std")
+            + (
+                f" against soft targets softmax(one_hot / {bc['bc_label_temperature']:.3g})"
+                if self.action_space == "discrete" and bc.get("bc_label_temperature", 0) > 0
+                else ""
+            ),
             {"sample": "actions sampled from the policy", "greedy": "greedy actions"}.get(
                 self.config.get("actions"), ""
             ),

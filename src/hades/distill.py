@@ -73,7 +73,7 @@ class RLDriver:
         self.cfg = cfg.validate()
         self.env = env = make_env(cfg.env, cfg.backend)
         self.mesh = population_mesh(cfg.devices, cfg.es.population)
-        self.chunk = auto_chunk(cfg.chunk, cfg.es.population, self.mesh)
+        self.chunk = auto_chunk(cfg.chunk, cfg.es.population, self.mesh, self.candidate_bytes(), self.es_bytes())
         if self.mesh is not None and self.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         if cfg.memory_check:
@@ -114,10 +114,12 @@ class RLDriver:
     def memory_estimate(self) -> int:
         """Estimated bytes of one generation: the ES's population and state, plus the candidates
         scored at once (a chunk, or the whole population), float32 throughout."""
-        cfg = self.cfg
-        live = self.chunk or cfg.es.population
-        es_bytes = 4 * self.solution_size() * (3 * cfg.es.population + 8)
-        return es_bytes + live * self.candidate_bytes()
+        live = self.chunk or self.cfg.es.population
+        return self.es_bytes() + live * self.candidate_bytes()
+
+    def es_bytes(self) -> int:
+        """Estimated bytes of the ES: the population of solutions and the strategy's state."""
+        return 4 * self.solution_size() * (3 * self.cfg.es.population + 8)
 
     def n_params(self) -> int:
         in_dim = int(np.prod(self.env.obs_shape))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from hades.config import PolicyConfig
 
+OUTPUT_INIT = nn.initializers.variance_scaling(0.01, "fan_in", "normal")
 ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu}
 
 
@@ -28,17 +29,18 @@ class MLP(nn.Module):
     out_dim: int
     gaussian: bool
     in_ndim: int = 1  # observation rank: inputs are flattened over these trailing axes
+    dtype: str = "float32"  # matmul inputs (parameters stay float32; outputs are float32)
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATION_FNS[self.activation]
         x = x.reshape(x.shape[: x.ndim - self.in_ndim] + (-1,))
         for _ in range(self.depth):
-            x = act(nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal())(x))
-        out = nn.Dense(self.out_dim, kernel_init=nn.initializers.variance_scaling(0.01, "fan_in", "normal"))(x)
+            x = act(nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal(), dtype=self.dtype)(x))
+        out = nn.Dense(self.out_dim, kernel_init=OUTPUT_INIT, dtype=self.dtype)(x)
         if self.gaussian:
             self.param("log_std", nn.initializers.zeros, (self.out_dim,))
-        return out
+        return out.astype(jnp.float32)
 
 
 class LearnerMLP(nn.Module):
@@ -66,6 +68,7 @@ class LearnerMLP(nn.Module):
     default_depth: int = 1
     default_sgd: bool = False
     default_clip: float = float("inf")
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x):
@@ -76,13 +79,13 @@ class LearnerMLP(nn.Module):
         fns = [ACTIVATION_FNS[a] for a in self.activations]
         x = x.reshape(x.shape[: x.ndim - self.in_ndim] + (-1,))
         for layer in range(self.depth):
-            h = nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal())(x)
+            h = nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal(), dtype=self.dtype)(x)
             h = fns[0](h) if len(fns) == 1 else jax.lax.switch(which, fns, h)
             x = h if layer == 0 else jnp.where(layer < used, h, x)
-        out = nn.Dense(self.out_dim, kernel_init=nn.initializers.variance_scaling(0.01, "fan_in", "normal"))(x)
+        out = nn.Dense(self.out_dim, kernel_init=OUTPUT_INIT, dtype=self.dtype)(x)
         if self.gaussian:
             self.param("log_std", nn.initializers.zeros, (self.out_dim,))
-        return out
+        return out.astype(jnp.float32)
 
 
 class CNN(nn.Module):
@@ -128,7 +131,9 @@ def make_policy(
     """The run's MLP policy; with ``learners`` (``activations``, ``depth``, ``sgd``, ``clip``: a
     distribution's choices and the run's optimiser), a ``LearnerMLP`` whose init is the run's learner."""
     if learners is None:
-        net = MLP(cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape))
+        net = MLP(
+            cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape), dtype=cfg.precision
+        )
     else:
         net = LearnerMLP(
             cfg.width,
@@ -141,6 +146,7 @@ def make_policy(
             default_depth=cfg.depth,
             default_sgd=learners["sgd"],
             default_clip=learners["clip"],
+            dtype=cfg.precision,
         )
     dummy = jnp.zeros(obs_shape, jnp.float32)
 

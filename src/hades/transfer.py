@@ -69,7 +69,7 @@ def transfer_sweep(
     rows = []
     groups = itertools.product(widths, activations or [base.policy.activation], depths or [base.policy.depth])
     for w, (width, activation, depth) in enumerate(groups):
-        policy_cfg = PolicyConfig(width=width, depth=depth, activation=activation)
+        policy_cfg = PolicyConfig(width=width, depth=depth, activation=activation, precision=base.policy.precision)
         bc_cfg: BCConfig = base.bc
         run = make_trainer(
             ds,
