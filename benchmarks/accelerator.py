@@ -8,7 +8,8 @@ population over every visible device, the chunk chosen from the devices' memory 
 ``--chunk`` says), runs one generation to compile, then ``--generations`` timed ones, and reports
 seconds per generation (compile excluded), the compile time, the chunk used, hades' memory
 estimate and the peak memory (accelerators: ``memory_stats()['peak_bytes_in_use']`` summed over
-the devices; CPU: the process' peak resident set, which includes everything else it holds), beside the paper's Table 4 figure (8 V100s: hopper HaDES-F 5.6 s, Breakout 1.6 s).
+the devices; CPU: the process' peak resident set, which includes everything else it holds),
+beside the paper's Table 4 figure (8 V100s: hopper HaDES-F 5.6 s, Breakout 1.6 s).
 It runs anywhere; on a CPU a paper-scale generation takes minutes (use ``--population`` to shrink).
 """
 
