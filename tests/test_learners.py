@@ -32,7 +32,8 @@ def _genuine(params, learner, i, discrete, activations):
         k, b = p[f"Dense_{layer}"]["kernel"], p[f"Dense_{layer}"]["bias"]
         own[f"Dense_{layer}"] = {"kernel": k[: (k.shape[0] if layer == 0 else live), :live], "bias": b[:live]}
     out = p[f"Dense_{universal_depth}"]
-    own[f"Dense_{depth}"] = {"kernel": out["kernel"][:live], "bias": out["bias"]}
+    rows = live if depth else OBS  # a linear learner's output layer reads the input
+    own[f"Dense_{depth}"] = {"kernel": out["kernel"][:rows], "bias": out["bias"]}
     if "log_std" in p:
         own["log_std"] = p["log_std"]
     activation = activations[int(learner["activation"][i])]
@@ -49,7 +50,7 @@ def _genuine(params, learner, i, discrete, activations):
 SPACES = {
     "wide": {"learners": "wide"},
     "activations": {"learners": "sampled", "learner_activations": "tanh,relu,gelu,elu"},
-    "depths": {"learners": "sampled", "learner_depths": "1,3"},
+    "depths": {"learners": "sampled", "learner_depths": "0,1,3"},
     "optimizers": {
         "learners": "sampled",
         "learner_optimizers": "adam,sgd,adam-clip,sgd-clip",
@@ -63,7 +64,8 @@ SPACES = {
     [("wide", True), ("wide", False), ("activations", True), ("depths", False), ("optimizers", True)],
 )
 def test_a_sampled_learner_trains_like_the_learner_built_for_real(space, discrete):
-    cfg, sp = _space(**SPACES[space])
+    cfg = _space(**SPACES[space])[0]
+    sp = LearnerSpace.from_config(cfg, in_dim=OBS)
     network = sp.network(cfg.policy.depth, cfg.policy.activation)
     policy = make_policy(cfg.policy, (OBS,), discrete, ACTIONS, learners=network)
     count = 8
@@ -80,6 +82,8 @@ def test_a_sampled_learner_trains_like_the_learner_built_for_real(space, discret
     probe = jax.random.normal(jax.random.PRNGKey(4), (9, OBS))
     learner = jax.device_get(params["learner"])
     assert len({(d["activation"], d["depth"], d["optimizer"]) for d in describe(params)}) >= 2
+    if space == "depths":  # linear learners (depth 0) among them
+        assert {d["depth"] for d in describe(params)} == {0, 1, 3}
     for i in range(count):
         own_policy, own_params, bc = _genuine(params, learner, i, discrete, network["activations"])
         own_trained, _ = make_bc_train(own_policy, bc)(own_params, x, y, lr[i], 40)
@@ -148,7 +152,7 @@ def test_the_run_learner_is_the_network_default():
     [
         ({"learner_activations": "tanh,swish"}, "swish"),
         ({"learner_depths": "1,x"}, "integers"),
-        ({"learner_depths": "0"}, ">= 1"),
+        ({"learner_depths": "-1"}, ">= 0"),
         ({"learner_optimizers": "rmsprop"}, "rmsprop"),
         ({"learner_init_range": 0.5}, "init-range"),
     ],
@@ -161,3 +165,18 @@ def test_bad_axes_are_refused_in_one_line(given, message):
 def test_wide_learners_need_hades_r():
     with pytest.raises(HadesError, match="hades-r"):
         make_config(env="CartPole-v1", variant="hades-f", learners="wide")
+
+
+def test_linear_learners_start_as_a_linear_model_would():
+    """Depth 0: the output layer reads the input (rows past it are zero), initialised with the
+    variance a linear model's output layer gets (0.01 / fan-in, fan-in = the input size)."""
+    cfg = make_config(env="CartPole-v1", variant="hades-r", width=MAX_WIDTH, learners="sampled", learner_depths="0")
+    sp = LearnerSpace.from_config(cfg, in_dim=OBS)
+    network = sp.network(cfg.policy.depth, cfg.policy.activation)
+    policy = make_policy(cfg.policy, (OBS,), True, ACTIONS, learners=network)
+    count = 200
+    inits = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), count))
+    params, _, _ = sp.sample(jax.random.PRNGKey(1), inits, jnp.full(count, 0.01), jnp.full(count, 10.0), network)
+    kernel = np.asarray(params["params"][f"Dense_{network['depth']}"]["kernel"])  # [count, width, actions]
+    assert np.all(kernel[:, OBS:] == 0)
+    assert np.std(kernel[:, :OBS]) == pytest.approx(np.sqrt(0.01 / OBS), rel=0.1)

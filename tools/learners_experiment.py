@@ -2,12 +2,14 @@
 then score every dataset with hades' own learner and with learners built outside hades.
 
     python tools/learners_experiment.py --out runs/learners [--envs cartpole,acrobot,breakout,hopper]
-        [--methods hades-f,hades-r,hades-r-wide,hades-r-soft] [--seeds 5] [--fits 3] [--episodes 5]
+        [--methods hades-f,hades-r,hades-r-wide,hades-r-wide-linear,hades-r-soft] [--seeds 5] [--fits 3] [--episodes 5]
 
 Methods (every one at its environment preset's budget; only the learners differ):
 - ``hades-f``: one fixed init;  ``hades-r``: 2 fresh inits of the run's learner per generation;
 - ``hades-r-wide``: ``--learners wide`` (2 learners per generation from tanh/relu/gelu x 1-3
   hidden layers x Adam/SGD with and without clipping x init scale in [1/2, 2], beside width, lr, steps);
+- ``hades-r-wide-linear``: the wide distribution with linear models (depth 0) among the depths
+  (observations must fit in the width: not Breakout's 400 values at width 64);
 - ``hades-r-soft``: HaDES-R with an evolved label temperature (``--evolve-label-temperature
   --bc-label-temperature 0.2``; discrete actions only).
 
@@ -45,6 +47,7 @@ METHODS = {
     "hades-f": {"variant": "hades-f"},
     "hades-r": {"variant": "hades-r"},
     "hades-r-wide": {"variant": "hades-r", "learners": "wide"},
+    "hades-r-wide-linear": {"variant": "hades-r", "learners": "wide", "learner_depths": "0,1,2,3"},
     "hades-r-soft": {"variant": "hades-r", "evolve_label_temperature": True, "bc_label_temperature": 0.2},
 }
 ENVS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "breakout": "Breakout-MinAtar", "hopper": "brax/hopper"}
@@ -132,7 +135,9 @@ def main(argv=None):
     seeds = range(a.seeds)
     for env in envs:
         for method in methods:
-            if method == "hades-r-soft" and env in CONTINUOUS:
+            if (method == "hades-r-soft" and env in CONTINUOUS) or (
+                method == "hades-r-wide-linear" and env == "breakout"
+            ):
                 continue
             for s in seeds:
                 score(distil(out, env, method, s), a.fits, a.episodes)

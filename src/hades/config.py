@@ -215,7 +215,10 @@ class LearnerConfig:
     learner_activations: str = knob(
         "", "sampled learners: comma-separated activations ('': the run's --activation; wide: tanh,relu,gelu)"
     )
-    learner_depths: str = knob("", "sampled learners: comma-separated hidden-layer counts ('': --depth; wide: 1,2,3)")
+    learner_depths: str = knob(
+        "",
+        "sampled learners: comma-separated hidden-layer counts, 0 for linear models ('': --depth; wide: 1,2,3)",
+    )
     learner_optimizers: str = knob(
         "",
         "sampled learners: comma-separated optimisers from adam, sgd, adam-clip, sgd-clip (clipped at "
@@ -260,8 +263,8 @@ class LearnerConfig:
             raise HadesError(
                 f"--learner-depths must be comma-separated integers (got {self.learner_depths!r})"
             ) from None
-        if any(d < 1 for d in depths):
-            raise HadesError(f"--learner-depths must be >= 1 (got {self.learner_depths!r})")
+        if any(d < 0 for d in depths):
+            raise HadesError(f"--learner-depths must be >= 0 (got {self.learner_depths!r})")
         return self
 
 

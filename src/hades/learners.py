@@ -10,7 +10,8 @@ Every learner of a distribution runs in ONE compiled, vmapped program: they shar
 
 - **width** (powers of two from ``--learner-min-width`` up to ``--width``): hidden units past the
   width get zero weights in and out (``policies.narrow``), so they stay zero under training;
-- **depth** (``--learner-depths``): hidden layers past the depth are the identity;
+- **depth** (``--learner-depths``): hidden layers past the depth are the identity; depth 0 is a
+  linear model (the zero-padded input goes to the output layer; inputs must fit in ``--width``);
 - **activation** (``--learner-activations``): an index choosing the hidden layers' function;
 - **optimiser** (``--learner-optimizers``): Adam or SGD, clipped to ``--learner-clip-norm`` or not
   (``bc.learner_direction``); SGD learners take ``--learner-sgd-lr-scale`` times the learning rate;
@@ -58,9 +59,10 @@ class LearnerSpace:
     sgd_lr_scale: float
     run_sgd: bool  # the run's own learner, what ``init`` of the network gives
     run_clip: float
+    in_dim: int = 0  # the flattened observation size (depth-0 learners need it <= the width)
 
     @classmethod
-    def from_config(cls, cfg: DistillConfig) -> LearnerSpace:
+    def from_config(cls, cfg: DistillConfig, in_dim: int = 0) -> LearnerSpace:
         lc, policy, bc = cfg.learner, cfg.policy, cfg.bc
         wide = lc.learners == "wide"
         run_opt = bc.bc_optimizer + ("-clip" if bc.bc_max_grad_norm > 0 else "")
@@ -83,6 +85,7 @@ class LearnerSpace:
             sgd_lr_scale=lc.learner_sgd_lr_scale,
             run_sgd=bc.bc_optimizer == "sgd",
             run_clip=bc.bc_max_grad_norm if bc.bc_max_grad_norm > 0 else float("inf"),
+            in_dim=in_dim,
         )
 
     def network(self, policy_depth: int, policy_activation: str) -> dict:
@@ -92,6 +95,7 @@ class LearnerSpace:
         return {
             "activations": activations,
             "depth": max(*self.depths, policy_depth),
+            "depths": self.depths,
             "sgd": self.run_sgd,
             "clip": self.run_clip,
         }
@@ -106,15 +110,25 @@ class LearnerSpace:
 
         width = jax.random.choice(k_w, jnp.asarray(self.widths), (count,))
         scale = jnp.exp(jax.random.uniform(k_scale, (count,), minval=-1.0, maxval=1.0) * np.log(self.init_range))
-        params = jax.vmap(lambda p, w, s: narrow(scaled(p, s, depth), w, depth, self.widths[-1]))(params, width, scale)
         pick = lambda k, choices: jnp.asarray(choices)[jax.random.randint(k, (count,), 0, len(choices))]
+        depths = pick(k_depth, list(self.depths)).astype(jnp.int32)
+
+        def one(p, w, s, d):  # a depth-0 learner's output layer reads the input, else narrowed to w
+            hidden = narrow(scaled(p, s, depth), w, depth, self.widths[-1])
+            if 0 not in self.depths:
+                return hidden
+            return jax.tree.map(
+                lambda a, b: jnp.where(d == 0, a, b), linear_output(p, depth, self.widths[-1], self.in_dim), hidden
+            )
+
+        params = jax.vmap(one)(params, width, scale, depths)
         activation = pick(k_act, [network["activations"].index(a) for a in self.activations])
         opt = pick(k_opt, [LEARNER_OPTIMIZERS.index(o) for o in self.optimizers])
         sgd = (opt == LEARNER_OPTIMIZERS.index("sgd")) | (opt == LEARNER_OPTIMIZERS.index("sgd-clip"))
         clipped = (opt == LEARNER_OPTIMIZERS.index("adam-clip")) | (opt == LEARNER_OPTIMIZERS.index("sgd-clip"))
         learner = {
             "activation": activation.astype(jnp.int32),
-            "depth": pick(k_depth, list(self.depths)).astype(jnp.int32),
+            "depth": depths,
             "sgd": sgd,
             "clip": jnp.where(clipped, jnp.float32(self.clip_norm), jnp.float32(jnp.inf)),
         }
@@ -124,6 +138,18 @@ class LearnerSpace:
         lr = lr * jnp.where(sgd, self.sgd_lr_scale, 1.0) / (self.sgd_lr_scale if self.run_sgd else 1.0)
         steps = steps * jax.random.uniform(k_n, (count,), minval=self.min_steps, maxval=1.0)
         return params, lr, steps
+
+
+def linear_output(params: dict, depth: int, max_width: int, in_dim: int) -> dict:
+    """A network init as a depth-0 (linear) learner's: the output layer reads the zero-padded input,
+    so its rows past the input size are zeroed and the rest rescaled for fan-in ``in_dim`` (what
+    the output layer of a genuine linear model is initialised with)."""
+    p = dict(params["params"])
+    name = f"Dense_{depth}"
+    live = (jnp.arange(max_width) < in_dim).astype(jnp.float32)
+    kernel = p[name]["kernel"] * (live * np.sqrt(max_width / in_dim))[:, None]
+    p[name] = {**p[name], "kernel": kernel}
+    return {**params, "params": p}
 
 
 def scaled(params: dict, scale, depth: int) -> dict:

@@ -51,7 +51,8 @@ class LearnerMLP(nn.Module):
     - ``activation``: an index into ``activations`` (every hidden layer uses that function);
     - ``depth``: how many hidden layers the learner has; the layers after them are the identity
       (``h -> h``), so their weights receive no gradient and the network computes exactly what a
-      network of that depth computes;
+      network of that depth computes; with ``linear``, depth 0 (a linear model) too: the input,
+      zero-padded to the width, goes straight to the output layer (needs inputs <= width);
     - ``sgd`` and ``clip``: the learner's optimiser (Adam or SGD) and gradient-norm clip (inf: none),
       read by ``bc.make_bc_train``, not by the forward pass.
 
@@ -69,6 +70,7 @@ class LearnerMLP(nn.Module):
     default_sgd: bool = False
     default_clip: float = float("inf")
     dtype: str = "float32"
+    linear: bool = False  # learners of depth 0 (linear models) are possible
 
     @nn.compact
     def __call__(self, x):
@@ -81,7 +83,13 @@ class LearnerMLP(nn.Module):
         for layer in range(self.depth):
             h = nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal(), dtype=self.dtype)(x)
             h = fns[0](h) if len(fns) == 1 else jax.lax.switch(which, fns, h)
-            x = h if layer == 0 else jnp.where(layer < used, h, x)
+            if layer > 0:
+                x = jnp.where(layer < used, h, x)
+            elif self.linear:  # depth 0: the input itself, zero-padded to the width
+                pad = jnp.zeros(x.shape[:-1] + (self.width - x.shape[-1],), x.dtype)
+                x = jnp.where(used > 0, h, jnp.concatenate([x, pad], -1).astype(h.dtype))
+            else:
+                x = h
         out = nn.Dense(self.out_dim, kernel_init=OUTPUT_INIT, dtype=self.dtype)(x)
         if self.gaussian:
             self.param("log_std", nn.initializers.zeros, (self.out_dim,))
@@ -147,6 +155,7 @@ def make_policy(
             default_sgd=learners["sgd"],
             default_clip=learners["clip"],
             dtype=cfg.precision,
+            linear=min(learners["depths"]) == 0,
         )
     dummy = jnp.zeros(obs_shape, jnp.float32)
 
