@@ -118,7 +118,8 @@ def make_bc_train(policy: Policy, cfg: BCConfig, max_steps: int | None = None):
             trainable = jax.tree.map(lambda p, u: p + scale * u, trainable, updates)
             return (trainable, opt_state), loss
 
-        (trainable, _), _ = jax.lax.scan(body, (trainable, direction.init(trainable)), jnp.arange(length))
+        init = (trainable, direction.init(trainable))
+        (trainable, _), _ = jax.lax.scan(body, init, jnp.arange(length), unroll=min(cfg.bc_unroll, length))
         return {**fixed, "params": trainable}, loss_fn(trainable, fixed, x, y, temperature)
 
     return train

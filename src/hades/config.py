@@ -100,6 +100,10 @@ class BCConfig:
         "Adam's epsilon in the inner loop (--bc-optimizer adam only; 1e-8 is optax's, the official code "
         "used 1e-5, and HaDES-F datasets only reproduce with the eps they were evolved with)",
     )
+    bc_unroll: int = knob(
+        1,
+        "unroll the BC step loop by this many steps (more code to compile; see benchmarks/optimisations.py)",
+    )
     bc_label_temperature: float = knob(
         0.0,
         "discrete actions: 0 trains on the hard labels; T > 0 on the soft targets softmax(one_hot(label) / T) "
@@ -117,6 +121,8 @@ class BCConfig:
             raise HadesError(f"--bc-max-grad-norm must be finite and >= 0 (got {self.bc_max_grad_norm})")
         if not (math.isfinite(self.bc_adam_eps) and self.bc_adam_eps > 0):
             raise HadesError(f"--bc-adam-eps must be a finite number > 0 (got {self.bc_adam_eps})")
+        if self.bc_unroll < 1:
+            raise HadesError(f"--bc-unroll must be >= 1 (got {self.bc_unroll})")
         if not (math.isfinite(self.bc_label_temperature) and self.bc_label_temperature >= 0):
             raise HadesError(f"--bc-label-temperature must be a finite number >= 0 (got {self.bc_label_temperature})")
         return self
