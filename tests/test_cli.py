@@ -72,7 +72,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     proc = hades("train", ds, "--preset", "paper-brax", "--seeds", 1, "--episodes", 1, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact
-    assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh"}
+    assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh", "precision": "float32"}
     assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
 
     assert_one_line_error(hades("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
@@ -145,3 +145,34 @@ def test_help_tells_the_truth(capsys):
         text = " ".join(help_of(cmd).split())
         for option in text.split(" --")[1:]:
             assert option.count("default:") <= 1, (cmd, option)
+
+
+def test_wide_learners_and_soft_labels_from_the_command_line(tmp_path):
+    """--learners wide (linear models among the depths) and an evolved label temperature run,
+    and the artifact names the soft targets its learner trains on."""
+    out = tmp_path / "wide"
+    proc = hades(
+        "distill",
+        *TINY,
+        "--variant",
+        "hades-r",
+        "--learners",
+        "wide",
+        "--learner-min-width",
+        "4",
+        "--learner-depths",
+        "0,1,2",
+        "--evolve-label-temperature",
+        "--bc-label-temperature",
+        "0.3",
+        "--out",
+        out,
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["learner"]["learners"] == "wide" and config["evolve_label_temperature"]
+    proc = hades("show", out / "dataset.safetensors")
+    assert proc.returncode == 0 and "soft targets softmax(one_hot / " in proc.stderr, proc.stderr
+    assert "a distribution of learners (wide)" in proc.stderr
+    proc = hades("distill", *TINY, "--variant", "hades-f", "--learners", "wide", "--out", tmp_path / "f")
+    assert proc.returncode == 2 and "hades-r" in proc.stderr and "Traceback" not in proc.stderr

@@ -73,6 +73,9 @@ class Dataset:
             ),
             "inputs (x - obs_mean) / obs_std" if self.normalised else "raw inputs",
         ]
+        learners = (self.config.get("learner") or {}).get("learners") or self.config.get("learners", "fixed")
+        if learners != "fixed":  # the run's learner is one of many the dataset was scored with
+            parts.append(f"scored during evolution with a distribution of learners ({learners}) around it")
         return "; ".join(p for p in parts if p)
 
     def inputs(self) -> np.ndarray:
