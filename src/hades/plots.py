@@ -235,6 +235,7 @@ def transfer_figure(results: dict[str, tuple[list[dict], tuple | None]], path, t
             )
             if own is not None and tuple(own) == g:
                 stars.append((x0, color))
+    ax.autoscale(False)  # the stars sit on the axis, all at one height
     for x0, color in stars:
         ax.plot([x0], [ax.get_ylim()[0]], marker="*", color=color, markersize=14, clip_on=False)
     ax.set_xticks(range(len(groups)))
