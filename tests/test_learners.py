@@ -180,3 +180,30 @@ def test_linear_learners_start_as_a_linear_model_would():
     kernel = np.asarray(params["params"][f"Dense_{network['depth']}"]["kernel"])  # [count, width, actions]
     assert np.all(kernel[:, OBS:] == 0)
     assert np.std(kernel[:, :OBS]) == pytest.approx(np.sqrt(0.01 / OBS), rel=0.1)
+
+
+def test_a_diverged_sampled_learner_acts_with_its_untrained_weights(tiny_config):
+    """A learner whose BC diverges (here: every SGD learner, at an absurd step size) is scored as
+    its untrained policy, so the generation's fitness stays finite."""
+    from hades.distill import Distiller
+
+    d = Distiller(
+        tiny_config(
+            env="Pendulum-v1",
+            variant="hades-r",
+            learners="sampled",
+            learner_optimizers="sgd",
+            learner_sgd_lr_scale=1e6,
+            learner_min_width=16,
+            width=16,
+            num_inits=4,
+        )
+    )
+    state = d.init()
+    learners = d.learners(jax.random.PRNGKey(0), state, 4)
+    sol = d.solution(state)
+    x, y = d.bc_data(sol)
+    trained, _ = jax.vmap(lambda p, lr, n: d.bc_train(p, x, y, lr, n.astype(jnp.int32)))(*learners)
+    assert not np.all(np.isfinite(np.asarray(trained["params"]["Dense_0"]["kernel"])))  # it does diverge
+    state, metrics = d.step(state)
+    assert bool(metrics["finite"]) and np.isfinite(float(metrics["fitness_mean"]))

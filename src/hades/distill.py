@@ -377,10 +377,17 @@ class Distiller(RLDriver):
 
         def one(init, lr, steps):
             params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps), temperature)
+            if self.space is not None:
+                # a sampled learner whose training diverged (an SGD learner at the top of its step
+                # size on a Gaussian NLL can) acts with its untrained weights: a failed learner
+                # scores what an untrained policy scores, and the generation stays finite
+                ok = all_finite(params["params"])
+                params = jax.tree.map(lambda p, p0: jnp.where(ok, p, p0), params, init)
+                loss = jnp.where(ok, loss, jnp.nan)
             return rollout(params, env_key, norm), loss
 
         rollouts, losses = jax.vmap(one)(*learners)
-        return rollouts, losses.mean()
+        return rollouts, jnp.nanmean(losses)
 
     # -- evaluation and the product --------------------------------------------------------
     @property
