@@ -65,7 +65,7 @@ SPACES = {
 )
 def test_a_sampled_learner_trains_like_the_learner_built_for_real(space, discrete):
     cfg = _space(**SPACES[space])[0]
-    sp = LearnerSpace.from_config(cfg, in_dim=OBS)
+    sp = LearnerSpace.from_config(cfg)
     network = sp.network(cfg.policy.depth, cfg.policy.activation)
     policy = make_policy(cfg.policy, (OBS,), discrete, ACTIONS, learners=network)
     count = 8
@@ -171,7 +171,7 @@ def test_linear_learners_start_as_a_linear_model_would():
     """Depth 0: the output layer reads the input (rows past it are zero), initialised with the
     variance a linear model's output layer gets (0.01 / fan-in, fan-in = the input size)."""
     cfg = make_config(env="CartPole-v1", variant="hades-r", width=MAX_WIDTH, learners="sampled", learner_depths="0")
-    sp = LearnerSpace.from_config(cfg, in_dim=OBS)
+    sp = LearnerSpace.from_config(cfg)
     network = sp.network(cfg.policy.depth, cfg.policy.activation)
     policy = make_policy(cfg.policy, (OBS,), True, ACTIONS, learners=network)
     count = 200

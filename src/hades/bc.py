@@ -69,11 +69,10 @@ def learner_direction(sgd, clip, adam_eps: float) -> optax.GradientTransformatio
     global norm ``clip`` (inf: not clipped) exactly as ``optax.clip_by_global_norm`` does, then Adam's
     moments, or (``sgd``) the clipped gradient itself. Adam's state is kept for every learner so one
     vmapped program trains both kinds."""
-    adam = optax.scale_by_adam(eps=adam_eps)
+    clipping, adam = optax.clip_by_global_norm(clip), optax.scale_by_adam(eps=adam_eps)
 
     def update(grads, state, params=None):
-        norm = optax.tree.norm(grads)
-        grads = jax.tree.map(lambda g: jnp.where(norm < clip, g, (g / norm) * clip), grads)
+        grads, _ = clipping.update(grads, clipping.init(grads))  # stateless
         moments, state = adam.update(grads, state, params)
         return jax.tree.map(lambda m, g: jnp.where(sgd, g, m), moments, grads), state
 

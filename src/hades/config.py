@@ -361,7 +361,7 @@ class DistillConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     es: ESConfig = field(default_factory=ESConfig)
-    learner: LearnerConfig = field(default_factory=lambda: LearnerConfig())
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -261,7 +261,7 @@ class Distiller(RLDriver):
             raise HadesError("the direct-ES baseline is hades.direct.DirectES (`hades baseline`)")
         self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
         # --learners sampled / wide: every learner runs on one network that can be any of them
-        self.space = None
+        self.space = LearnerSpace.from_config(cfg.validate()) if cfg.learner.learners != "fixed" else None
         super().__init__(cfg)
         if cfg.evolve_label_temperature and not self.env.discrete:
             raise HadesError(
@@ -279,16 +279,16 @@ class Distiller(RLDriver):
 
     def make_policy(self) -> Policy:
         cfg, env = self.cfg, self.env
-        if cfg.learner.learners == "fixed":
+        if self.space is None:
             return super().make_policy()
-        self.space = LearnerSpace.from_config(cfg, in_dim=int(np.prod(env.obs_shape)))
-        if 0 in self.space.depths and self.space.in_dim > cfg.policy.width:
+        in_dim = int(np.prod(env.obs_shape))
+        if 0 in self.space.depths and in_dim > cfg.policy.width:
             raise HadesError(
                 f"--learner-depths 0 (linear learners) needs observations of at most --width values; "
-                f"{cfg.env}'s have {self.space.in_dim} (width {cfg.policy.width})"
+                f"{cfg.env}'s have {in_dim} (width {cfg.policy.width})"
             )
-        network = self.space.network(cfg.policy.depth, cfg.policy.activation)
-        return make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim, learners=network)
+        self.network = self.space.network(cfg.policy.depth, cfg.policy.activation)
+        return make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim, learners=self.network)
 
     def initial_solution(self, key):
         n, shape = self.cfg.dataset_size, self.env.obs_shape
@@ -309,8 +309,8 @@ class Distiller(RLDriver):
         cfg = self.cfg
         k = 1 if cfg.variant == "hades-f" else cfg.num_inits
         depth = cfg.policy.depth
-        if cfg.learner.learners != "fixed":  # the shared network has the deepest learner's layers
-            depth = LearnerSpace.from_config(cfg).network(cfg.policy.depth, cfg.policy.activation)["depth"]
+        if self.space is not None:  # the shared network has the deepest learner's layers
+            depth = self.space.network(cfg.policy.depth, cfg.policy.activation)["depth"]
         width = cfg.policy.width * depth
         train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
         act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
@@ -348,8 +348,7 @@ class Distiller(RLDriver):
         return self._with_run_hyperparameters(jax.vmap(self.policy.init)(jax.random.split(key, count)), count)
 
     def _sampled(self, key, state: RunState, count: int):
-        network = self.space.network(self.cfg.policy.depth, self.cfg.policy.activation)
-        return self.space.sample(key, *self._fresh(key, state, count), network)
+        return self.space.sample(key, *self._fresh(key, state, count), self.network)
 
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):

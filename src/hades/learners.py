@@ -59,10 +59,9 @@ class LearnerSpace:
     sgd_lr_scale: float
     run_sgd: bool  # the run's own learner, what ``init`` of the network gives
     run_clip: float
-    in_dim: int = 0  # the flattened observation size (depth-0 learners need it <= the width)
 
     @classmethod
-    def from_config(cls, cfg: DistillConfig, in_dim: int = 0) -> LearnerSpace:
+    def from_config(cls, cfg: DistillConfig) -> LearnerSpace:
         lc, policy, bc = cfg.learner, cfg.policy, cfg.bc
         wide = lc.learners == "wide"
         run_opt = bc.bc_optimizer + ("-clip" if bc.bc_max_grad_norm > 0 else "")
@@ -85,7 +84,6 @@ class LearnerSpace:
             sgd_lr_scale=lc.learner_sgd_lr_scale,
             run_sgd=bc.bc_optimizer == "sgd",
             run_clip=bc.bc_max_grad_norm if bc.bc_max_grad_norm > 0 else float("inf"),
-            in_dim=in_dim,
         )
 
     def network(self, policy_depth: int, policy_activation: str) -> dict:
@@ -117,9 +115,7 @@ class LearnerSpace:
             hidden = narrow(scaled(p, s, depth), w, depth, self.widths[-1])
             if 0 not in self.depths:
                 return hidden
-            return jax.tree.map(
-                lambda a, b: jnp.where(d == 0, a, b), linear_output(p, depth, self.widths[-1], self.in_dim), hidden
-            )
+            return jax.tree.map(lambda a, b: jnp.where(d == 0, a, b), linear_output(p, depth, self.widths[-1]), hidden)
 
         params = jax.vmap(one)(params, width, scale, depths)
         activation = pick(k_act, [network["activations"].index(a) for a in self.activations])
@@ -140,11 +136,12 @@ class LearnerSpace:
         return params, lr, steps
 
 
-def linear_output(params: dict, depth: int, max_width: int, in_dim: int) -> dict:
+def linear_output(params: dict, depth: int, max_width: int) -> dict:
     """A network init as a depth-0 (linear) learner's: the output layer reads the zero-padded input,
-    so its rows past the input size are zeroed and the rest rescaled for fan-in ``in_dim`` (what
-    the output layer of a genuine linear model is initialised with)."""
+    so its rows past the input size are zeroed and the rest rescaled for fan-in = the input size
+    (what the output layer of a genuine linear model is initialised with)."""
     p = dict(params["params"])
+    in_dim = p["Dense_0"]["kernel"].shape[0]  # the first layer's fan-in is the input size
     name = f"Dense_{depth}"
     live = (jnp.arange(max_width) < in_dim).astype(jnp.float32)
     kernel = p[name]["kernel"] * (live * np.sqrt(max_width / in_dim))[:, None]
