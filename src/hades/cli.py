@@ -449,15 +449,13 @@ def _floats(text: str, name: str, kind=float) -> list:
 def _cmd_transfer(args) -> int:
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
-    from hades.transfer import own_group, save_transfer, transfer_sweep
+    from hades.transfer import check_architectures, own_group, save_transfer, transfer_sweep
 
     widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
     epochs = _floats(args.epochs, "epochs", int)
     depths = _floats(args.depths, "depths", int) if args.depths else None
     activations = [a.strip() for a in args.activations.split(",") if a.strip()] if args.activations else None
-    unknown = [a for a in activations or () if a not in ACTIVATIONS]
-    if unknown:
-        raise HadesError(f"--activations: unknown {unknown[0]!r}; choose from {', '.join(ACTIVATIONS)}")
+    check_architectures(depths, activations)  # before any progress line
     _retrain(args)
     labels = (
         args.labels.split(",")

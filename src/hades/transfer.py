@@ -55,11 +55,7 @@ def transfer_sweep(
     ``episodes``). ``depths`` / ``activations`` default to the dataset's run's."""
     if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
-    if depths is not None and (not depths or min(depths) < 1):
-        raise HadesError("depths must be non-empty and >= 1")
-    unknown = [a for a in activations or () if a not in ACTIVATIONS]
-    if unknown or (activations is not None and not activations):
-        raise HadesError(f"unknown activation {unknown[0] if unknown else ''!r}; choose from {', '.join(ACTIVATIONS)}")
+    check_architectures(depths, activations)
     if seeds < 1 or episodes < 1 or sample < 0:
         raise HadesError("--seeds and --episodes must be >= 1, --sample >= 0")
     base = run_config(ds)
@@ -101,12 +97,23 @@ def transfer_sweep(
     return rows
 
 
+def check_architectures(depths, activations) -> None:
+    """Raise HadesError for depths or activations a sweep cannot build (None: the dataset's run's)."""
+    if depths is not None and (not depths or min(depths) < 1):
+        raise HadesError("depths must be non-empty and >= 1")
+    if activations is not None and not activations:
+        raise HadesError("activations must be non-empty")
+    unknown = [a for a in activations or () if a not in ACTIVATIONS]
+    if unknown:
+        raise HadesError(f"unknown activation {unknown[0]!r}; choose from {', '.join(ACTIVATIONS)}")
+
+
 def own_group(ds: Dataset) -> tuple | None:
     """The architecture a dataset was evolved for (its run's policy), or None if it records none."""
-    policy = ds.config.get("policy") or {}
-    if not policy:
+    if not ds.config.get("policy"):
         return None
-    return (policy.get("width", 64), policy.get("activation", "tanh"), policy.get("depth", 2))
+    policy = run_config(ds).policy  # settings the artifact predates take their defaults
+    return (policy.width, policy.activation, policy.depth)
 
 
 def group_of(row: dict) -> tuple:
