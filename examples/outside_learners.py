@@ -59,10 +59,19 @@ def read(path):
     return arrays, meta["action_space"] == "discrete", json.loads(meta["config"])
 
 
+def _torch_train():
+    """examples/torch_train.py (imported on demand: it needs torch, the other learners do not)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import torch_train
+
+    return torch_train
+
+
 def torch_mlp(x, y, discrete, seed):
     """3 x 256 ReLU, PyTorch defaults, Adam lr 1e-3 for 300 full-batch steps."""
     import torch
 
+    torch_train = _torch_train()
     torch.manual_seed(seed)
     x = torch.as_tensor(x, dtype=torch.float32)
     out_dim = int(y.max()) + 1 if discrete else y.shape[1]
@@ -76,12 +85,7 @@ def torch_mlp(x, y, discrete, seed):
     params = list(net.parameters()) + ([] if log_std is None else [log_std])
     opt = torch.optim.Adam(params, lr=1e-3)
     for _ in range(300):
-        out = net(x)
-        if discrete:
-            loss = torch.nn.functional.cross_entropy(out, y)
-        else:
-            z = (y - out) * torch.exp(-log_std)
-            loss = (0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+        loss = torch_train.bc_loss(net(x), y, log_std, discrete)  # the same loss as hades'
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -94,10 +98,7 @@ def fit(name, x, y, discrete, bc_cfg, policy_cfg, seed):
         import torch
 
         if name == "evolved-for":  # examples/torch_train.py rebuilds it
-            sys.path.insert(0, str(Path(__file__).parent))
-            import torch_train
-
-            net, log_std = torch_train.fit(x, y, discrete, policy_cfg, bc_cfg, seed)
+            net, log_std = _torch_train().fit(x, y, discrete, policy_cfg, bc_cfg, seed)
         else:
             net, log_std = torch_mlp(x, y, discrete, seed)
 

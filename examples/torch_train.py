@@ -56,6 +56,15 @@ def build(in_dim, out_dim, policy_cfg, discrete, seed=0):
     return net, log_std
 
 
+def bc_loss(out, targets, log_std, discrete):
+    """hades' BC loss: cross-entropy (integer labels or soft targets), or the Gaussian NLL of the
+    actions under the policy's mean and learned log-std."""
+    if discrete:
+        return torch.nn.functional.cross_entropy(out, targets)
+    z = (targets - out) * torch.exp(-log_std)
+    return (0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+
+
 def fit(x, y, discrete, policy_cfg, bc, seed=0):
     x = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.long if discrete else torch.float32)
@@ -74,12 +83,7 @@ def fit(x, y, discrete, policy_cfg, bc, seed=0):
     if discrete and temperature > 0:
         targets = torch.softmax(torch.nn.functional.one_hot(y, out_dim).float() / temperature, -1)
     for _ in range(steps):
-        out = net(x)
-        if discrete:
-            loss = torch.nn.functional.cross_entropy(out, targets)
-        else:
-            z = (y - out) * torch.exp(-log_std)
-            loss = (0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+        loss = bc_loss(net(x), targets, log_std, discrete)
         opt.zero_grad()
         loss.backward()
         if bc["bc_max_grad_norm"] > 0:
