@@ -6,6 +6,8 @@ again afterwards with an evaluation seed no run used (1000), by the ``hades trai
 commands the card records, so a user running them gets the card's numbers. Images: the first
 run is taken (no choice, since the only figure is the test set's accuracy, which must not be
 selected on), and the card reports the test accuracy that run measured once.
+An RL run whose fresh policies do not beat the random policy is refused (the entry is removed
+again), since every zoo dataset must.
 Writes ``src/hades/zoo_data/<NAME with / as ->/{dataset,init}.safetensors, card.json``.
 """
 
@@ -16,6 +18,7 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,27 +42,8 @@ def hades_train(name: str, extra: list[str]) -> dict:
     return json.loads(proc.stdout)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="zoo name: the environment id (CartPole-v1, brax/hopper) or mnist / fashion_mnist")
-    p.add_argument("runs", nargs="+", help="finished run directories of that environment")
-    p.add_argument("--command", help="the command that made the runs (default: the runs' recorded command line)")
-    args = p.parse_args()
-    summaries = [(Path(r), json.loads((Path(r) / "summary.json").read_text())) for r in args.runs]
-    images = summaries[0][1].get("variant") == "supervised"
-    if images:
-        chosen, rule = summaries[0], "the first run given (image datasets are never chosen on test accuracy)"
-    else:
-        chosen = max(summaries, key=lambda rs: rs[1]["final_return_mean"])
-        rule = f"the highest final evaluated return of {len(summaries)} runs (seeds); figures re-measured after"
-    run_dir, summary = chosen
-    ds = load_dataset(run_dir / "dataset.safetensors")
-    if not images and not ds.env_spec:  # datasets made before hades 0.4 lack it: add it
-        from hades.envs import make_env
-
-        ds = dataclasses.replace(ds, env_spec=make_env(ds.env, summary["config"].get("backend", "positional")).spec())
-    out = ZOO_DIR / slug(args.name)
-    out.mkdir(parents=True, exist_ok=True)
+def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
+    """Write the entry's files into ``out`` and return its card (RL figures measured afresh)."""
     save_dataset(out / "dataset.safetensors", ds)
     if (run_dir / INIT_FILE).is_file() and ds.variant == "hades-f":
         (out / INIT_FILE).write_bytes((run_dir / INIT_FILE).read_bytes())
@@ -90,6 +74,11 @@ def main() -> None:
         }
     else:
         fresh = hades_train(args.name, FRESH)
+        if fresh["return_mean"] <= summary["random_return_mean"]:  # the zoo ships datasets that work
+            raise SystemExit(
+                f"zoo_add: {args.name} not added: its fresh policies return {fresh['return_mean']:.4g}, "
+                f"not above the random policy's {summary['random_return_mean']:.4g}"
+            )
         keep = ("return_mean", "return_ci95", "episodes", "distinct_episodes", "actions")
         card |= {
             "random_return_mean": summary["random_return_mean"],
@@ -100,7 +89,43 @@ def main() -> None:
             card["own_init"] = {k: own.get(k) for k in keep} | {
                 "command": f"hades train zoo:{args.name} " + " ".join(OWN)
             }
+    return card
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="zoo name: the environment id (CartPole-v1, brax/hopper) or mnist / fashion_mnist")
+    p.add_argument("runs", nargs="+", help="finished run directories of that environment")
+    p.add_argument("--command", help="the command that made the runs (default: the runs' recorded command line)")
+    args = p.parse_args()
+    summaries = [(Path(r), json.loads((Path(r) / "summary.json").read_text())) for r in args.runs]
+    images = summaries[0][1].get("variant") == "supervised"
+    if images:
+        chosen, rule = summaries[0], "the first run given (image datasets are never chosen on test accuracy)"
+    else:
+        chosen = max(summaries, key=lambda rs: rs[1]["final_return_mean"])
+        rule = f"the highest final evaluated return of {len(summaries)} runs (seeds); figures re-measured after"
+    run_dir, summary = chosen
+    ds = load_dataset(run_dir / "dataset.safetensors")
+    if not images and not ds.env_spec:  # datasets made before hades 0.4 lack it: add it
+        from hades.envs import make_env
+
+        ds = dataclasses.replace(ds, env_spec=make_env(ds.env, summary["config"].get("backend", "positional")).spec())
+    out = ZOO_DIR / slug(args.name)
+    previous = out.with_name(out.name + ".previous")  # an entry being replaced, kept until the new one is measured
+    if out.is_dir():
+        shutil.rmtree(previous, ignore_errors=True)
+        out.rename(previous)
+    out.mkdir(parents=True)
+    try:
+        card = measure(args, out, ds, summaries, run_dir, summary, images, rule)
+    except BaseException:  # refused or failed: the entry it replaces comes back
+        shutil.rmtree(out)
+        if previous.is_dir():
+            previous.rename(out)
+        raise
     atomic_write(out / "card.json", json.dumps(card, indent=1))
+    shutil.rmtree(previous, ignore_errors=True)
     print(json.dumps(card, indent=1))
 
 
