@@ -40,3 +40,21 @@ def jumanji_snake():
     import jumanji
 
     return jumanji.make("Snake-v1")
+
+
+def jumanji_game2048():
+    """Jumanji's Game2048-v1 (4x4 board of tile exponents plus the legal-move mask, 4 actions):
+    the reward is the value of the tiles merged by each move; the episode ends when no move is
+    legal (hades caps it at 1000 steps, as it states no limit)."""
+    import jumanji
+
+    return jumanji.make("Game2048-v1")
+
+
+def jumanji_pacman():
+    """Jumanji's PacMan-v1 (31x28 maze, 4 ghosts, 5 actions; the observation's grid, positions,
+    pellets and action mask flattened to 1529 features): +10 per pellet, more for power pellets and
+    ghosts; the episode ends on losing the life or clearing the maze (1000-step limit)."""
+    import jumanji
+
+    return jumanji.make("PacMan-v1")
