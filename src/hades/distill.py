@@ -262,6 +262,7 @@ class Distiller(RLDriver):
         self.max_bc_steps = cfg.bc.bc_steps * (2 if cfg.evolve_bc else 1)
         # --learners sampled / wide: every learner runs on one network that can be any of them
         self.space = LearnerSpace.from_config(cfg.validate()) if cfg.learner.learners != "fixed" else None
+        self.network = self.space.network(cfg.policy.depth, cfg.policy.activation) if self.space is not None else None
         super().__init__(cfg)
         if cfg.evolve_label_temperature and not self.env.discrete:
             raise HadesError(
@@ -287,7 +288,6 @@ class Distiller(RLDriver):
                 f"--learner-depths 0 (linear learners) needs observations of at most --width values; "
                 f"{cfg.env}'s have {in_dim} (width {cfg.policy.width})"
             )
-        self.network = self.space.network(cfg.policy.depth, cfg.policy.activation)
         return make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim, learners=self.network)
 
     def initial_solution(self, key):
@@ -310,7 +310,7 @@ class Distiller(RLDriver):
         k = 1 if cfg.variant == "hades-f" else cfg.num_inits
         depth = cfg.policy.depth
         if self.space is not None:  # the shared network has the deepest learner's layers
-            depth = self.space.network(cfg.policy.depth, cfg.policy.activation)["depth"]
+            depth = self.network["depth"]
         width = cfg.policy.width * depth
         train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
         act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
