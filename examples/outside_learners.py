@@ -61,7 +61,9 @@ def read(path):
 
 def _torch_train():
     """examples/torch_train.py (imported on demand: it needs torch, the other learners do not)."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    here = str(Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     import torch_train
 
     return torch_train

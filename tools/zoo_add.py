@@ -6,8 +6,8 @@ again afterwards with an evaluation seed no run used (1000), by the ``hades trai
 commands the card records, so a user running them gets the card's numbers. Images: the first
 run is taken (no choice, since the only figure is the test set's accuracy, which must not be
 selected on), and the card reports the test accuracy that run measured once.
-An RL run whose fresh policies do not beat the random policy is refused (the entry is removed
-again), since every zoo dataset must.
+An RL run whose fresh policies do not beat the random policy is refused, since every zoo dataset
+must: nothing is added, and an entry it was to replace stays as it was.
 Writes ``src/hades/zoo_data/<NAME with / as ->/{dataset,init}.safetensors, card.json``.
 """
 
