@@ -2,6 +2,7 @@
 alone, and score them in the real environment: does the dataset describe the task, or one learner?
 
     python examples/outside_learners.py DATASET [DATASET ...] [--seeds 5] [--episodes 10] [--out F.json]
+        [--learners knn,tree] [--actions dataset|sample|greedy] [--linear-c 1.0]
 
 DATASET is a dataset.safetensors file (or zoo:NAME, resolved by hades). Learners (each fitted
 on the artifact's states, normalised with its ``obs_mean``/``obs_std`` when it has them, and its
@@ -16,8 +17,10 @@ actions; discrete datasets' hard labels):
 
 Classifiers act as the dataset's run did: sampling from their predicted probabilities when its
 ``actions`` is ``sample`` (a 1-NN or tree predicts probabilities of 0 or 1, so it acts
-deterministically), the argmax otherwise; regressors output their prediction (the PyTorch MLPs
-add their learned Gaussian noise when sampling). Environments: Gymnasium's where it has the id
+deterministically), the argmax otherwise (``--actions sample | greedy`` overrides the dataset;
+``--linear-c`` sets LogisticRegression's regularisation, whose default leaves its probabilities
+soft on a few points); regressors output their prediction (the PyTorch MLPs add their learned
+Gaussian noise when sampling). Environments: Gymnasium's where it has the id
 (CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1), else hades'
 JAX environment stepped one observation at a time. Every learner is fitted ``--seeds`` times
 (seeds change the PyTorch initialisations, the tree's tie-breaking and the episodes) and each fit
@@ -94,8 +97,9 @@ def torch_mlp(x, y, discrete, seed):
     return net, log_std
 
 
-def fit(name, x, y, discrete, bc_cfg, policy_cfg, seed):
-    """(probabilities or action) function of one normalised, flattened observation."""
+def fit(name, x, y, discrete, bc_cfg, policy_cfg, seed, linear_c=1.0):
+    """(probabilities or action) function of one normalised, flattened observation; ``linear_c`` is
+    LogisticRegression's inverse L2 strength (scikit-learn's default 1)."""
     if name in ("evolved-for", "torch-mlp"):
         import torch
 
@@ -120,7 +124,7 @@ def fit(name, x, y, discrete, bc_cfg, policy_cfg, seed):
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     model = {
-        ("linear", True): lambda: LogisticRegression(max_iter=5000),
+        ("linear", True): lambda: LogisticRegression(C=linear_c, max_iter=5000),
         ("linear", False): LinearRegression,
         ("knn", True): lambda: KNeighborsClassifier(n_neighbors=1),
         ("knn", False): lambda: KNeighborsRegressor(n_neighbors=1),
@@ -181,7 +185,9 @@ class JaxEnv:
         return total
 
 
-def evaluate(path, learners, seeds, episodes):
+def evaluate(path, learners, seeds, episodes, actions="dataset", linear_c=1.0):
+    """Rows of (learner, mean return over fits, 95% CI). ``actions``: how classifiers act:
+    as the dataset's run did (``dataset``), or always ``sample`` / ``greedy``."""
     arrays, discrete, cfg = read(resolve(path))
     mean, std = arrays.get("obs_mean"), arrays.get("obs_std")
     n = len(arrays["states"])
@@ -190,14 +196,14 @@ def evaluate(path, learners, seeds, episodes):
     y = arrays["actions"]
     if discrete:
         y = y.astype(np.int64)
-    sample = cfg.get("actions", "sample") == "sample"
+    sample = cfg.get("actions", "sample") == "sample" if actions == "dataset" else actions == "sample"
     env_id = cfg["env"]
     jax_env = None if env_id in GYMNASIUM_IDS else JaxEnv(env_id)
     rows = []
     for name in learners:
         per_fit = []
         for s in range(seeds):
-            predict = fit(name, x, y, discrete, cfg["bc"], cfg["policy"], s)
+            predict = fit(name, x, y, discrete, cfg["bc"], cfg["policy"], s, linear_c)
             rng = np.random.default_rng(1000 + s)
 
             def act(obs, predict=predict, rng=rng):
@@ -238,13 +244,27 @@ def main(argv=None):
     p.add_argument("--learners", default=",".join(LEARNERS), help=f"comma-separated from {', '.join(LEARNERS)}")
     p.add_argument("--seeds", type=int, default=5, help="fits per learner (default: 5)")
     p.add_argument("--episodes", type=int, default=10, help="whole episodes per fit (default: 10)")
+    p.add_argument(
+        "--actions",
+        choices=("dataset", "sample", "greedy"),
+        default="dataset",
+        help="how classifiers act: as the dataset's run did (default), or always sample / greedy (argmax)",
+    )
+    p.add_argument(
+        "--linear-c",
+        type=float,
+        default=1.0,
+        help="LogisticRegression's C, the inverse L2 strength (default: 1, scikit-learn's)",
+    )
     p.add_argument("--out", help="also write the rows to this JSON file")
     a = p.parse_args(argv)
     learners = [x.strip() for x in a.learners.split(",") if x.strip()]
     unknown = [x for x in learners if x not in LEARNERS]
     if unknown or a.seeds < 1 or a.episodes < 1:
         p.error(f"unknown learner {unknown[0]!r}" if unknown else "--seeds and --episodes must be >= 1")
-    rows = [r for path in a.datasets for r in evaluate(path, learners, a.seeds, a.episodes)]
+    if not a.linear_c > 0:
+        p.error("--linear-c must be > 0")
+    rows = [r for path in a.datasets for r in evaluate(path, learners, a.seeds, a.episodes, a.actions, a.linear_c)]
     if a.out:
         Path(a.out).write_text(json.dumps(rows, indent=1))
     print("| dataset | env | learner | return (95% CI) |\n|---|---|---|---|")

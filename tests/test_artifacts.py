@@ -121,3 +121,18 @@ def test_outside_learners_fit_what_the_artifact_says():
     assert np.allclose(sum(linear(x[0], rng, True)), 1.0)
     (row,) = outside.evaluate(path, ["knn"], 1, 2)
     assert row["learner"] == "knn" and row["where"] == "gymnasium" and 8 <= row["return_mean"] <= 500
+
+
+def test_outside_linear_classifier_regularisation_sets_its_confidence():
+    """The logistic regression's default L2 (C = 1) leaves soft probabilities on a few separable
+    points, which sampled actions turn into near-random play; a weak penalty makes it confident."""
+    pytest.importorskip("sklearn")
+    outside = _example("outside_learners")
+    x = np.array([[-1.0, 0.0], [-2.0, 1.0], [1.0, 0.0], [2.0, -1.0]], np.float32)
+    y = np.array([0, 0, 1, 1])
+    rng = np.random.default_rng(0)
+    confidence = {}
+    for c in (1.0, 1e4):
+        predict = outside.fit("linear", x, y, True, {}, {}, 0, linear_c=c)
+        confidence[c] = min(predict(s, rng, True)[label] for s, label in zip(x, y))
+    assert confidence[1.0] < 0.9 and confidence[1e4] > 0.99
