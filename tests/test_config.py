@@ -76,3 +76,10 @@ def test_paper_brax_preset_sets_bc_epochs_per_environment():
         assert cfg.bc.bc_steps == 400
         assert (cfg.es.population, cfg.dataset_size, cfg.policy.width, cfg.bc.bc_lr) == (2048, 64, 512, 0.005)
     assert make_config("paper-brax", env="brax/ant", bc_steps=7).bc.bc_steps == 7  # options still win
+
+
+@pytest.mark.parametrize("wide, base", [("cartpole-wide", "cartpole"), ("hopper-wide", "hopper")])
+def test_wide_presets_are_the_learners_experiments_hades_r_wide(wide, base):
+    # docs/experiments.md section 0 measured these as `--preset BASE --variant hades-r --learners wide`
+    assert make_config(wide) == make_config(base, variant="hades-r", learners="wide")
+    assert make_config(wide).learner.learners == "wide" and make_config(wide).variant == "hades-r"

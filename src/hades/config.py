@@ -722,6 +722,11 @@ PRESETS: dict[str, dict] = {
     ),
     # CPU-sized Brax presets, one per environment (pick the backend with --backend).
     **{name: dict(_BRAX_CPU, env=f"brax/{name}") for name in BRAX_NAMES},
+    # HaDES-R over the wide learner distribution at the environment preset's budget: the datasets
+    # that trained learners built outside hades best in docs/experiments.md section 0 (a PyTorch
+    # MLP and 1-nearest-neighbour), at some cost to hades' own learner.
+    "cartpole-wide": dict(env="CartPole-v1", variant="hades-r", learners="wide"),
+    "hopper-wide": dict(_BRAX_CPU, env="brax/hopper", variant="hades-r", learners="wide"),
     # The official Brax code (distill_brax.py / baseline_brax.py); pick the environment with --env.
     # OpenES with Adam 0.05 on raw returns, constant sigma 0.03; positional physics; per-rollout
     # running observation normalisation; Adam eps 1e-5; sampled actions; episodes end at 1000
