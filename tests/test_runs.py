@@ -101,3 +101,39 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
     assert (tmp_path / "sw" / "size_sweep.png").stat().st_size > 1000
     again = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
     assert again.returncode == 0 and json.loads((tmp_path / "sw" / "size_sweep.json").read_text()) == result  # kept
+
+
+def test_size_sweep_over_seeds_aggregates_finished_runs(tmp_path):
+    """``hades sweep-size --seeds``: per size, the mean over seeds with its 95% t interval; finished
+    runs (summary.json present) are read back, not rerun."""
+    from hades.config import make_config
+    from hades.evaluation import ci95
+    from hades.plots import size_sweep_figure
+    from hades.runs import size_sweep_seeds
+
+    returns = {0: {4: 100.0, 8: 300.0}, 1: {4: 200.0, 8: 320.0}, 2: {4: 150.0, 8: 340.0}}
+    for s, by_size in returns.items():
+        for n, r in by_size.items():
+            d = tmp_path / f"seed{s}" / f"size_{n}"
+            d.mkdir(parents=True)
+            summary = {"final_return_mean": r, "final_return_std": 1.0, "wall_seconds": 2.0, "random_return_mean": 20.0}
+            (d / "summary.json").write_text(json.dumps({**summary, "final_own_init_return_mean": r + 10}))
+    by_seed = {s: [make_config(None, seed=s, dataset_size=n) for n in (4, 8)] for s in returns}
+    rows = size_sweep_seeds(by_seed, tmp_path)
+    assert [r["dataset_size"] for r in rows] == [4, 8]
+    assert rows[0]["final_return_per_seed"] == [100.0, 200.0, 150.0] and rows[0]["final_return_mean"] == 150.0
+    assert rows[1]["final_return_ci95"] == pytest.approx(ci95([300.0, 320.0, 340.0]))
+    assert rows[1]["own_init_return_mean"] == pytest.approx(330.0) and rows[0]["random_return_mean"] == 20.0
+    saved = json.loads((tmp_path / "size_sweep.json").read_text())
+    assert saved["seeds"] == [0, 1, 2] and saved["results"] == rows
+    size_sweep_figure(rows, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_size_sweep_refuses_seed_and_seeds_together(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "hades.cli", "sweep-size", "--seeds", "0,1", "--seed", "2", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "not both" in proc.stderr and "Traceback" not in proc.stderr

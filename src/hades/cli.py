@@ -228,17 +228,27 @@ def _cmd_distill(args, fixed=None) -> int:
 def _cmd_sweep_size(args) -> int:
     """One distillation per dataset size (the other options shared), then return against size."""
     from hades.plots import size_sweep_figure
-    from hades.runs import size_sweep
+    from hades.runs import size_sweep, size_sweep_seeds
 
     sizes = _floats(args.sizes, "sizes", int)
     if min(sizes) < 1:
         raise HadesError("--sizes must be >= 1")
     given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
-    configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
-    out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
-    rows = size_sweep(
-        configs, out, reporter=_Progress(args.quiet, args.track), on_row=lambda r: print(json.dumps(r), flush=True)
-    )
+    report = dict(reporter=_Progress(args.quiet, args.track), on_row=lambda r: print(json.dumps(r), flush=True))
+    if args.seeds is not None:
+        if "seed" in given:
+            raise HadesError("give --seed or --seeds, not both")
+        seeds = _floats(args.seeds, "seeds", int)
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise HadesError("--seeds must be distinct seeds >= 0")
+        by_seed = {s: [make_config(args.preset, **given, seed=s, dataset_size=n) for n in sizes] for s in seeds}
+        configs = by_seed[seeds[0]]  # all checked before any runs
+        out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep")
+        rows = size_sweep_seeds(by_seed, out, **report)
+    else:
+        configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
+        out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
+        rows = size_sweep(configs, out, **report)
     size_sweep_figure(
         rows, out / "size_sweep.png", title=f"{configs[0].env} {configs[0].variant}: return vs dataset size"
     )
@@ -726,12 +736,19 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep-size",
         help="distil at several dataset sizes and plot final return against size",
         description="Run `hades distill` once per --sizes value (every other option shared) into "
-        "OUT/size_N, then write OUT/size_sweep.json and size_sweep.png. Finished sizes "
-        "are kept and interrupted ones resumed when the command is run again.",
+        "OUT/size_N (with --seeds: OUT/seed<S>/size_N), then write OUT/size_sweep.json and "
+        "size_sweep.png (with --seeds: the mean final return over seeds with its 95%% CI per "
+        "size). Finished sizes are kept and interrupted ones resumed when the command is run again.",
     )
     sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated) (default: 1,2,4,8,16,32)")
+    sw.add_argument(
+        "--seeds",
+        help="comma-separated seeds: one sweep per seed, aggregated with a 95%% CI (default: the one --seed)",
+    )
     sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
-    sw.add_argument("--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>)")
+    sw.add_argument(
+        "--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>; with --seeds runs/<env>_size-sweep)"
+    )
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(sw)
     _add_options(sw, DistillConfig(), skip=("dataset_size",))

@@ -269,19 +269,45 @@ def merge_figure(result: dict, path, title: str = "") -> None:
 
 
 def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
-    """Final return (mean and std over the evaluation episodes) against the dataset size."""
+    """Final return against the dataset size: with several seeds (rows from ``size_sweep_seeds``)
+    the mean over seeds with its 95% interval, each seed's return as a dot and HaDES-F's own-init
+    return dashed; with one seed, the mean and std over its evaluation episodes. The random
+    policy's return is dotted."""
+    import numpy as np
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     sizes = [r["dataset_size"] for r in rows]
-    ax.errorbar(
-        sizes, [r["final_return_mean"] for r in rows], yerr=[r["final_return_std"] for r in rows], marker="o", capsize=3
-    )
+    means = [r["final_return_mean"] for r in rows]
+    seeds = rows[0].get("seeds") or []
+    if len(seeds) > 1:
+        ci = [r["final_return_ci95"] or 0.0 for r in rows]
+        ax.errorbar(
+            sizes, means, yerr=ci, marker="o", capsize=3, label=f"fresh inits (mean, 95% CI, {len(seeds)} seeds)"
+        )
+        for r in rows:
+            ax.scatter(
+                [r["dataset_size"]] * len(r["final_return_per_seed"]),
+                r["final_return_per_seed"],
+                s=8,
+                c="C0",
+                alpha=0.4,
+            )
+        if all(r.get("own_init_return_mean") is not None for r in rows):
+            ax.plot(sizes, [r["own_init_return_mean"] for r in rows], "--", marker="s", c="C1", label="own init (mean)")
+    else:
+        std = [r["final_return_std"] for r in rows]
+        ax.errorbar(sizes, means, yerr=std, marker="o", capsize=3, label="final return (std over episodes)")
+    random = [r.get("random_return_mean") for r in rows]
+    if all(v is not None for v in random):
+        ax.axhline(float(np.mean(random)), ls=":", c="grey", label="random policy")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(s) for s in sizes])
     ax.set_xlabel("dataset size (state-action pairs)")
     ax.set_ylabel("final return")
     ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     _save(fig, path)
 
