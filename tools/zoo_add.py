@@ -60,7 +60,7 @@ def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
         "wall_seconds": summary.get("wall_seconds"),
         "hades_version": summary.get("hades_version"),
         "date": datetime.date.today().isoformat(),
-        "source_runs": [r.name for r, _ in summaries],
+        "source_runs": ["/".join(r.parts[-2:]) for r, _ in summaries],
         "chosen": "/".join(run_dir.parts[-2:]),
         "chosen_seed": cfg.get("seed"),
         "rule": rule,
