@@ -39,6 +39,9 @@ def test_every_entry_loads_and_matches_its_environment(name):
     assert ds.states.shape[1:] == shape and ds.action_space == space
     assert ds.env_spec["obs_shape"] == list(shape)
     assert card["fresh"]["return_mean"] > card["random_return_mean"]  # every zoo dataset beats random
+    if card.get("random_return_ci95") is not None:  # cards since tools/zoo_add.py compared intervals
+        low = card["fresh"]["return_mean"] - card["fresh"]["return_ci95"]
+        assert low > card["random_return_mean"] + card["random_return_ci95"]
     assert card["fresh"]["command"] == f"hades train zoo:{name} --seeds 5 --episodes 10 --seed 1000"
 
 

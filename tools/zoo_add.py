@@ -6,8 +6,9 @@ again afterwards with an evaluation seed no run used (1000), by the ``hades trai
 commands the card records, so a user running them gets the card's numbers. Images: the first
 run is taken (no choice, since the only figure is the test set's accuracy, which must not be
 selected on), and the card reports the test accuracy that run measured once.
-An RL run whose fresh policies do not beat the random policy is refused, since every zoo dataset
-must: nothing is added, and an entry it was to replace stays as it was.
+An RL run whose fresh policies are not shown to beat the random policy (their 95% interval not
+wholly above the random policy's) is refused, since every zoo dataset must: nothing is added, and
+an entry it was to replace stays as it was.
 Writes ``src/hades/zoo_data/<NAME with / as ->/{dataset,init}.safetensors, card.json``.
 """
 
@@ -74,14 +75,20 @@ def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
         }
     else:
         fresh = hades_train(args.name, FRESH)
-        if fresh["return_mean"] <= summary["random_return_mean"]:  # the zoo ships datasets that work
+        # the zoo ships datasets shown to work: the fresh policies' 95% interval lies above the
+        # random policy's (an entry whose intervals overlap random's is not shown to beat it)
+        fresh_low = fresh["return_mean"] - (fresh.get("return_ci95") or 0.0)
+        random_high = summary["random_return_mean"] + (summary.get("random_return_ci95") or 0.0)
+        if fresh_low <= random_high:
             raise SystemExit(
-                f"zoo_add: {args.name} not added: its fresh policies return {fresh['return_mean']:.4g}, "
-                f"not above the random policy's {summary['random_return_mean']:.4g}"
+                f"zoo_add: {args.name} not added: its fresh policies return {fresh['return_mean']:.4g} ± "
+                f"{fresh.get('return_ci95') or 0:.2g}, not clearly above the random policy's "
+                f"{summary['random_return_mean']:.4g} ± {summary.get('random_return_ci95') or 0:.2g}"
             )
         keep = ("return_mean", "return_ci95", "episodes", "distinct_episodes", "actions")
         card |= {
             "random_return_mean": summary["random_return_mean"],
+            "random_return_ci95": summary.get("random_return_ci95"),
             "fresh": {k: fresh.get(k) for k in keep} | {"command": f"hades train zoo:{args.name} " + " ".join(FRESH)},
         }
         if ds.variant == "hades-f" and (out / INIT_FILE).is_file():
