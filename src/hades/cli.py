@@ -737,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="distil at several dataset sizes and plot final return against size",
         description="Run `hades distill` once per --sizes value (every other option shared) into "
         "OUT/size_N (with --seeds: OUT/seed<S>/size_N), then write OUT/size_sweep.json and "
-        "size_sweep.png (with --seeds: the mean final return over seeds with its 95%% CI per "
+        "size_sweep.png (with --seeds: the mean final return over seeds with its 95% CI per "
         "size). Finished sizes are kept and interrupted ones resumed when the command is run again.",
     )
     sw.add_argument("--sizes", default="1,2,4,8,16,32", help="dataset sizes (comma-separated) (default: 1,2,4,8,16,32)")
@@ -757,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the paper's grid (12 environments x 3 methods x seeds) at a budget tier",
         description="Run every (environment, method, seed) cell of the paper's table into "
         "OUT/<env>/<method>/seed<S> (ordinary run directories), then write OUT/reproduction.json, "
-        "reproduction.md (mean final return with its 95%% CI over seeds, the random policy, the "
+        "reproduction.md (mean final return with its 95% CI over seeds, the random policy, the "
         "paper's figure) and reproduction.png (learning curves per environment). Run the same "
         "command again to continue an interrupted grid. Tiers: cpu (CPU presets, hours on 2 "
         "cores), gpu (paper settings, fewer generations: about an hour per environment on one "
@@ -893,7 +893,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="overlay the learning curves of several runs",
         description="Learning curves, one panel per environment; runs with the same environment "
-        "and variant are grouped as seeds (mean line, 95%% confidence band), with the random "
+        "and variant are grouped as seeds (mean line, 95% confidence band), with the random "
         "policy's return dotted.",
     )
     pl.add_argument("runs", nargs="+", help="run directories")
@@ -909,7 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table",
         help="a Markdown table of finished runs, seeds aggregated (mean, 95%% CI)",
         description="Group finished run directories by environment and method; print each group's "
-        "mean final return over seeds with its 95%% confidence interval (Student t), the "
+        "mean final return over seeds with its 95% confidence interval (Student t), the "
         "HaDES-F own-init figure, the random-policy return, the distinct evaluation "
         "episodes and the budget (images: test accuracy and the class-mean baseline).",
     )
