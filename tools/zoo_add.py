@@ -111,7 +111,11 @@ def main() -> None:
         chosen, rule = summaries[0], "the first run given (image datasets are never chosen on test accuracy)"
     else:
         chosen = max(summaries, key=lambda rs: rs[1]["final_return_mean"])
-        rule = f"the highest final evaluated return of {len(summaries)} runs (seeds); figures re-measured after"
+        rule = (  # the runs given may be seeds of one method or several methods: source_runs names them
+            "the only run given; figures re-measured after"
+            if len(summaries) == 1
+            else f"the highest final evaluated return of the {len(summaries)} runs given; figures re-measured after"
+        )
     run_dir, summary = chosen
     ds = load_dataset(run_dir / "dataset.safetensors")
     if not images and not ds.env_spec:  # datasets made before hades 0.4 lack it: add it
