@@ -66,3 +66,42 @@ def test_merge_continuous_pads_actions(tmp_path):
     save_dataset(tmp_path / "a.safetensors", a)
     proc = hades("merge", tmp_path / "a.safetensors", disc, "-o", tmp_path / "x.safetensors")
     assert proc.returncode == 2 and "cannot merge continuous" in proc.stderr
+
+
+def test_task_policy_samples_with_its_own_slice_of_log_std():
+    """A continuous multi-task agent's sampled actions in task i use task i's log std: a merge of
+    a 1-action and a 2-action task has 3 log stds; task 1 must draw its 2 actions with the last 2
+    (here tiny, so the sample is the mean), not fail on or mix in task 0's."""
+    import jax
+    import jax.numpy as jnp
+
+    from hades.config import PolicyConfig
+    from hades.dataset import Dataset
+    from hades.multitask import merge_datasets, task_policy, tasks_of
+    from hades.policies import make_policy
+
+    rng = np.random.default_rng(0)
+    a = Dataset(
+        rng.normal(size=(3, 3)).astype(np.float32),
+        rng.normal(size=(3, 1)).astype(np.float32),
+        "Pendulum-v1",
+        "continuous",
+    )
+    b = Dataset(
+        rng.normal(size=(2, 2)).astype(np.float32),
+        rng.normal(size=(2, 2)).astype(np.float32),
+        "MountainCarContinuous-v0",
+        "continuous",
+    )
+    m = merge_datasets(a, b)
+    tasks = tasks_of(m)
+    policy = make_policy(PolicyConfig(width=8, depth=1), (5,), False, 3)
+    params = policy.init(jax.random.PRNGKey(0))
+    params["params"]["log_std"] = jnp.array([5.0, -20.0, -20.0])
+    view = task_policy(policy, tasks[1], 5)
+    x = jnp.ones(2)
+    sampled = view.act(params, x, jax.random.PRNGKey(1), stochastic=True)
+    assert sampled.shape == (2,)
+    np.testing.assert_allclose(sampled, view.apply(params, x), atol=1e-6)
+    wide = task_policy(policy, tasks[0], 5).act(params, jnp.ones(3), jax.random.PRNGKey(1), stochastic=True)
+    assert abs(float(wide[0] - task_policy(policy, tasks[0], 5).apply(params, jnp.ones(3))[0])) > 1.0

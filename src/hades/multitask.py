@@ -125,7 +125,7 @@ def task_view(ds: Dataset, i: int) -> Dataset:
 
 def task_policy(policy: Policy, task: dict, total_in: int) -> Policy:
     """A merged-space policy acting in one task: pad the (normalised) observation into its slice,
-    read the task's slice of the output."""
+    read the task's slice of the output (and, for sampled continuous actions, of the log std)."""
     lo, hi = task["obs_slice"]
     a0, a1 = task["out_slice"]
 
@@ -134,7 +134,10 @@ def task_policy(policy: Policy, task: dict, total_in: int) -> Policy:
         pad = [(0, 0)] * (flat.ndim - 1) + [(lo, total_in - hi)]
         return policy.apply(params, jnp.pad(flat, pad))[..., a0:a1]
 
-    return dataclasses.replace(policy, apply=apply)
+    def log_std(params):
+        return policy.log_std(params)[a0:a1]
+
+    return dataclasses.replace(policy, apply=apply, log_std=log_std)
 
 
 def merged_returns(

@@ -110,11 +110,18 @@ class CNN(nn.Module):
         return nn.Dense(self.out_dim)(x)
 
 
+def _log_std(params: dict) -> jax.Array:
+    return params["params"]["log_std"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     discrete: bool
     init: Callable[[jax.Array], dict]
     apply: Callable[[dict, jax.Array], jax.Array]
+    # continuous actions: the Gaussian's log std for the outputs ``apply`` gives (a view of a
+    # larger policy, such as one task of a multi-task agent, reads its own slice)
+    log_std: Callable[[dict], jax.Array] = _log_std
 
     def act(self, params, x, key, stochastic: bool = False):
         """Action for one observation (already normalised)."""
@@ -124,7 +131,7 @@ class Policy:
                 return jax.random.categorical(key, out)
             return jnp.argmax(out, axis=-1)
         if stochastic:
-            std = jnp.exp(params["params"]["log_std"])
+            std = jnp.exp(self.log_std(params))
             return out + std * jax.random.normal(key, out.shape)
         return out
 
