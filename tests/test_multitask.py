@@ -12,7 +12,7 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
     a_path, b_path = DATA / "cartpole_hades_r.safetensors", DATA / "breakout_hades_f.safetensors"
     out = tmp_path / "m.safetensors"
     proc = hades(
-        "merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "1", "--episodes", "2", "--eval-steps", "100"
+        "merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "2", "--episodes", "2", "--eval-steps", "100"
     )
     assert proc.returncode == 0, proc.stderr
     a, b, m = load_dataset(a_path), load_dataset(b_path), load_dataset(out)
@@ -27,6 +27,8 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
     assert [t["env"] for t in result["tasks"]] == ["CartPole-v1", "Breakout-MinAtar"]
     cart = result["tasks"][0]
     assert cart["single_task_return"] == 100.0 and cart["multi_task_return"] == 100.0  # capped at 100 steps
+    assert cart["single_task_ci95"] == 0.0 and cart["multi_task_ci95"] == 0.0  # both policies hit the cap
+    assert cart["random_ci95"] > 0 and len(cart["random_per_seed"]) == 2  # untrained policies fall early, unevenly
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".json").is_file()
     for cmd in (["train", out], ["transfer", out, "-o", tmp_path / "t"], ["render", out, "-o", tmp_path / "r.gif"]):
         proc = hades(*cmd)

@@ -25,7 +25,7 @@ from hades.config import BCConfig, PolicyConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.evaluation import evaluate_policies, input_norm, train_and_evaluate
+from hades.evaluation import ci95, evaluate_policies, input_norm, train_and_evaluate
 from hades.policies import Policy, make_policy
 
 
@@ -245,6 +245,7 @@ def evaluate_merge(
         ).returns
         r_single, r_merged, r_random = float(single.mean()), float(merged_r[i].mean()), float(random_r[i].mean())
         gap = r_single - r_random
+        per = {"single_task": np.asarray(single), "multi_task": merged_r[i], "random": random_r[i]}
         result["tasks"].append(
             {
                 "env": task["env"],
@@ -252,8 +253,9 @@ def evaluate_merge(
                 "multi_task_return": r_merged,
                 "random_return": r_random,
                 "normalised_return": (r_merged - r_random) / gap if abs(gap) > 1e-8 else None,
-                "single_task_per_seed": [float(v) for v in single.mean(1)],
-                "multi_task_per_seed": [float(v) for v in merged_r[i].mean(1)],
+                # 95% t intervals over the policies' mean returns (None with one policy)
+                **{f"{k}_ci95": ci95(np.asarray(v).mean(1)) if num_policies > 1 else None for k, v in per.items()},
+                **{f"{k}_per_seed": [float(x) for x in np.asarray(v).mean(1)] for k, v in per.items()},
             }
         )
     return result

@@ -251,14 +251,16 @@ def transfer_figure(results: dict[str, tuple[list[dict], tuple | None]], path, t
 
 def merge_figure(result: dict, path, title: str = "") -> None:
     """Multi-task evaluation (paper Fig. 5): per environment, the returns of agents trained on the
-    task's own dataset, on the merged dataset, and of untrained policies; the merged agents'
-    normalised return written above their bar."""
+    task's own dataset, on the merged dataset, and of untrained policies, with 95% intervals over
+    policies where the result has them; the merged agents' normalised return in the title."""
     plt = _plt()
     tasks = result["tasks"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     for ax, t in zip(axes[0], tasks):
         values = [t["random_return"], t["single_task_return"], t["multi_task_return"]]
-        ax.bar(["untrained", "own dataset", "merged"], values, color=["0.7", "C0", "C1"])
+        ci = [t.get(f"{k}_ci95") for k in ("random", "single_task", "multi_task")]
+        yerr = [c if c is not None and c == c else 0.0 for c in ci]  # no bar for a missing or nan interval
+        ax.bar(["untrained", "own dataset", "merged"], values, yerr=yerr, capsize=3, color=["0.7", "C0", "C1"])
         norm = t["normalised_return"]
         ax.set_title(t["env"] + (f"\nmerged: normalised return {norm:.2f}" if norm is not None else ""), fontsize=9)
         ax.set_ylabel("return")
