@@ -128,6 +128,7 @@ def curve_panels(
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()  # a row's panel titles clear the x labels of the row above
     _save(fig, path)
     return drawn
 
