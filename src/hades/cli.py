@@ -416,8 +416,9 @@ def _cmd_zoo(args) -> int:
     if args.json:
         print(json.dumps(entries, indent=1))
         return 0
+    w = max([24, *map(len, entries)])  # the longest name (brax/inverted_double_pendulum) sets the column
     print(
-        f"{'name':24s} {'variant':10s} {'size':>4s}  {'fresh-init return (95% CI)':28s} "
+        f"{'name':{w}s} {'variant':10s} {'size':>4s}  {'fresh-init return (95% CI)':28s} "
         f"{'own init':>10s} {'random':>9s}"
     )
     for name, c in entries.items():
@@ -430,7 +431,7 @@ def _cmd_zoo(args) -> int:
             figure = f"{fresh['return_mean']:.4g}" + (f" ± {ci:.2g}" if ci is not None else "")
             own = f"{c['own_init']['return_mean']:.4g}" if c.get("own_init") else ""
             rnd = f"{c['random_return_mean']:.4g}"
-        print(f"{name:24s} {c['variant']:10s} {c['dataset_size']:>4d}  {figure:28s} {own:>10s} {rnd:>9s}")
+        print(f"{name:{w}s} {c['variant']:10s} {c['dataset_size']:>4d}  {figure:28s} {own:>10s} {rnd:>9s}")
     print("use one as zoo:NAME, e.g. `hades train zoo:CartPole-v1`; cards: `hades zoo --json`", file=sys.stderr)
     return 0
 
