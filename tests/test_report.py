@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hades.report import markdown, table
+from hades.report import markdown, number, pm, table
 
 
 def fake_run(path, seed, ret, evolve=False, own=None):
@@ -60,3 +60,28 @@ def test_a_run_older_than_a_setting_pools_with_runs_at_its_default(tmp_path):
     rows = {r["method"]: r for r in table([old, new, changed])}
     assert set(rows) == {"hades-f fixed_length=False", "hades-f fixed_length=True"}
     assert rows["hades-f fixed_length=False"]["seeds"] == 2
+
+
+@pytest.mark.parametrize(
+    ("x", "digits", "text"),
+    [
+        (11626.0, 3, "11600"),
+        (3210.0, 2, "3200"),
+        (-813.4, 3, "-813"),
+        (0.9612, 3, "0.961"),
+        (500.0, 3, "500"),
+        (-1207.4, 4, "-1207"),
+        (0.0, 3, "0"),
+        (None, 3, "—"),
+        (float("nan"), 3, "—"),
+    ],
+)
+def test_numbers_are_plain_at_every_scale(x, digits, text):
+    """A table mixing Breakout's 0.96 and humanoidstandup's 11626 prints both as numbers, not 1.16e+04."""
+    assert number(x, digits) == text
+
+
+def test_mean_with_interval():
+    assert pm(11626.0, 3010.0) == "11600 ± 3000"
+    assert pm(823.0, None) == "823" and pm(823.0, float("nan")) == "823"
+    assert pm(None, 1.0) == "—"

@@ -410,6 +410,7 @@ def _resolved(path) -> Path:
 
 
 def _cmd_zoo(args) -> int:
+    from hades.report import number, pm
     from hades.zoo import cards
 
     entries = cards()
@@ -428,9 +429,9 @@ def _cmd_zoo(args) -> int:
             own, rnd = "", f"{100 * c['class_mean_accuracy']:.1f}%"
         else:
             ci = fresh.get("return_ci95")
-            figure = f"{fresh['return_mean']:.4g}" + (f" ± {ci:.2g}" if ci is not None else "")
-            own = f"{c['own_init']['return_mean']:.4g}" if c.get("own_init") else ""
-            rnd = f"{c['random_return_mean']:.4g}"
+            figure = pm(fresh["return_mean"], ci, 4)
+            own = number(c["own_init"]["return_mean"], 4) if c.get("own_init") else ""
+            rnd = number(c["random_return_mean"], 4)
         print(f"{name:{w}s} {c['variant']:10s} {c['dataset_size']:>4d}  {figure:28s} {own:>10s} {rnd:>9s}")
     print("use one as zoo:NAME, e.g. `hades train zoo:CartPole-v1`; cards: `hades zoo --json`", file=sys.stderr)
     return 0

@@ -104,10 +104,22 @@ def table(run_dirs) -> list[dict]:
     return rows
 
 
-def _pm(mean, ci, digits=3) -> str:
-    if mean is None or np.isnan(mean):
+def number(x, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits as a plain number: 11626 -> "11600", not "1.16e+04"
+    (returns span 0.4 to 12000 in one table); "—" for a missing figure."""
+    if x is None or not np.isfinite(x):
         return "—"
-    return f"{mean:.{digits}g} ± {ci:.2g}" if not np.isnan(ci) else f"{mean:.{digits}g}"
+    if x != 0 and abs(x) >= 10**digits:
+        magnitude = int(np.floor(np.log10(abs(x))))
+        return f"{round(x, digits - 1 - magnitude):.0f}"
+    return f"{x:.{digits}g}"
+
+
+def pm(mean, ci, digits: int = 3) -> str:
+    """ "mean ± ci" in plain numbers (the interval to 2 significant digits); the mean alone without one."""
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    return f"{number(mean, digits)} ± {number(ci, 2)}" if ci is not None and np.isfinite(ci) else number(mean, digits)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -122,13 +134,13 @@ def markdown(rows: list[dict]) -> str:
         ]
         for r in rl:
             own = (
-                _pm(r.get("own_init_return_mean"), r.get("own_init_return_ci95", np.nan))
+                pm(r.get("own_init_return_mean"), r.get("own_init_return_ci95", np.nan))
                 if "own_init_return_mean" in r
                 else "—"
             )
             out.append(
-                f"| {r['env']} | {r['method']} | {r['seeds']} | {_pm(r['return_mean'], r['return_ci95'])} | {own} | "
-                f"{r['random_return_mean']:.3g} | {r['distinct_episodes_min']} / {r['episodes_per_seed']} | "
+                f"| {r['env']} | {r['method']} | {r['seeds']} | {pm(r['return_mean'], r['return_ci95'])} | {own} | "
+                f"{number(r['random_return_mean'])} | {r['distinct_episodes_min']} / {r['episodes_per_seed']} | "
                 f"{r['actions']} | {r['population']} x {r['generations']} | {r['wall_seconds_mean']:.0f} |"
             )
     img = [r for r in rows if "accuracy_mean" in r]
@@ -142,7 +154,7 @@ def markdown(rows: list[dict]) -> str:
         for r in img:
             out.append(
                 f"| {r['env']} | {r['method']} | {r['seeds']} | "
-                f"{_pm(100 * r['accuracy_mean'], 100 * r['accuracy_ci95'])}% | "
+                f"{pm(100 * r['accuracy_mean'], 100 * r['accuracy_ci95'])}% | "
                 f"{100 * r['class_mean_accuracy']:.1f}% | {r['population']} x {r['generations']} | "
                 f"{r['wall_seconds_mean']:.0f} |"
             )

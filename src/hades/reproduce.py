@@ -27,7 +27,7 @@ import numpy as np
 from hades.artifacts import atomic_write
 from hades.config import VARIANTS, make_config
 from hades.errors import HadesError
-from hades.report import table
+from hades.report import number, pm, table
 from hades.runs import CHECKPOINT, Reporter, read_metrics, run
 
 MINATAR_PRESETS = {
@@ -251,12 +251,6 @@ def results(out_dir, tier: str) -> list[dict]:
     return rows
 
 
-def _fmt(x, digits=3) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
 def markdown(rows: list[dict], tier: str, command: str | None = None) -> str:
     t = TIERS[tier]
     lines = [
@@ -269,18 +263,16 @@ def markdown(rows: list[dict], tier: str, command: str | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ret = _fmt(r["return_mean"])
-        if r["return_ci95"] is not None and np.isfinite(r["return_ci95"]):
-            ret += f" ± {r['return_ci95']:.2g}"
+        ret = pm(r["return_mean"], r["return_ci95"])
         seeds = str(r["seeds_finished"]) + (
             f" of {r['seeds_started']}" if r["seeds_started"] > r["seeds_finished"] else ""
         )
         lines.append(
-            f"| {r['env']} | {r['method']} | {seeds} | {ret} | {_fmt(r.get('own_init_return_mean'))} | "
-            f"{_fmt(r['random_return_mean'])} | {_fmt(r['paper_return'])} | "
+            f"| {r['env']} | {r['method']} | {seeds} | {ret} | {number(r.get('own_init_return_mean'))} | "
+            f"{number(r['random_return_mean'])} | {number(r['paper_return'])} | "
             f"{r['distinct_episodes_min'] if r['distinct_episodes_min'] is not None else '—'} / "
             f"{r['episodes_per_seed'] or '—'} | {r['population'] or '—'} x {r['generations'] or '—'} | "
-            f"{_fmt(r['wall_seconds_mean'], 4)} |"
+            f"{number(r['wall_seconds_mean'], 4)} |"
         )
     return "\n".join(lines) + "\n"
 
