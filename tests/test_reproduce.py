@@ -4,7 +4,7 @@ import pytest
 from helpers import hades
 
 from hades.errors import HadesError
-from hades.reproduce import PAPER_ENVS, plan, reproduce, results
+from hades.reproduce import PAPER_ENVS, plan, reproduce, results, rewrite_results
 
 
 def test_plan_covers_the_paper_grid_in_order():
@@ -46,6 +46,11 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     assert row["population"] == 8 and row["generations"] == 2 and row["paper_return"] == 15.2
     md = (out / "reproduction.md").read_text()
     assert "| Breakout-MinAtar | hades-f | 2 |" in md and "Tier `smoke`" in md
+    # the table names the one command that runs every cell it holds
+    assert (
+        result["command"]
+        == f"hades reproduce --tier smoke --envs Breakout-MinAtar --variants hades-f --seeds 0,1 --out {out}"
+    )
     # a second call runs nothing: every cell is finished
     stamp = (out / "Breakout-MinAtar/hades-f/seed0/summary.json").stat().st_mtime_ns
     seen.clear()
@@ -57,6 +62,11 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     assert results(out, "smoke")[0]["seeds_finished"] == 2
     with pytest.raises(HadesError, match="holds a smoke grid"):
         reproduce("cpu", out, **kw)
+    # the table is rewritten from the finished cells without running any, at the grid's own tier
+    (out / "reproduction.md").unlink()
+    assert rewrite_results(out)["rows"][0]["seeds_finished"] == 2 and (out / "reproduction.md").is_file()
+    with pytest.raises(HadesError, match="holds no reproduce grid"):
+        rewrite_results(tmp_path)
 
 
 def test_cli_plan_and_refusals(tmp_path):
@@ -68,3 +78,5 @@ def test_cli_plan_and_refusals(tmp_path):
     assert bad.returncode == 2 and "not one of the paper's environments" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())  # refused before anything was written
+    none = hades("reproduce", "--report", "--out", tmp_path)
+    assert none.returncode == 2 and "holds no reproduce grid" in none.stderr

@@ -274,21 +274,9 @@ def _cmd_distill_images(args) -> int:
 def _cmd_reproduce(args) -> int:
     """The paper's grid at a budget tier; resumable cell by cell."""
     from hades.plots import curve_panels
-    from hades.reproduce import TIERS, curves, plan, reproduce
+    from hades.reproduce import TIERS, curves, plan, reproduce, rewrite_results
 
-    envs = args.envs.split(",") if args.envs else None
-    variants = args.variants.split(",") if args.variants else None
-    seeds = _floats(args.seeds, "seeds", int) if args.seeds else None
-    cells = plan(args.tier, envs, variants, seeds)  # refuses bad input before anything runs
     out = Path(args.out or f"runs/reproduce-{args.tier}")
-    if args.plan:
-        for c in cells:
-            extra = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in c.overrides.items() if k != "env")
-            done = "done" if (c.directory(out) / "summary.json").is_file() else "to run"
-            print(f"{c.env:30s} {c.variant:10s} seed {c.seed}  --preset {c.preset} {extra}  [{done}]")
-        return 0
-    command = "hades reproduce " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reproduce"] else None
-    started = time.perf_counter()
 
     def figure():  # from the rows reproduce() has just written
         rows = json.loads((out / "reproduction.json").read_text())["rows"]
@@ -297,6 +285,29 @@ def _cmd_reproduce(args) -> int:
         }
         curve_panels(curves(out), out / "reproduction.png", reference=random)
 
+    if args.report:
+        if args.envs or args.variants or args.seeds or args.plan:
+            raise HadesError(
+                "--report rewrites the whole grid's table; it takes no --envs, --variants, --seeds or --plan"
+            )
+        tier = rewrite_results(out)["tier"]
+        figure()
+        print((out / "reproduction.md").read_text(), end="")
+        print(
+            f"rewrote {out / 'reproduction.json'}, reproduction.md and reproduction.png ({tier} tier)", file=sys.stderr
+        )
+        return 0
+    envs = args.envs.split(",") if args.envs else None
+    variants = args.variants.split(",") if args.variants else None
+    seeds = _floats(args.seeds, "seeds", int) if args.seeds else None
+    cells = plan(args.tier, envs, variants, seeds)  # refuses bad input before anything runs
+    if args.plan:
+        for c in cells:
+            extra = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in c.overrides.items() if k != "env")
+            done = "done" if (c.directory(out) / "summary.json").is_file() else "to run"
+            print(f"{c.env:30s} {c.variant:10s} seed {c.seed}  --preset {c.preset} {extra}  [{done}]")
+        return 0
+    started = time.perf_counter()
     ran = set()
 
     def on_cell(i, total, cell, summary):
@@ -324,7 +335,6 @@ def _cmd_reproduce(args) -> int:
         seeds=seeds,
         reporter=_Progress(args.quiet, args.track),
         on_cell=on_cell,
-        command=command,
     )
     figure()
     print((out / "reproduction.md").read_text(), end="")
@@ -773,6 +783,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2; smoke: 0)")
     rp.add_argument("--out", help="grid directory (default: runs/reproduce-<tier>)")
     rp.add_argument("--plan", action="store_true", help="list the cells, their settings and status; run nothing")
+    rp.add_argument(
+        "--report",
+        action="store_true",
+        help="rewrite OUT's reproduction.json, .md and .png from its finished cells at the tier OUT "
+        "was run at; run nothing (e.g. while the grid still runs, or after upgrading hades)",
+    )
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(rp)
     t = sub.add_parser(

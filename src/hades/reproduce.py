@@ -164,7 +164,7 @@ def plan(tier: str, envs=None, variants=None, seeds=None) -> list[Cell]:
 GRID_FILE = "grid.json"
 
 
-def _claim(out: Path, tier: str, command: str | None) -> None:
+def _claim(out: Path, tier: str) -> None:
     """Record the tier in ``OUT/grid.json``; a directory holding another tier's grid is refused."""
     path = out / GRID_FILE
     if path.is_file():
@@ -173,7 +173,7 @@ def _claim(out: Path, tier: str, command: str | None) -> None:
             raise HadesError(f"{out} holds a {stored.get('tier')} grid; give another --out for the {tier} tier")
         return
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps({"tier": tier, "command": command}, indent=1))
+    atomic_write(path, json.dumps({"tier": tier}, indent=1))
 
 
 def reproduce(
@@ -185,7 +185,6 @@ def reproduce(
     seeds=None,
     reporter: Reporter | None = None,
     on_cell=None,
-    command: str | None = None,
 ) -> dict:
     """Run (or continue) the grid into ``out_dir``; returns the ``reproduction.json`` content.
     ``on_cell(index, total, cell, summary_or_None)`` is called before a cell runs (None) and with
@@ -193,17 +192,17 @@ def reproduce(
     rewritten after every cell that ran."""
     cells = plan(tier, envs, variants, seeds)
     out = Path(out_dir)
-    _claim(out, tier, command)
+    _claim(out, tier)
     for i, cell in enumerate(cells):
         d = cell.directory(out)
         if not (d / "summary.json").is_file():
             if on_cell:
                 on_cell(i, len(cells), cell, None)
             run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
-            write_results(out, tier, command)  # the results follow the grid cell by cell
+            write_results(out, tier)  # the results follow the grid cell by cell
         if on_cell:
             on_cell(i, len(cells), cell, json.loads((d / "summary.json").read_text()))
-    return write_results(out, tier, command)
+    return write_results(out, tier)
 
 
 def collect(out_dir) -> list[dict]:
@@ -277,9 +276,41 @@ def markdown(rows: list[dict], tier: str, command: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir, tier: str, command: str | None = None) -> dict:
+def rewrite_results(out_dir) -> dict:
+    """Rewrite ``reproduction.json`` and ``.md`` from the cells finished under ``out_dir``, at the
+    tier its ``grid.json`` records; nothing runs (a grid still running elsewhere, or one made by
+    an older hades, gets a fresh table)."""
+    path = Path(out_dir) / GRID_FILE
+    try:
+        tier = json.loads(path.read_text())["tier"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise HadesError(f"{out_dir} holds no reproduce grid (no readable {GRID_FILE})") from None
+    if tier not in TIERS:
+        raise HadesError(f"{path}: unknown tier {tier!r}")
+    return write_results(out_dir, tier)
+
+
+def grid_command(out_dir, tier: str) -> str:
+    """The one command that runs every cell found under ``out_dir`` (the grid may have been run
+    piecewise, with --envs or --variants, in several sittings): what its table was made by."""
+    cells = collect(out_dir)
+    words = ["hades reproduce", f"--tier {tier}"]
+    envs = sorted({c["env"] for c in cells}, key=PAPER_ENVS.index)
+    if envs and len(envs) < len(PAPER_ENVS):
+        words.append("--envs " + ",".join(envs))
+    variants = sorted({c["variant"] for c in cells}, key=VARIANTS.index)
+    if variants and len(variants) < len(VARIANTS):
+        words.append("--variants " + ",".join(variants))
+    seeds = sorted({c["seed"] for c in cells})
+    if seeds and seeds != sorted(TIERS[tier].seeds):
+        words.append("--seeds " + ",".join(map(str, seeds)))
+    return " ".join([*words, f"--out {out_dir}"])
+
+
+def write_results(out_dir, tier: str) -> dict:
     out = Path(out_dir)
     rows = results(out, tier)
+    command = grid_command(out, tier)
     result = {"tier": tier, "description": TIERS[tier].description, "command": command, "rows": rows}
     atomic_write(out / "reproduction.json", json.dumps(result, indent=1))
     atomic_write(out / "reproduction.md", markdown(rows, tier, command))
