@@ -45,6 +45,11 @@ MAX_HEADER_BYTES = 100 << 20  # a safetensors header larger than this is not one
 MAX_ARTIFACT_BYTES = 1 << 30  # datasets and policies are KB to MB; checkpoints may be larger
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the process umask (0644 under the usual 022)."""
+    return 0o666 & ~_umask()
+
+
 def _umask() -> int:
     """The process umask, read without changing it (os.umask would set it process-wide)."""
     try:
@@ -86,7 +91,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600; give it the usual permissions
+            os.fchmod(f.fileno(), file_mode())  # mkstemp made it 0600; give it the usual permissions
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hades.artifacts import file_mode
 from hades.dataset import Dataset
 from hades.envs import Env
 from hades.errors import HadesError
@@ -273,6 +274,7 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
                 f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
                 f"<body>{_offline(ani.to_jshtml(fps=fps, default_mode='once'))}</body></html>"
             )
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600; give it the usual permissions
         tmp.replace(path)
     finally:
         plt.close(fig)
