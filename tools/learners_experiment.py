@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 from hades.artifacts import atomic_write, load_dataset  # noqa: E402
 from hades.config import make_config  # noqa: E402
 from hades.evaluation import ci95, run_config, summarize, train_and_evaluate  # noqa: E402
+from hades.report import number, pm  # noqa: E402
 from hades.runs import CHECKPOINT, run  # noqa: E402
 
 METHODS = {
@@ -108,9 +109,9 @@ def table(out: Path, envs, methods, seeds) -> dict:
                 v = [s[learner]["return_mean"] for s in scores]
                 row[learner] = {"mean": float(np.mean(v)), "ci95": ci95(v), "per_seed": v}
             result.setdefault(env, {})[method] = row
-            cells = [f"{row[x]['mean']:.4g} ± {row[x]['ci95']:.2g}" for x in ("hades", *OUTSIDE)]
+            cells = [pm(row[x]["mean"], row[x]["ci95"], 4) for x in ("hades", *OUTSIDE)]
             lines.append(
-                f"| {ENVS[env]} | {method} | {len(scores)} | " + " | ".join(cells) + f" | {row['random']:.3g} |"
+                f"| {ENVS[env]} | {method} | {len(scores)} | " + " | ".join(cells) + f" | {number(row['random'])} |"
             )
     atomic_write(out / "learners.json", json.dumps(result, indent=1))
     atomic_write(out / "learners.md", "\n".join(lines) + "\n")

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from hades.artifacts import INIT_FILE, atomic_write, load_dataset, save_dataset  # noqa: E402
+from hades.report import pm  # noqa: E402
 from hades.zoo import ZOO_DIR, slug  # noqa: E402
 
 FRESH = ["--seeds", "5", "--episodes", "10", "--seed", "1000"]
@@ -81,9 +82,9 @@ def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
         random_high = summary["random_return_mean"] + (summary.get("random_return_ci95") or 0.0)
         if fresh_low <= random_high:
             raise SystemExit(
-                f"zoo_add: {args.name} not added: its fresh policies return {fresh['return_mean']:.4g} ± "
-                f"{fresh.get('return_ci95') or 0:.2g}, not clearly above the random policy's "
-                f"{summary['random_return_mean']:.4g} ± {summary.get('random_return_ci95') or 0:.2g}"
+                f"zoo_add: {args.name} not added: its fresh policies return "
+                f"{pm(fresh['return_mean'], fresh.get('return_ci95') or 0.0, 4)}, not clearly above the random "
+                f"policy's {pm(summary['random_return_mean'], summary.get('random_return_ci95') or 0.0, 4)}"
             )
         keep = ("return_mean", "return_ci95", "episodes", "distinct_episodes", "actions")
         card |= {
