@@ -5,6 +5,8 @@ import json
 import pytest
 from helpers import DATA, hades
 
+from hades.artifacts import file_mode
+
 
 @pytest.mark.parametrize(
     "dataset,suffix,extra", [("cartpole_hades_r", ".gif", []), ("breakout_hades_f", ".html", ["--own-init"])]
@@ -28,8 +30,6 @@ def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
     proc = hades("render", path, "-o", out, "--max-frames", "12", "--eval-steps", "60", *extra)
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    from hades.artifacts import file_mode
-
     assert out.stat().st_mode & 0o777 == file_mode()  # readable as any new file is, not mkstemp's 0600
     assert 1 <= info["steps"] <= 60 and 1 <= info["frames"] <= 13
     if suffix == ".gif":

@@ -285,18 +285,20 @@ def _cmd_reproduce(args) -> int:
         }
         curve_panels(curves(out), out / "reproduction.png", reference=random)
 
+    def finish(verb: str, tier: str) -> int:  # the figure, then the table on stdout
+        figure()
+        print((out / "reproduction.md").read_text(), end="")
+        print(
+            f"{verb} {out / 'reproduction.json'}, reproduction.md and reproduction.png ({tier} tier)", file=sys.stderr
+        )
+        return 0
+
     if args.report:
         if args.envs or args.variants or args.seeds or args.plan:
             raise HadesError(
                 "--report rewrites the whole grid's table; it takes no --envs, --variants, --seeds or --plan"
             )
-        tier = rewrite_results(out)["tier"]
-        figure()
-        print((out / "reproduction.md").read_text(), end="")
-        print(
-            f"rewrote {out / 'reproduction.json'}, reproduction.md and reproduction.png ({tier} tier)", file=sys.stderr
-        )
-        return 0
+        return finish("rewrote", rewrite_results(out)["tier"])
     envs = args.envs.split(",") if args.envs else None
     variants = args.variants.split(",") if args.variants else None
     seeds = _floats(args.seeds, "seeds", int) if args.seeds else None
@@ -336,13 +338,7 @@ def _cmd_reproduce(args) -> int:
         reporter=_Progress(args.quiet, args.track),
         on_cell=on_cell,
     )
-    figure()
-    print((out / "reproduction.md").read_text(), end="")
-    print(
-        f"wrote {out / 'reproduction.json'}, reproduction.md and reproduction.png ({TIERS[args.tier].name} tier)",
-        file=sys.stderr,
-    )
-    return 0
+    return finish("wrote", TIERS[args.tier].name)
 
 
 def _cmd_train(args) -> int:

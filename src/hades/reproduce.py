@@ -164,16 +164,25 @@ def plan(tier: str, envs=None, variants=None, seeds=None) -> list[Cell]:
 GRID_FILE = "grid.json"
 
 
+def _stored_tier(out: Path) -> str | None:
+    """The tier ``OUT/grid.json`` records; None where there is no grid.json."""
+    path = out / GRID_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())["tier"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise HadesError(f"{path}: unreadable; is {out} a reproduce grid?") from None
+
+
 def _claim(out: Path, tier: str) -> None:
     """Record the tier in ``OUT/grid.json``; a directory holding another tier's grid is refused."""
-    path = out / GRID_FILE
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("tier") != tier:
-            raise HadesError(f"{out} holds a {stored.get('tier')} grid; give another --out for the {tier} tier")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps({"tier": tier}, indent=1))
+    stored = _stored_tier(out)
+    if stored is None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / GRID_FILE, json.dumps({"tier": tier}, indent=1))
+    elif stored != tier:
+        raise HadesError(f"{out} holds a {stored} grid; give another --out for the {tier} tier")
 
 
 def reproduce(
@@ -224,13 +233,14 @@ _UNFINISHED = ("return_mean", "return_ci95", "random_return_mean", "distinct_epi
 _UNFINISHED += ("population", "generations", "wall_seconds_mean")
 
 
-def results(out_dir, tier: str) -> list[dict]:
+def results(out_dir, tier: str, cells: list[dict] | None = None) -> list[dict]:
     """One row per (environment, method) found under ``out_dir``: the finished seeds aggregated as
     ``hades table`` does (``report.table``: mean final return and its 95% CI, own init, the
     random-policy return, distinct episodes, budget, wall time), plus the seeds started and the
-    paper's figure. A CI that one seed cannot give is None."""
+    paper's figure. A CI that one seed cannot give is None. ``cells``: ``collect(out_dir)``, where
+    the caller has already read it."""
     rows = []
-    cells = collect(out_dir)
+    cells = collect(out_dir) if cells is None else cells
     for env in [e for e in PAPER_ENVS if any(c["env"] == e for c in cells)]:
         for variant in VARIANTS:
             mine = [c for c in cells if c["env"] == env and c["variant"] == variant]
@@ -280,20 +290,17 @@ def rewrite_results(out_dir) -> dict:
     """Rewrite ``reproduction.json`` and ``.md`` from the cells finished under ``out_dir``, at the
     tier its ``grid.json`` records; nothing runs (a grid still running elsewhere, or one made by
     an older hades, gets a fresh table)."""
-    path = Path(out_dir) / GRID_FILE
-    try:
-        tier = json.loads(path.read_text())["tier"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        raise HadesError(f"{out_dir} holds no reproduce grid (no readable {GRID_FILE})") from None
+    tier = _stored_tier(Path(out_dir))
+    if tier is None:
+        raise HadesError(f"{out_dir} holds no reproduce grid (no {GRID_FILE})")
     if tier not in TIERS:
-        raise HadesError(f"{path}: unknown tier {tier!r}")
+        raise HadesError(f"{Path(out_dir) / GRID_FILE}: unknown tier {tier!r}")
     return write_results(out_dir, tier)
 
 
-def grid_command(out_dir, tier: str) -> str:
-    """The one command that runs every cell found under ``out_dir`` (the grid may have been run
-    piecewise, with --envs or --variants, in several sittings): what its table was made by."""
-    cells = collect(out_dir)
+def grid_command(out_dir, tier: str, cells: list[dict]) -> str:
+    """The one command that runs every one of ``cells`` (``collect(out_dir)``: the grid may have
+    been run piecewise, with --envs or --variants, in several sittings): what its table was made by."""
     words = ["hades reproduce", f"--tier {tier}"]
     envs = sorted({c["env"] for c in cells}, key=PAPER_ENVS.index)
     if envs and len(envs) < len(PAPER_ENVS):
@@ -309,8 +316,9 @@ def grid_command(out_dir, tier: str) -> str:
 
 def write_results(out_dir, tier: str) -> dict:
     out = Path(out_dir)
-    rows = results(out, tier)
-    command = grid_command(out, tier)
+    cells = collect(out)  # read once for the rows and the command
+    rows = results(out, tier, cells)
+    command = grid_command(out, tier, cells)
     result = {"tier": tier, "description": TIERS[tier].description, "command": command, "rows": rows}
     atomic_write(out / "reproduction.json", json.dumps(result, indent=1))
     atomic_write(out / "reproduction.md", markdown(rows, tier, command))
