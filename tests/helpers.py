@@ -18,3 +18,32 @@ def hades(*args, **kwargs):
     return subprocess.run(
         [sys.executable, "-m", "hades.cli", *map(str, args)], capture_output=True, text=True, **kwargs
     )
+
+
+def cli(*args):
+    """Run ``hades ARGS`` in this process and capture its exit code and output like ``hades``:
+    for the commands a test expects to be refused before any work starts, which would otherwise
+    spend most of their time starting Python and importing JAX. ``main`` touches the process's
+    SIGTERM handler and XLA_FLAGS; both are put back."""
+    import contextlib
+    import io
+    import os
+    import signal
+
+    from hades.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler, flags = signal.getsignal(signal.SIGTERM), os.environ.get("XLA_FLAGS")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's own errors exit 2
+                code = e.code
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        if flags is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = flags
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from helpers import TINY_ARGS, hades
+from helpers import TINY_ARGS, cli, hades
 
 from hades.cli import main
 
@@ -45,17 +45,17 @@ def assert_one_line_error(proc, pattern):
 
 
 def test_unknown_environment_and_strategy(tmp_path):
-    assert_one_line_error(hades("distill", "--env", "Nope-v0", "--out", tmp_path / "a"), "unknown environment")
-    assert_one_line_error(hades("distill", "--strategy", "Nope", "--out", tmp_path / "b"), "unknown ES strategy")
+    assert_one_line_error(cli("distill", "--env", "Nope-v0", "--out", tmp_path / "a"), "unknown environment")
+    assert_one_line_error(cli("distill", "--strategy", "Nope", "--out", tmp_path / "b"), "unknown ES strategy")
     assert not (tmp_path / "a").exists()
 
 
 def test_bad_option_values(tmp_path):
-    assert_one_line_error(hades("distill", "--population", "7", "--out", tmp_path / "a"), "even")
-    assert_one_line_error(hades("distill", "--devices", "64", "--out", tmp_path / "a"), "device")
-    assert_one_line_error(hades("distill", "--population", "8", "--chunk", "3"), "chunk")
-    assert_one_line_error(hades("distill", "--variant", "hades-f", "--learners", "sampled"), "hades-r")
-    assert_one_line_error(hades("distill", "--variant", "hades-r", "--num-inits", "1"), "num-inits")
+    assert_one_line_error(cli("distill", "--population", "7", "--out", tmp_path / "a"), "even")
+    assert_one_line_error(cli("distill", "--devices", "64", "--out", tmp_path / "a"), "device")
+    assert_one_line_error(cli("distill", "--population", "8", "--chunk", "3"), "chunk")
+    assert_one_line_error(cli("distill", "--variant", "hades-f", "--learners", "sampled"), "hades-r")
+    assert_one_line_error(cli("distill", "--variant", "hades-r", "--num-inits", "1"), "num-inits")
 
 
 def test_distill_train_and_errors_on_artifacts(tmp_path):
@@ -79,8 +79,21 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh", "precision": "float32"}
     assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
 
-    assert_one_line_error(hades("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
+    assert_one_line_error(cli("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
+    assert_one_line_error(cli("train", ds, "--env", "Acrobot-v1"), "does not fit")
+    assert_one_line_error(cli("train", out / "checkpoint.safetensors"), "not a hades.dataset")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage!" * 4)
+    assert_one_line_error(cli("train", bad), "not a readable safetensors")
+    assert_one_line_error(cli("distill", *TINY, "--out", out), "already holds a run")
+    # resume past the end with more generations
+    proc = hades("distill", "--resume", out, "--generations", 3, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert_one_line_error(cli("distill", "--resume", out, "--width", 99), "keeps its config")
 
+
+def test_hades_f_trains_from_its_own_init(tmp_path):
     f_out = tmp_path / "run_f"
     assert hades("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
     f_ds = f_out / "dataset.safetensors"
@@ -89,21 +102,9 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["policy"]["width"] == 16 and result["init"] == "own"  # the run's own architecture and init
-    assert_one_line_error(hades("train", f_ds, "--own-init", "--width", 32), "own architecture")
+    assert_one_line_error(cli("train", f_ds, "--own-init", "--width", 32), "own architecture")
     (f_out / "init.safetensors").unlink()
-    assert_one_line_error(hades("train", f_ds, "--own-init"), "init.safetensors")
-
-    assert_one_line_error(hades("train", ds, "--env", "Acrobot-v1"), "does not fit")
-    assert_one_line_error(hades("train", out / "checkpoint.safetensors"), "not a hades.dataset")
-    bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(b"garbage!" * 4)
-    assert_one_line_error(hades("train", bad), "not a readable safetensors")
-    assert_one_line_error(hades("distill", *TINY, "--out", out), "already holds a run")
-    # resume past the end with more generations
-    proc = hades("distill", "--resume", out, "--generations", 3, "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
-    assert_one_line_error(hades("distill", "--resume", out, "--width", 99), "keeps its config")
+    assert_one_line_error(cli("train", f_ds, "--own-init"), "init.safetensors")
 
 
 def test_baseline_writes_a_policy(tmp_path):
@@ -125,9 +126,9 @@ def test_default_distill_solves_cartpole(tmp_path):
 
 def test_distill_images_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("HADES_DATA_DIR", raising=False)
-    assert_one_line_error(hades("distill-images", "--out", tmp_path / "a"), "no data directory")
-    assert_one_line_error(hades("distill-images", "--data-dir", tmp_path / "nope"), "does not exist")
-    assert_one_line_error(hades("distill-images", "--data-dir", tmp_path), "missing train-images")
+    assert_one_line_error(cli("distill-images", "--out", tmp_path / "a"), "no data directory")
+    assert_one_line_error(cli("distill-images", "--data-dir", tmp_path / "nope"), "does not exist")
+    assert_one_line_error(cli("distill-images", "--data-dir", tmp_path), "missing train-images")
 
 
 def test_help_tells_the_truth(capsys):

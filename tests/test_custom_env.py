@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import pytest
 from flax import struct
 from gymnax.environments import environment, spaces
-from helpers import hades
+from helpers import cli, hades
 
 from hades.errors import HadesError
 
@@ -112,7 +112,7 @@ def test_command_line_reference_distils_and_artifacts_rebuild_it(tmp_path):
     lost = hades("train", dataset, cwd=tmp_path)
     assert lost.returncode == 2 and "cannot import module 'test_custom_env'" in lost.stderr
     assert len(lost.stderr.strip().splitlines()) == 1
-    bad = hades("distill", "--env", "not a module:fn", "--out", tmp_path / "x")
+    bad = cli("distill", "--env", "not a module:fn", "--out", tmp_path / "x")
     assert bad.returncode == 2 and "package.module:function" in bad.stderr
-    missing = hades("distill", "--env", "json:no_such_function", "--out", tmp_path / "y")
+    missing = cli("distill", "--env", "json:no_such_function", "--out", tmp_path / "y")
     assert missing.returncode == 2 and "has no function 'no_such_function'" in missing.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import hades
+from helpers import cli, hades
 from safetensors.numpy import load_file
 
 from hades.artifacts import load_checkpoint, load_dataset
@@ -116,20 +116,20 @@ def test_a_finished_run_is_not_redone(tmp_path, reference):
 
 def test_resume_without_a_checkpoint_says_start_again(tmp_path):
     (tmp_path / "run").mkdir()
-    assert "without --resume" in one_line_error(hades("distill", "--resume", tmp_path / "run"))
+    assert "without --resume" in one_line_error(cli("distill", "--resume", tmp_path / "run"))
 
 
 def test_a_foreign_directory_is_not_overwritten(tmp_path):
     out = tmp_path / "other"
     out.mkdir()
     (out / "metrics.jsonl").write_text("precious\n")
-    assert "not a hades run" in one_line_error(hades("distill", *TINY, "--generations", "1", "--out", out))
+    assert "not a hades run" in one_line_error(cli("distill", *TINY, "--generations", "1", "--out", out))
     assert (out / "metrics.jsonl").read_text() == "precious\n"
 
 
 def test_conflicting_resume_options_are_refused(tmp_path, reference):
-    assert "--out" in one_line_error(hades("distill", "--resume", reference, "--out", tmp_path / "x"))
-    assert "hades distill" in one_line_error(hades("baseline", "--resume", reference))
+    assert "--out" in one_line_error(cli("distill", "--resume", reference, "--out", tmp_path / "x"))
+    assert "hades distill" in one_line_error(cli("baseline", "--resume", reference))
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_a_tampered_checkpoint_is_refused(tmp_path, reference, edit):
 
     tensors = {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(new_leaves)}
     save_file(tensors, out / "checkpoint.safetensors", metadata=new_meta)  # keeps the old checksum
-    assert "checksum" in one_line_error(hades("distill", "--resume", out, "--generations", "7"))
+    assert "checksum" in one_line_error(cli("distill", "--resume", out, "--generations", "7"))
 
 
 def test_a_flipped_byte_in_a_dataset_is_refused(tmp_path, reference):
@@ -157,7 +157,7 @@ def test_a_flipped_byte_in_a_dataset_is_refused(tmp_path, reference):
     (tmp_path / "d.safetensors").write_bytes(bytes(data))
     with pytest.raises(HadesError, match="checksum"):
         load_dataset(tmp_path / "d.safetensors")
-    assert "checksum" in one_line_error(hades("train", tmp_path / "d.safetensors"))
+    assert "checksum" in one_line_error(cli("train", tmp_path / "d.safetensors"))
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_a_flipped_byte_in_a_dataset_is_refused(tmp_path, reference):
 def test_a_corrupt_metrics_file_is_refused_on_resume(tmp_path, reference, text):
     out = _copy(reference, tmp_path)
     (out / "metrics.jsonl").write_text(text)
-    assert "metrics.jsonl" in one_line_error(hades("distill", "--resume", out, "--generations", "7"))
+    assert "metrics.jsonl" in one_line_error(cli("distill", "--resume", out, "--generations", "7"))
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_a_corrupt_metrics_file_is_refused_on_resume(tmp_path, reference, text):
 )
 def test_impossible_settings_are_refused_before_anything_starts(tmp_path, args, message):
     t0 = time.time()
-    proc = hades("distill", *TINY, "--generations", "1", *args, "--out", tmp_path / "run")
+    proc = cli("distill", *TINY, "--generations", "1", *args, "--out", tmp_path / "run")
     assert message in one_line_error(proc)
     assert time.time() - t0 < 60
     assert not (tmp_path / "run" / "dataset.safetensors").exists()
@@ -201,7 +201,7 @@ def test_train_refuses_broken_normalisation(tmp_path, field, value):
     import dataclasses
 
     save_dataset(tmp_path / "d.safetensors", dataclasses.replace(ds, **stats))
-    assert field in one_line_error(hades("train", tmp_path / "d.safetensors", "--seeds", "1", "--episodes", "1"))
+    assert field in one_line_error(cli("train", tmp_path / "d.safetensors", "--seeds", "1", "--episodes", "1"))
 
 
 def test_a_non_finite_state_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, monkeypatch):

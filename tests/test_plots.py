@@ -2,7 +2,7 @@
 
 import json
 
-from helpers import DATA, hades
+from helpers import DATA, cli, hades
 
 
 def test_show_vector_dataset_names_features(tmp_path):
@@ -31,7 +31,7 @@ def test_plot_groups_seeds(tmp_path):
     proc = hades("plot", tmp_path / "r0", tmp_path / "r1", "-o", tmp_path / "p.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000
-    proc = hades("plot", tmp_path / "nope", "-o", tmp_path / "q.png")
+    proc = cli("plot", tmp_path / "nope", "-o", tmp_path / "q.png")
     assert proc.returncode == 2 and "not a readable run directory" in proc.stderr
 
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import DATA, hades
+from helpers import DATA, cli, hades
 
 from hades.artifacts import file_mode
 
@@ -42,7 +42,7 @@ def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
         assert html.count("data:image/png;base64") >= 1 and "<script src=" not in html  # self-contained
         assert "http://" not in html and "https://" not in html  # nothing fetched (no icon font from a CDN)
         assert "&#x25B6;" in html  # the play button still has a face
-    assert hades("render", DATA / f"{dataset}.safetensors", "-o", tmp_path / "x.avi").returncode == 2
+    assert cli("render", DATA / f"{dataset}.safetensors", "-o", tmp_path / "x.avi").returncode == 2
 
 
 def test_mp4_without_ffmpeg_is_refused_before_training(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """hades reproduce: the grid's plan, its cells as run directories, resuming, the results files."""
 
 import pytest
-from helpers import hades
+from helpers import cli
 
 from hades.errors import HadesError
 from hades.reproduce import PAPER_ENVS, plan, reproduce, results, rewrite_results
@@ -70,13 +70,13 @@ def test_grid_runs_resumes_and_reports(tmp_path):
 
 
 def test_cli_plan_and_refusals(tmp_path):
-    proc = hades("reproduce", "--plan", "--envs", "brax/hopper", "--seeds", "0,1", "--out", tmp_path)
+    proc = cli("reproduce", "--plan", "--envs", "brax/hopper", "--seeds", "0,1", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 6 and "--preset hopper --generations 60" in lines[0] and "[to run]" in lines[0]
-    bad = hades("reproduce", "--envs", "hopper-v9", "--out", tmp_path)
+    bad = cli("reproduce", "--envs", "hopper-v9", "--out", tmp_path)
     assert bad.returncode == 2 and "not one of the paper's environments" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())  # refused before anything was written
-    none = hades("reproduce", "--report", "--out", tmp_path)
+    none = cli("reproduce", "--report", "--out", tmp_path)
     assert none.returncode == 2 and "holds no reproduce grid" in none.stderr

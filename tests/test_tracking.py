@@ -4,7 +4,7 @@ import os
 import struct
 
 import pytest
-from helpers import TINY_ARGS, hades
+from helpers import TINY_ARGS, cli, hades
 
 
 def tensorboard_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
@@ -49,7 +49,7 @@ def test_wandb_offline(tmp_path):
 
 
 def test_unknown_or_missing_tracker_is_refused_before_running(tmp_path):
-    proc = hades("distill", "--track", "mlflow", "--out", tmp_path / "x")
+    proc = cli("distill", "--track", "mlflow", "--out", tmp_path / "x")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from helpers import DATA, hades
+from helpers import DATA, cli, hades
 
 
 def test_transfer_sweep_writes_every_result(tmp_path):
@@ -68,7 +68,7 @@ def test_transfer_breakout_random_sample(tmp_path):
     rows = json.loads((tmp_path / "t" / "transfer.json").read_text())["results"]
     assert len(rows) == 3
     assert all(1e-3 <= r["lr"] <= 1e-1 and 8 <= r["epochs"] <= 32 for r in rows)
-    assert hades("transfer", DATA / "breakout_hades_f.safetensors", "--widths", "a,b").returncode == 2
+    assert cli("transfer", DATA / "breakout_hades_f.safetensors", "--widths", "a,b").returncode == 2
 
 
 def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, hades
+from helpers import ROOT, cli, hades
 
 from hades.artifacts import load_dataset
 from hades.config import ENV_SPECS
@@ -72,14 +72,14 @@ def test_every_card_is_what_its_command_measures(name):
 
 
 def test_zoo_names_on_the_command_line(tmp_path):
-    listing = hades("zoo")
+    listing = cli("zoo")
     assert listing.returncode == 0 and all(name in listing.stdout for name in CARDS)
     train = hades("train", "zoo:CartPole-v1", "--seeds", 1, "--episodes", 1)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["env"] == "CartPole-v1"
     show = hades("show", "zoo:CartPole-v1", cwd=tmp_path)
     assert show.returncode == 0 and (tmp_path / "CartPole-v1.png").is_file()  # never inside the package
-    bad = hades("train", "zoo:CartPole-v2")
+    bad = cli("train", "zoo:CartPole-v2")
     assert bad.returncode == 2 and "did you mean CartPole-v1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
