@@ -7,7 +7,7 @@ import pytest
 
 from hades.config import PolicyConfig
 from hades.envs import Env, make_env
-from hades.evaluation import ci95, summarize
+from hades.evaluation import ci95, random_policy_return, summarize
 from hades.normalization import ObsNorm, RolloutStats
 from hades.policies import make_policy
 from hades.rollout import distinct_episodes, episode_cap, make_rollout, random_rollout
@@ -113,6 +113,12 @@ def test_random_policy_reference():
     env = make_env("CartPole-v1")
     r = jax.jit(random_rollout(env, 32))(jax.random.PRNGKey(0))
     assert 10 < float(np.mean(r.returns)) < 40  # random CartPole lasts ~22 steps
+    ref = random_policy_return(env, jax.random.PRNGKey(0), 32)
+    assert ref["random_return_mean"] == pytest.approx(float(np.mean(r.returns)))
+    # one reward per step: the mean length is the mean return
+    assert (
+        ref["random_episode_length_mean"] == pytest.approx(ref["random_return_mean"]) and ref["random_episodes"] == 32
+    )
 
 
 def test_ci95_of_known_values():

@@ -101,13 +101,16 @@ def summarize(r: Rollouts, env: Env, max_steps: int = 0, prefix: str = "") -> di
 
 
 def random_policy_return(env: Env, key, episodes: int = 64) -> dict:
-    """Return of uniformly random actions over ``episodes`` whole episodes (the reference figure)."""
+    """Return of uniformly random actions over ``episodes`` whole episodes (the reference figure),
+    with their mean length: where episodes end early (Brax ant, hopper, humanoid), a policy can
+    beat random's return by ending its episodes sooner, and the two lengths show it."""
     r = jax.jit(random_rollout(env, episodes))(key)
     returns = np.asarray(r.returns, np.float64)
     return {
         "random_return_mean": float(returns.mean()),
         "random_return_ci95": ci95(returns),
         "random_episodes": int(returns.size),
+        "random_episode_length_mean": float(np.mean(r.lengths)),
     }
 
 
