@@ -54,6 +54,18 @@ def test_curve_panels_one_panel_per_environment_with_t_bands(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+def test_a_method_has_one_colour_in_every_figure():
+    """A grid holding only hades-f drew it in C0, one holding every method in C1: the two published
+    reproduction figures disagreed on the same method's colour."""
+    from hades.plots import label_colours
+
+    alone, together = label_colours(["hades-f"]), label_colours(["hades-r", "direct-es", "hades-f"])
+    assert alone["hades-f"] == together["hades-f"] == "C1"
+    assert together["direct-es"] == "C0" and together["hades-r"] == "C2"
+    assert label_colours(["mlp", "hades-r"])["mlp"] == "C3"  # other labels after the methods
+    assert label_colours(["a", "b"], fixed=())["b"] == "C1"
+
+
 def test_plot_without_output_writes_beside_the_runs(tmp_path):
     run = tmp_path / "r0"
     run.mkdir()

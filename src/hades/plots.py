@@ -75,12 +75,23 @@ def image_grid(rows: list, row_labels: list[str], path, col_labels=None) -> None
 X_AXES = {"generation": "generation", "wall_seconds": "wall time (s)", "env_steps": "environment steps"}
 
 
+def label_colours(labels, fixed: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Matplotlib colours (C0, C1, ...) for ``labels``: those in ``fixed`` (default: the methods,
+    in a fixed order) by their place there, so a method has one colour in every figure; the rest
+    after them, in order of appearance."""
+    from hades.config import VARIANTS
+
+    order = list(dict.fromkeys([*(tuple(sorted(VARIANTS)) if fixed is None else fixed), *labels]))
+    return {label: f"C{i}" for i, label in enumerate(order)}
+
+
 def curve_panels(
     panels: dict[str, dict[str, list[list[dict]]]],
     path,
     key: str = "eval_return_mean",
     x: str = "generation",
     reference: dict[str, dict[str, float]] | None = None,
+    colours: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, tuple]]:
     """Learning curves, one panel per environment (``{panel: {label: [each seed's metrics rows]}}``):
     a line per label at the mean over its seeds, with the 95% confidence band of that mean
@@ -88,6 +99,9 @@ def curve_panels(
     seconds, environment steps); a seed's curve is read at its own x values and the seeds are
     averaged where all of them have a point (by index for wall time, which differs per seed).
     ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label.
+    ``colours`` fixes the colour order of known labels (C0, C1, ... in that order; default the
+    methods: direct-es, hades-f, hades-r), so a method keeps its colour in every figure whichever
+    others are present; other labels take the colours after them.
     Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
 
@@ -101,10 +115,9 @@ def curve_panels(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     drawn: dict[str, dict[str, tuple]] = {}
-    labels = list(dict.fromkeys(label for groups in panels.values() for label in groups))  # one colour each
+    colour = label_colours((label for groups in panels.values() for label in groups), colours)
     for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
         for label, runs in groups.items():
-            i = labels.index(label)
             if x == "env_steps":  # rows count each generation's steps: the axis is their running total
                 runs = [[{**r, x: t} for r, t in zip(rows, np.cumsum([r.get(x) or 0 for r in rows]))] for rows in runs]
             series = [[r for r in rows if r.get(key) is not None and r.get(x) is not None] for rows in runs]
@@ -113,7 +126,7 @@ def curve_panels(
                 continue
             xs = np.array([[r[x] for r in s[:length]] for s in series], np.float64).mean(0)
             ys = np.array([[r[key] for r in s[:length]] for s in series], np.float64)
-            (line,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(runs)})", color=f"C{i}")
+            (line,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(runs)})", color=colour[label])
             half = np.array([ci95(ys[:, j]) for j in range(length)])
             if len(runs) > 1:
                 ax.fill_between(xs, ys.mean(0) - half, ys.mean(0) + half, alpha=0.2, color=line.get_color())
