@@ -32,6 +32,7 @@ from hades.config import (
     replace_flat,
 )
 from hades.errors import HadesError
+from hades.report import number
 
 # options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
 # one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
@@ -154,9 +155,9 @@ class _Progress:
             return
         if row.get(self.eval_key) is not None:
             self.eval = row[self.eval_key]
-        post = {"fit": f"{row['fitness_mean']:.3g}", "max": f"{row['fitness_max']:.3g}"}
+        post = {"fit": number(row["fitness_mean"]), "max": number(row["fitness_max"])}
         if self.eval is not None:
-            post["eval"] = f"{self.eval:.3g}"
+            post["eval"] = number(self.eval)
         self.bar.set_description("gen", refresh=False)
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
@@ -324,8 +325,8 @@ def _cmd_reproduce(args) -> int:
             print(f"hades: {tag}", file=sys.stderr)
         else:
             print(
-                f"hades: {tag}: final return {summary['final_return_mean']:.4g} "
-                f"(random {summary['random_return_mean']:.3g}); {time.perf_counter() - started:.0f} s so far",
+                f"hades: {tag}: final return {number(summary['final_return_mean'], 4)} "
+                f"(random {number(summary['random_return_mean'])}); {time.perf_counter() - started:.0f} s so far",
                 file=sys.stderr,
             )
 
@@ -416,7 +417,7 @@ def _resolved(path) -> Path:
 
 
 def _cmd_zoo(args) -> int:
-    from hades.report import number, pm
+    from hades.report import pm
     from hades.zoo import cards
 
     entries = cards()
@@ -503,9 +504,10 @@ def _cmd_transfer(args) -> int:
 
         def progress(group, returns, label=label):
             if not args.quiet:
+                top = np.sort(returns)[len(returns) // 2 :].mean()
                 print(
-                    f"{label}: {group}: median return {np.median(returns):.4g} "
-                    f"(top half {np.sort(returns)[len(returns) // 2 :].mean():.4g}) over {len(returns)} policies",
+                    f"{label}: {group}: median return {number(np.median(returns), 4)} "
+                    f"(top half {number(top, 4)}) over {len(returns)} policies",
                     file=sys.stderr,
                 )
 
