@@ -91,7 +91,6 @@ def curve_panels(
     key: str = "eval_return_mean",
     x: str = "generation",
     reference: dict[str, dict[str, float]] | None = None,
-    colours: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, tuple]]:
     """Learning curves, one panel per environment (``{panel: {label: [each seed's metrics rows]}}``):
     a line per label at the mean over its seeds, with the 95% confidence band of that mean
@@ -99,9 +98,7 @@ def curve_panels(
     seconds, environment steps); a seed's curve is read at its own x values and the seeds are
     averaged where all of them have a point (by index for wall time, which differs per seed).
     ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label.
-    ``colours`` fixes the colour order of known labels (C0, C1, ... in that order; default the
-    methods: direct-es, hades-f, hades-r), so a method keeps its colour in every figure whichever
-    others are present; other labels take the colours after them.
+    Colours come from ``label_colours``: a method keeps its colour in every figure.
     Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
 
@@ -115,7 +112,7 @@ def curve_panels(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     drawn: dict[str, dict[str, tuple]] = {}
-    colour = label_colours((label for groups in panels.values() for label in groups), colours)
+    colour = label_colours(label for groups in panels.values() for label in groups)
     for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
         for label, runs in groups.items():
             if x == "env_steps":  # rows count each generation's steps: the axis is their running total
