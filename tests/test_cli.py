@@ -37,6 +37,16 @@ def test_help_everywhere(cmd, capsys):
     assert "usage: hades" in out and "%%" not in out  # descriptions are printed as written, not %-formatted
 
 
+def test_the_command_line_starts_without_jax():
+    """`hades --help` and argument refusals stay fast: importing the CLI must not import JAX (a
+    module-level `from hades.report import number` once did, through hades.evaluation)."""
+    import subprocess
+    import sys
+
+    code = "import sys, hades.cli; sys.exit('jax' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 def assert_one_line_error(proc, pattern):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -32,7 +32,6 @@ from hades.config import (
     replace_flat,
 )
 from hades.errors import HadesError
-from hades.report import number
 
 # options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
 # one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
@@ -153,6 +152,8 @@ class _Progress:
             self.tracker.row(row)
         if self.bar is None:
             return
+        from hades.report import number  # deferred: hades.report imports JAX
+
         if row.get(self.eval_key) is not None:
             self.eval = row[self.eval_key]
         post = {"fit": number(row["fitness_mean"]), "max": number(row["fitness_max"])}
@@ -275,6 +276,7 @@ def _cmd_distill_images(args) -> int:
 def _cmd_reproduce(args) -> int:
     """The paper's grid at a budget tier; resumable cell by cell."""
     from hades.plots import curve_panels
+    from hades.report import number
     from hades.reproduce import TIERS, curves, plan, reproduce, rewrite_results
 
     out = Path(args.out or f"runs/reproduce-{args.tier}")
@@ -417,7 +419,7 @@ def _resolved(path) -> Path:
 
 
 def _cmd_zoo(args) -> int:
-    from hades.report import pm
+    from hades.report import number, pm
     from hades.zoo import cards
 
     entries = cards()
@@ -468,6 +470,7 @@ def _floats(text: str, name: str, kind=float) -> list:
 def _cmd_transfer(args) -> int:
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
+    from hades.report import number
     from hades.transfer import check_architectures, own_group, save_transfer, transfer_sweep
 
     widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
