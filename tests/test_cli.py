@@ -86,7 +86,13 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     proc = hades("train", ds, "--preset", "paper-brax", "--seeds", 1, "--episodes", 1, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact
-    assert result["policy"] == {"width": 512, "depth": 2, "activation": "tanh", "precision": "float32"}
+    assert result["policy"] == {
+        "width": 512,
+        "depth": 2,
+        "activation": "tanh",
+        "precision": "float32",
+        "policy_init": "orthogonal",
+    }
     assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
 
     assert_one_line_error(cli("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of

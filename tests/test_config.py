@@ -9,15 +9,16 @@ from hades.errors import HadesError
 def test_paper_minatar_is_the_official_minatar_setting():
     c = make_config("paper-minatar")
     assert (c.es.strategy, c.es.es_optimizer, c.es.es_lr, c.es.es_temperature) == ("SNES", "auto", 0.0, 20.0)
-    assert (c.es.population, c.es.sigma, c.es.sigma_limit) == (2048, 0.5, 0.01)
+    assert (c.es.population, c.es.sigma, c.es.sigma_limit, c.es.es_rank_ties) == (2048, 0.5, 0.0, "position")
     assert (c.policy.width, c.policy.activation, c.bc.bc_steps, c.bc.bc_lr) == (512, "relu", 64, 0.03)
     assert (c.bc.bc_adam_eps, c.bc.bc_anneal, c.bc.bc_max_grad_norm) == (1e-5, False, 0.0)
-    assert (c.actions, c.eval_envs, c.eval_steps, c.obs_norm, c.dataset_size) == ("sample", 8, 1024, "constant", 16)
+    assert (c.actions, c.eval_envs, c.eval_steps, c.obs_norm, c.dataset_size) == ("sample", 8, 1024, "official", 16)
+    assert (c.fixed_length, c.fixed_fitness, c.init_scale, c.policy.policy_init) == (True, "last", 0.0, "orthogonal")
 
 
 def test_paper_minatar_baseline_has_its_own_hyperparameters():
     c = make_config("paper-minatar", variant="direct-es")
-    assert (c.es.sigma, c.policy.width) == (0.03, 256)
+    assert (c.es.sigma, c.policy.width, c.direct_init) == (0.03, 256, "zeros")
     assert make_config("paper-minatar", variant="direct-es", sigma=0.1).es.sigma == 0.1  # the user's word wins
     assert make_config("paper-minatar").es.sigma == 0.5  # HaDES keeps its own
 
@@ -25,13 +26,21 @@ def test_paper_minatar_baseline_has_its_own_hyperparameters():
 def test_paper_brax_is_the_official_brax_setting():
     c = make_config("paper-brax", env="brax/walker2d")
     assert (c.es.strategy, c.es.es_optimizer, c.es.es_lr, c.es.es_shaping) == ("Open_ES", "adam", 0.05, "raw")
-    assert (c.obs_norm, c.actions, c.eval_steps, c.bc.bc_adam_eps, c.bc.bc_steps) == ("rollout", "sample", 0, 1e-5, 400)
+    assert (c.obs_norm, c.actions, c.eval_steps, c.bc.bc_adam_eps, c.bc.bc_steps) == (
+        "rollout",
+        "sample",
+        1024,
+        1e-5,
+        400,
+    )
+    assert (c.fixed_length, c.fixed_fitness, c.es.es_adam_b1, c.init_scale) == (True, "pooled", 0.99, 0.0)
     assert make_config("paper-brax", env="brax/hopper").bc.bc_steps == 200
 
 
 def test_paper_images_is_the_released_setting():
     c = make_image_config("paper-images")
-    assert (c.es.population, c.es.sigma, c.es.sigma_decay, c.es.sigma_limit) == (2048, 0.02, 0.999, 0.001)
+    assert (c.es.population, c.es.sigma, c.es.sigma_decay, c.es.sigma_limit) == (512, 0.02, 0.999, 0.001)
+    assert (c.bc.bc_lr, c.bc.bc_optimizer, c.bc.bc_loss_per_action, c.es.es_adam_b1) == (0.1, "sgd", True, 0.99)
     assert (c.es.es_lr, c.es.es_lr_decay, c.fitness_batch, c.num_inits, c.model) == (0.01, 0.999, 0, 2, "cnn")
 
 

@@ -23,8 +23,12 @@ from hades.policies import Policy
 LOG_2PI = float(jnp.log(2 * jnp.pi))
 
 
-def uniform_labels(n: int, num_actions: int) -> jax.Array:
-    """Fixed discrete labels spread uniformly over actions; every one of the n states is labelled."""
+def uniform_labels(n: int, num_actions: int, layout: str = "interleaved") -> jax.Array:
+    """Fixed discrete labels spread uniformly over actions: ``interleaved`` labels every one of the
+    n states (0, 1, ..., A-1, 0, ...); ``official`` (the official code) gives each action a block of
+    n // A states and labels only those n - n % A (the rest are never trained on)."""
+    if layout == "official":
+        return jnp.repeat(jnp.arange(num_actions, dtype=jnp.int32), n // num_actions)
     return jnp.arange(n, dtype=jnp.int32) % num_actions
 
 
@@ -34,13 +38,17 @@ def soft_targets(y, num_actions: int, temperature):
     return jax.nn.softmax(jax.nn.one_hot(y, num_actions) / temperature)
 
 
-def bc_loss(policy: Policy, params, x, y, temperature=None):
-    """Mean BC loss; ``temperature`` (discrete actions; may be traced): soft targets instead of labels."""
+def bc_loss(policy: Policy, params, x, y, temperature=None, per_action: bool = False):
+    """Mean BC loss; ``temperature`` (discrete actions; may be traced): soft targets instead of
+    labels; ``per_action``: the cross-entropy divided by the number of actions (the official code's
+    mean over states and actions)."""
     out = policy.apply(params, x)
     if policy.discrete:
         if temperature is not None:
-            return optax.softmax_cross_entropy(out, soft_targets(y, out.shape[-1], temperature)).mean()
-        return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+            loss = optax.softmax_cross_entropy(out, soft_targets(y, out.shape[-1], temperature)).mean()
+        else:
+            loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+        return loss / out.shape[-1] if per_action else loss
     log_std = params["params"]["log_std"]
     z = (y - out) * jnp.exp(-log_std)
     return (0.5 * z**2 + log_std + 0.5 * LOG_2PI).sum(-1).mean()
@@ -93,7 +101,7 @@ def make_bc_train(policy: Policy, cfg: BCConfig, max_steps: int | None = None):
     length = max_steps or cfg.bc_steps
 
     def loss_fn(trainable, fixed, x, y, temperature):
-        return bc_loss(policy, {**fixed, "params": trainable}, x, y, temperature)
+        return bc_loss(policy, {**fixed, "params": trainable}, x, y, temperature, cfg.bc_loss_per_action)
 
     grad_fn = jax.value_and_grad(loss_fn)
 

@@ -17,7 +17,7 @@ from hades.errors import HadesError
 
 # Every choice is a Literal type; its tuple of names (for the CLI and checks) is derived from it.
 Variant = Literal["hades-f", "hades-r", "direct-es"]
-ObsNormMode = Literal["none", "constant", "running", "rollout"]
+ObsNormMode = Literal["none", "constant", "official", "running", "rollout"]
 ActionMode = Literal["sample", "greedy"]
 EsOptimizer = Literal["auto", "adam", "sgd"]
 EsShaping = Literal["own", "raw"]
@@ -25,6 +25,12 @@ Backend = Literal["positional", "spring", "generalized", "mjx"]
 Activation = Literal["tanh", "relu", "gelu", "silu", "elu"]
 BcOptimizer = Literal["adam", "sgd"]
 Precision = Literal["float32", "bfloat16"]
+PolicyInit = Literal["lecun", "orthogonal"]
+RankTies = Literal["average", "position"]
+FixedFitness = Literal["env-mean", "pooled", "last"]
+DirectInit = Literal["policy", "zeros"]
+LabelLayout = Literal["interleaved", "official"]
+LearnerEnvKeys = Literal["shared", "own"]
 Learners = Literal["fixed", "sampled", "wide"]
 LearnerOptimizer = Literal["adam", "sgd", "adam-clip", "sgd-clip"]
 ImageDataset = Literal["mnist", "fashion-mnist"]
@@ -39,6 +45,12 @@ BACKENDS = get_args(Backend)
 ACTIVATIONS = get_args(Activation)
 BC_OPTIMIZERS = get_args(BcOptimizer)
 PRECISIONS = get_args(Precision)
+POLICY_INITS = get_args(PolicyInit)
+RANK_TIES = get_args(RankTies)
+FIXED_FITNESSES = get_args(FixedFitness)
+DIRECT_INITS = get_args(DirectInit)
+LABEL_LAYOUTS = get_args(LabelLayout)
+LEARNER_ENV_KEYS = get_args(LearnerEnvKeys)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
@@ -84,6 +96,12 @@ class PolicyConfig:
         "parameters, losses and outputs (for accelerators' reduced-precision units; slower on most CPUs)",
         PRECISIONS,
     )
+    policy_init: PolicyInit = knob(
+        "lecun",
+        "weight initialisation: lecun (LeCun-normal hidden layers, output layer at 0.01 variance scale) or "
+        "orthogonal (the official code's: gains sqrt(2), sqrt(2), 0.01, zero biases)",
+        POLICY_INITS,
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,12 @@ class BCConfig:
         0.0,
         "discrete actions: 0 trains on the hard labels; T > 0 on the soft targets softmax(one_hot(label) / T) "
         "(a dataset evolved with --evolve-label-temperature records its evolved T here)",
+    )
+    bc_loss_per_action: bool = knob(
+        False,
+        "discrete actions: the official code's loss, -mean(log_softmax(logits) * one_hot) over states AND "
+        "actions, i.e. the cross-entropy divided by the number of actions (or classes); with SGD a 1/|A| "
+        "smaller step, with Adam a change only through its eps",
     )
 
     def validate(self) -> BCConfig:
@@ -164,6 +188,17 @@ class ESConfig:
         "refused for a strategy that uses its own update rule",
     )
     es_lr_decay: float = knob(1.0, "multiply the ES learning rate by this every generation (adam/sgd only)")
+    es_adam_b1: float = knob(
+        0.9,
+        "beta1 of the ES's Adam (--es-optimizer adam, and Open_ES's auto): 0.9 is optax's; the official "
+        "code's evosax <= 0.1.5 Adam used 0.99 (the paper-* presets)",
+    )
+    es_rank_ties: RankTies = knob(
+        "average",
+        "how --es-temperature's rank weights treat tied fitnesses: average (evosax 0.3: tied candidates share "
+        "their mean rank) or position (evosax <= 0.1.5, the official code: ties ranked by population index)",
+        RANK_TIES,
+    )
     sigma_decay: float = knob(
         1.0,
         "multiply the search std by this every generation (strategies with a std "
@@ -198,6 +233,10 @@ class ESConfig:
                 raise HadesError(f"--{name.replace('_', '-')} must be in (0, 1] (got {getattr(self, name)})")
         if not (math.isfinite(self.sigma_limit) and 0 <= self.sigma_limit <= self.sigma):
             raise HadesError(f"--sigma-limit must be in [0, --sigma] (got {self.sigma_limit})")
+        if not (math.isfinite(self.es_adam_b1) and 0 <= self.es_adam_b1 < 1):
+            raise HadesError(f"--es-adam-b1 must be in [0, 1) (got {self.es_adam_b1})")
+        if self.es_rank_ties not in RANK_TIES:
+            raise HadesError(f"unknown es_rank_ties {self.es_rank_ties!r}; choose one of {', '.join(RANK_TIES)}")
         if not (math.isfinite(self.es_temperature) and self.es_temperature >= 0):
             raise HadesError(f"--es-temperature must be a finite number >= 0 (got {self.es_temperature})")
         return self
@@ -306,8 +345,15 @@ class DistillConfig:
         False,
         "fitness rollouts run exactly --eval-steps steps (the episode limit when 0), resetting "
         "finished episodes, as the released code does (the same work per generation); fitness is "
-        "the mean return of completed episodes (the first episode's partial return when none "
-        "completes). Evaluations always run whole episodes",
+        "the --fixed-fitness of the completed episodes. Evaluations always run whole episodes",
+    )
+    fixed_fitness: FixedFitness = knob(
+        "env-mean",
+        "--fixed-length fitness: env-mean (each env's mean completed return, its first episode's partial "
+        "return when none completes, averaged over envs); pooled (the official Brax code: the mean of every "
+        "episode completed in any env, 0 when none); last (the official MinAtar code: each env's last "
+        "completed episode, 0 when none)",
+        FIXED_FITNESSES,
     )
     actions: ActionMode = knob(
         "sample",
@@ -318,7 +364,8 @@ class DistillConfig:
     obs_norm: ObsNormMode = knob(
         "constant",
         "observation normalisation: none; constant (statistics of random-action "
-        "states); rollout (each rollout starts fresh running statistics and updates them with "
+        "states); official (the official code's stored MinAtar / Brax statistics, (x - mean) / sqrt(var + 1e-8)); "
+        "rollout (each rollout starts fresh running statistics and updates them with "
         "every observation its envs see: the paper's Brax setting); running (statistics pooled "
         "over every candidate's rollouts and all generations so far)",
         OBS_NORMS,
@@ -327,7 +374,28 @@ class DistillConfig:
         True, "refuse, before anything is built, a run whose estimated generation memory exceeds the memory available"
     )
     obs_std_floor: float = knob(0.05, "lower bound on the normalisation std (avoids blowing up rare inputs)")
-    init_scale: float = knob(0.3, "std of the initial dataset states (in normalised units)")
+    init_scale: float = knob(
+        0.3, "std of the initial dataset states (in normalised units); 0: all zeros (the official code)"
+    )
+    label_layout: LabelLayout = knob(
+        "interleaved",
+        "discrete actions: fixed labels 0, 1, ..., A-1, 0, 1, ... over every state (interleaved), or the "
+        "official code's blocks of dataset_size // A states per action, the remaining states evolved but "
+        "never trained on and left out of the artifact (official)",
+        LABEL_LAYOUTS,
+    )
+    learner_env_keys: LearnerEnvKeys = knob(
+        "shared",
+        "HaDES-R: the generation's learners roll out with the same environment keys (shared) or each with "
+        "its own (own: the official code, which derives both a learner's init and its rollout from one key)",
+        LEARNER_ENV_KEYS,
+    )
+    direct_init: DirectInit = knob(
+        "policy",
+        "direct ES: the search starts from a policy initialisation (policy) or from all-zero weights "
+        "(zeros: the official baseline)",
+        DIRECT_INITS,
+    )
     eval_every: int = knob(5, "evaluate the current mean dataset every this many generations (0: only at the end)")
     eval_episodes: int = knob(16, "episodes per policy when evaluating the mean dataset (held-out keys)")
     eval_policies: int = knob(
@@ -421,6 +489,8 @@ class DistillConfig:
         for name, value in positive.items():
             if value < 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+        if self.fixed_fitness != "env-mean" and not self.fixed_length:
+            raise HadesError(f"--fixed-fitness {self.fixed_fitness} defines the fitness of --fixed-length rollouts")
         if self.variant == "hades-r" and self.num_inits < 2:
             raise HadesError(
                 f"HaDES-R needs --num-inits >= 2 (got {self.num_inits}); use --variant hades-f for one fixed init"
@@ -431,10 +501,19 @@ class DistillConfig:
         self.bc.validate()
         if self.eval_steps < 0 or self.eval_every < 0:
             raise HadesError("--eval-steps and --eval-every must be >= 0")
-        for name in ("init_scale", "obs_std_floor"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise HadesError(f"--{name.replace('_', '-')} must be a finite number > 0 (got {value})")
+        if not (math.isfinite(self.obs_std_floor) and self.obs_std_floor > 0):
+            raise HadesError(f"--obs-std-floor must be a finite number > 0 (got {self.obs_std_floor})")
+        if not (math.isfinite(self.init_scale) and self.init_scale >= 0):
+            raise HadesError(f"--init-scale must be a finite number >= 0 (got {self.init_scale})")
+        for name, value, choices in (
+            ("policy_init", self.policy.policy_init, POLICY_INITS),
+            ("fixed_fitness", self.fixed_fitness, FIXED_FITNESSES),
+            ("direct_init", self.direct_init, DIRECT_INITS),
+            ("label_layout", self.label_layout, LABEL_LAYOUTS),
+            ("learner_env_keys", self.learner_env_keys, LEARNER_ENV_KEYS),
+        ):
+            if value not in choices:
+                raise HadesError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         return self
 
 
@@ -687,38 +766,49 @@ PRESETS: dict[str, dict] = {
     "space-invaders": dict(_MINATAR_CPU, env="SpaceInvaders-MinAtar"),
     "asterix": dict(_MINATAR_CPU, env="Asterix-MinAtar"),
     "freeway": dict(_MINATAR_CPU, env="Freeway-MinAtar"),
-    # The official MinAtar code (distill_minatar.py / baseline_minatar.py); pick the game with --env.
-    # SNES with its natural-gradient step (learning rate 1) and the old softmax rank weights at
-    # temperature 20; the table's sigma floor 0.01; Adam eps 1e-5; no gradient clipping and a
-    # constant BC learning rate (the script's clipping is commented out and its "anneal"
-    # 1 - count // updates never anneals); actions sampled; 1024-step fitness rollouts.
-    # Direct ES: sigma 0.03, width 256, one rollout per candidate.
+    # The official MinAtar code (distill_minatar.py / baseline_minatar.py, evosax <= 0.1.5); pick the
+    # game with --env. docs/fidelity.md lists every setting with its source line. SNES with its
+    # natural-gradient step (learning rate 1), softmax rank weights at temperature 20 with ties
+    # ranked by position, and no sigma floor (the table's 0.01 was never passed to SNES); the
+    # dataset starts at zeros; the official stored observation statistics; orthogonal init;
+    # Adam eps 1e-5, no gradient clipping, a constant BC learning rate (the script's clipping is
+    # commented out and its "anneal" 1 - count // updates never anneals); actions sampled;
+    # 1024-step auto-reset rollouts scored by each env's last completed episode.
+    # Direct ES: sigma 0.03, width 256, from all-zero weights, one rollout per candidate.
     "paper-minatar": dict(
         env="Breakout-MinAtar",
         variant="hades-f",
         dataset_size=16,
-        obs_norm="constant",
+        obs_norm="official",
+        init_scale=0.0,
         width=512,
         depth=2,
         activation="relu",
+        policy_init="orthogonal",
+        label_layout="official",
+        learner_env_keys="own",
         bc_lr=0.03,
         bc_anneal=False,
         bc_steps=64,
         bc_max_grad_norm=0.0,
         bc_adam_eps=1e-5,
+        bc_loss_per_action=True,
         eval_envs=8,
         eval_steps=1024,
+        fixed_length=True,
+        fixed_fitness="last",
         num_inits=2,
         actions="sample",
         strategy="SNES",
         population=2048,
         sigma=0.5,
-        sigma_limit=0.01,
+        sigma_limit=0.0,
         es_temperature=20.0,
+        es_rank_ties="position",
         generations=5000,
         eval_every=50,
         checkpoint_every=50,
-        direct_es=dict(sigma=0.03, width=256),
+        direct_es=dict(sigma=0.03, width=256, direct_init="zeros"),
     ),
     # CPU-sized Brax presets, one per environment (pick the backend with --backend).
     **{name: dict(_BRAX_CPU, env=f"brax/{name}") for name in BRAX_NAMES},
@@ -727,19 +817,25 @@ PRESETS: dict[str, dict] = {
     # MLP and 1-nearest-neighbour), at some cost to hades' own learner.
     "cartpole-wide": dict(env="CartPole-v1", variant="hades-r", learners="wide"),
     "hopper-wide": dict(_BRAX_CPU, env="brax/hopper", variant="hades-r", learners="wide"),
-    # The official Brax code (distill_brax.py / baseline_brax.py); pick the environment with --env.
-    # OpenES with Adam 0.05 on raw returns, constant sigma 0.03; positional physics; per-rollout
-    # running observation normalisation; Adam eps 1e-5; sampled actions; episodes end at 1000
-    # steps. BC epochs: 200 for hopper and inverted_double_pendulum, 400 otherwise.
+    # The official Brax code (distill_brax.py / baseline_brax.py, evosax <= 0.1.5); pick the
+    # environment with --env. OpenES with evosax 0.1.5's Adam (beta1 0.99) at 0.05 on raw returns,
+    # constant sigma 0.03, from an all-zero dataset (direct ES: all-zero weights); positional
+    # physics; per-rollout running observation normalisation; orthogonal init; Adam eps 1e-5;
+    # sampled actions; 1024-step auto-reset rollouts (episodes end at 1000 steps) scored by the
+    # pooled mean of completed episodes. BC epochs: 200 for hopper and inverted_double_pendulum,
+    # 400 otherwise.
     "paper-brax": dict(
         env="brax/hopper",
         backend="positional",
         variant="hades-f",
         dataset_size=64,
         obs_norm="rollout",
+        init_scale=0.0,
         width=512,
         depth=2,
         activation="tanh",
+        policy_init="orthogonal",
+        learner_env_keys="own",
         bc_lr=0.005,
         bc_anneal=False,
         num_inits=2,
@@ -747,17 +843,21 @@ PRESETS: dict[str, dict] = {
         bc_steps=PerEnv({"brax/hopper": 200, "brax/inverted_double_pendulum": 200}, default=400),
         bc_max_grad_norm=0.5,
         eval_envs=4,
-        eval_steps=0,
+        eval_steps=1024,
+        fixed_length=True,
+        fixed_fitness="pooled",
         actions="sample",
         strategy="Open_ES",
         es_optimizer="adam",
         es_lr=0.05,
+        es_adam_b1=0.99,
         es_shaping="raw",
         population=2048,
         sigma=0.03,
         generations=2000,
         eval_every=50,
         checkpoint_every=50,
+        direct_es=dict(direct_init="zeros"),
     ),
 }
 
@@ -797,13 +897,15 @@ def make_config(preset_name: str | None = None, **overrides) -> DistillConfig:
 IMAGE_PRESETS: dict[str, dict] = {
     # CPU default: about 7 minutes on 2 cores; 1000 training images held out for validation.
     "cpu": {},
-    # The released code's settings: the small CNN, 1000 SGD steps at 0.1, OpenES (Adam) with
-    # population 2048, sigma 0.02 and learning rate 0.01 both decaying by 0.999 per generation
-    # (sigma floor 0.001), fitness on the full training set, two classifier inits per
+    # The released code's settings: the small CNN, 1000 SGD steps at 0.1 on the cross-entropy
+    # divided by the 10 classes (an effective step of 0.01 on the cross-entropy), OpenES with
+    # evosax 0.1.5's Adam (beta1 0.99), population 512 (every released run's; the script's
+    # default 2048 was overridden), sigma 0.02 and learning rate 0.01 both decaying by 0.999 per
+    # generation (sigma floor 0.001), fitness on the full training set, two classifier inits per
     # generation; needs an accelerator.
     "paper-images": dict(
         model="cnn",
-        population=2048,
+        population=512,
         generations=1000,
         sigma=0.02,
         sigma_decay=0.999,
@@ -811,12 +913,14 @@ IMAGE_PRESETS: dict[str, dict] = {
         es_optimizer="adam",
         es_lr=0.01,
         es_lr_decay=0.999,
+        es_adam_b1=0.99,
         es_shaping="raw",
         fitness_batch=0,
         num_inits=2,
         holdout=0,
         bc_optimizer="sgd",
         bc_lr=0.1,
+        bc_loss_per_action=True,
         bc_steps=1000,
         bc_max_grad_norm=0.0,
         eval_every=100,

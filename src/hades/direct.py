@@ -17,7 +17,11 @@ from hades.distill import RLDriver, RunState
 
 class DirectES(RLDriver):
     def initial_solution(self, key):
-        return self.policy.init(key)
+        """A policy initialisation, or (``--direct-init zeros``, the official baseline) all-zero weights."""
+        params = self.policy.init(key)
+        if self.cfg.direct_init == "zeros":
+            return jax.tree.map(jnp.zeros_like, params)
+        return params
 
     def solution_size(self) -> int:
         return self.n_params()

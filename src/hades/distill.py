@@ -39,9 +39,9 @@ from hades.errors import HadesError
 from hades.es import Strategy, all_finite
 from hades.evaluation import random_policy_return, summarize
 from hades.learners import LearnerSpace
-from hades.normalization import ObsNorm, RunningStats, reference_statistics
+from hades.normalization import ObsNorm, RunningStats, official_statistics, reference_statistics
 from hades.policies import Policy, make_policy, param_count
-from hades.rollout import Rollouts, make_rollout
+from hades.rollout import Rollouts, fitness_of, make_rollout
 
 
 def setup_keys(seed: int):
@@ -84,7 +84,14 @@ class RLDriver:
         self.running_norm = cfg.obs_norm == "running"
         per_rollout = cfg.obs_norm == "rollout"
         self.rollout = make_rollout(
-            env, self.policy, cfg.eval_envs, cfg.eval_steps, cfg.actions, per_rollout, fixed_length=cfg.fixed_length
+            env,
+            self.policy,
+            cfg.eval_envs,
+            cfg.eval_steps,
+            cfg.actions,
+            per_rollout,
+            fixed_length=cfg.fixed_length,
+            fixed_fitness=cfg.fixed_fitness,
         )
         # the protocol's evaluation: whole episodes, whatever cap the fitness rollouts use
         self.eval_rollout = make_rollout(env, self.policy, cfg.eval_episodes, 0, cfg.actions, per_rollout)
@@ -149,6 +156,8 @@ class RLDriver:
         k_norm, k_fixed, k_data, k_es = setup_keys(self.cfg.seed)
         if self.cfg.obs_norm == "constant":
             norm = reference_statistics(self.env, k_norm, self.cfg.obs_std_floor)
+        elif self.cfg.obs_norm == "official":
+            norm = official_statistics(self.cfg.env, self.env.obs_shape)
         else:
             norm = ObsNorm.identity(self.env.obs_shape)
         es_state = self.es.init(k_es, self.initial_solution(k_data))
@@ -168,7 +177,7 @@ class RLDriver:
         score = lambda sol: self.score(self.rollout, sol, learners, k_env, state.norm)
         rollouts, losses = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
         population = replicate(population, self.mesh)
-        fitness = rollouts.returns.mean(axis=(1, 2))
+        fitness = fitness_of(rollouts, pooled=self.cfg.fixed_fitness == "pooled")
         es_state = self.es.tell(k_tell, population, fitness, es_state)
         metrics = {
             "fitness_mean": fitness.mean(),
@@ -248,7 +257,7 @@ class RLDriver:
     def fixed_stats(self, state: RunState):
         """(obs_mean, obs_std) a product stores: the run's final statistics where they are fixed
         per policy (constant, running), None where every rollout computes its own (rollout, none)."""
-        if self.cfg.obs_norm in ("constant", "running"):
+        if self.cfg.obs_norm in ("constant", "official", "running"):
             return np.asarray(state.norm.mean, np.float32), np.asarray(state.norm.std, np.float32)
         return None, None
 
@@ -269,7 +278,14 @@ class Distiller(RLDriver):
                 "--evolve-label-temperature is for discrete actions (labels); this environment's are continuous"
             )
         self.bc_train = make_bc_train(self.policy, cfg.bc, max_steps=self.max_bc_steps)
-        self.labels = uniform_labels(cfg.dataset_size, self.env.num_actions) if self.env.discrete else None
+        self.labels = None
+        if self.env.discrete:
+            self.labels = uniform_labels(cfg.dataset_size, self.env.num_actions, cfg.label_layout)
+            if len(self.labels) == 0:
+                raise HadesError(
+                    f"--label-layout official labels dataset_size // actions states per action: "
+                    f"{cfg.dataset_size} states leave none for {self.env.num_actions} actions"
+                )
         # the variant is chosen here, once: which learners train a generation's candidates
         if cfg.variant == "hades-f":
             self._train_learners = self._fixed
@@ -292,6 +308,7 @@ class Distiller(RLDriver):
 
     def initial_solution(self, key):
         n, shape = self.cfg.dataset_size, self.env.obs_shape
+        # init_scale 0: all zeros, the official code's initial ES mean
         sol = {"states": self.cfg.init_scale * jax.random.normal(key, (n, *shape))}
         if not self.env.discrete:
             sol["actions"] = jnp.zeros((n, self.env.action_dim))
@@ -353,8 +370,10 @@ class Distiller(RLDriver):
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution):
         """(inputs, labels) of a dataset candidate, inputs in the policy's (normalised) units."""
-        y = self.labels if self.env.discrete else solution["actions"]
-        return solution["states"], y
+        if not self.env.discrete:
+            return solution["states"], solution["actions"]
+        # --label-layout official: the states past the labelled blocks are never trained on
+        return solution["states"][: len(self.labels)], self.labels
 
     def bc_hyperparameters(self, solution, lr, steps):
         """A candidate's BC learning rate and step count: the learner's, times the evolved factors."""
@@ -374,7 +393,7 @@ class Distiller(RLDriver):
 
         temperature = self.label_temperature(solution)
 
-        def one(init, lr, steps):
+        def one(init, lr, steps, key):
             params, loss = self.bc_train(init, x, y, *self.bc_hyperparameters(solution, lr, steps), temperature)
             if self.space is not None:
                 # a sampled learner whose training diverged (an SGD learner at the top of its step
@@ -383,9 +402,15 @@ class Distiller(RLDriver):
                 ok = all_finite(params["params"])
                 params = jax.tree.map(lambda p, p0: jnp.where(ok, p, p0), params, init)
                 loss = jnp.where(ok, loss, jnp.nan)
-            return rollout(params, env_key, norm), loss
+            return rollout(params, key, norm), loss
 
-        rollouts, losses = jax.vmap(one)(*learners)
+        # common random numbers across candidates; across learners too unless they have their own
+        count = jnp.shape(learners[1])[0]
+        if self.cfg.learner_env_keys == "own":
+            keys = jax.vmap(lambda i: jax.random.fold_in(env_key, i))(jnp.arange(count))
+        else:
+            keys = jnp.broadcast_to(env_key, (count, *env_key.shape))
+        rollouts, losses = jax.vmap(one)(*learners, keys)
         return rollouts, jnp.nanmean(losses)
 
     # -- evaluation and the product --------------------------------------------------------

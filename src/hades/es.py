@@ -15,6 +15,11 @@ Each strategy runs with its OWN update rule unless the config says otherwise:
   (rank 0 the best), the weights of the paper's evosax <= 0.1.5 SNES: at P = 2048, T = 20 the
   best 10% of ranks carry 0.86 of the weight (evosax 0.3's own temperature weights, DES-style
   sigmoids, give them 0.31).
+- ``es_rank_ties`` ``position`` ranks tied fitnesses by their index in the population (a stable
+  argsort, as evosax <= 0.1.5 did) before looking up those rank weights; evosax 0.3 averages the
+  ranks of ties (``rankdata``), which moves the mean differently when many fitnesses tie (MinAtar
+  returns are small integers).
+- ``es_adam_b1``: beta1 of the ES's Adam (evosax <= 0.1.5's Adam used 0.99, optax's default is 0.9).
 - ``es_shaping`` ``raw`` hands the returns to the update unshaped (the paper's OpenES).
 - ``sigma_decay`` / ``sigma_limit``: a std schedule ``max(sigma * decay^g, limit)`` for strategies
   with a schedule; ``sigma_limit`` also floors the std of any strategy that keeps one in its state
@@ -60,6 +65,14 @@ def softmax_rank_weights(population: int, temperature: float) -> jax.Array:
     return jax.nn.softmax(-temperature * ranks)
 
 
+def position_rank_weights_fn(population, fitness, state, params):
+    """evosax fitness shaping with evosax <= 0.1.5's ranks: a stable argsort (rank 0 = the lowest,
+    i.e. best, minimised fitness; ties ranked by population index), then the strategy's weights."""
+    ranks = jnp.argsort(jnp.argsort(jnp.where(jnp.isnan(fitness), jnp.inf, fitness), stable=True), stable=True)
+    weights = params.weights[..., ranks]
+    return jnp.where(jnp.all(jnp.isnan(fitness), axis=-1, keepdims=True), jnp.zeros_like(weights), weights)
+
+
 def update_rule(cfg: ESConfig) -> tuple[str, float]:
     """(optimizer, learning rate) the strategy will use: ``own`` (evosax's default for it, lr
     unused), ``adam`` or ``sgd``. Raises HadesError for a combination the strategy cannot honour."""
@@ -92,7 +105,12 @@ class Strategy:
         kwargs = {}
         if optimizer != "own":
             schedule = optax.exponential_decay(lr, 1, cfg.es_lr_decay) if cfg.es_lr_decay != 1.0 else lr
-            kwargs["optimizer"] = (optax.adam if optimizer == "adam" else optax.sgd)(schedule)
+            if optimizer == "adam":
+                kwargs["optimizer"] = optax.adam(schedule, b1=cfg.es_adam_b1)
+            else:
+                kwargs["optimizer"] = optax.sgd(schedule)
+        elif cfg.es_adam_b1 != 0.9:
+            raise HadesError(f"--es-adam-b1 sets the ES's Adam; {cfg.strategy} uses its own update rule")
         if "std_schedule" in accepted:
             kwargs["std_schedule"] = self._std_schedule(cfg)
         elif cfg.sigma_decay != 1.0:
@@ -104,6 +122,13 @@ class Strategy:
             kwargs["use_antithetic_sampling"] = True
         if cfg.es_shaping == "raw":
             kwargs["fitness_shaping_fn"] = identity_fitness_shaping_fn
+        if cfg.es_rank_ties == "position":
+            if cfg.strategy not in RANK_WEIGHTED or cfg.es_shaping == "raw":
+                raise HadesError(
+                    f"--es-rank-ties position ranks the rank weights of {', '.join(RANK_WEIGHTED)}; "
+                    f"{cfg.strategy} {'with --es-shaping raw ' if cfg.es_shaping == 'raw' else ''}uses none"
+                )
+            kwargs["fitness_shaping_fn"] = position_rank_weights_fn
         self.cfg = cfg
         self.optimizer = optimizer
         self.algo = cls(population_size=cfg.population, solution=solution, **kwargs)

@@ -4,6 +4,10 @@
   observations are computed once from a reference set of states (here: random-action episodes)
   and kept fixed. ``std`` is floored (``std_floor``) so inputs that are almost never set are not
   blown up (the original code had variances of ~1e-11).
+- ``official``: the constant statistics the official code loads from its ``normalize_params/``
+  (shipped in ``hades/official_stats`` with their Apache-2.0 licence), applied as the official
+  code does: ``(obs - mean) / sqrt(var + 1e-8)``, no floor. The released MinAtar datasets live
+  in these units; some variances are ~1e-11, so a rarely set feature becomes ~1e4 when it is.
 - ``rollout`` (the paper's Brax setting, ``RolloutStats``): every rollout starts fresh running
   statistics (count 1e-4, mean 0, variance 1) and, before each action, merges the observations
   its live envs see into them and normalises with them: purejaxrl's NormalizeVecObservation, the
@@ -26,6 +30,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from hades.envs import Env
+from hades.errors import HadesError
+
+OFFICIAL_EPS = 1e-8  # the official code's: (x - mean) / sqrt(var + 1e-8)
 
 
 @struct.dataclass
@@ -70,6 +77,31 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
     seen = jax.vmap(one_env)(jax.random.split(key, num_envs))
     seen = seen.reshape((-1,) + env.obs_shape)
     return ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), std_floor))
+
+
+def official_statistics(env_name: str, obs_shape) -> ObsNorm:
+    """The official code's stored statistics for ``env_name`` (``Breakout-MinAtar``, ``brax/hopper``)."""
+    from importlib.resources import files
+
+    import numpy as np
+
+    stem = env_name.removeprefix("brax/")
+    folder = files("hades") / "official_stats"
+    try:
+        with (folder / f"mean_{stem}.npy").open("rb") as fm, (folder / f"var_{stem}.npy").open("rb") as fv:
+            mean, var = np.load(fm, allow_pickle=False), np.load(fv, allow_pickle=False)
+    except FileNotFoundError:
+        known = sorted(p.name[5:-4] for p in folder.iterdir() if p.name.startswith("mean_"))
+        raise HadesError(
+            f"--obs-norm official: the official code stored no statistics for {env_name}; "
+            f"it has them for {', '.join(known)}"
+        ) from None
+    size = int(np.prod(obs_shape))
+    if mean.size != size or var.size != size:
+        raise HadesError(f"--obs-norm official: stored statistics of {env_name} have {mean.size} values, not {size}")
+    mean = jnp.asarray(mean, jnp.float32).reshape(obs_shape)
+    std = jnp.sqrt(jnp.asarray(var, jnp.float32).reshape(obs_shape) + OFFICIAL_EPS)
+    return ObsNorm(mean, std)
 
 
 @struct.dataclass

@@ -2,8 +2,12 @@
 
 ``Policy.init(key) -> params`` and ``Policy.apply(params, x)`` are pure. For discrete actions
 ``apply`` returns logits; for continuous actions it returns the Gaussian mean and the policy's
-params hold a learned, state-independent ``log_std``. Weights use LeCun-normal initialisation,
-not orthogonal: batched QR under vmap (HaDES-R initialises inside traced code) can deadlock
+params hold a learned, state-independent ``log_std``. Weights use LeCun-normal initialisation
+(``lecun``, output layer at variance scale 0.01) or the official code's orthogonal one
+(``orthogonal``: gains sqrt(2) for hidden layers, 0.01 for the output, zero biases). The
+orthogonal matrices come from ``orthogonal`` below, a Gram-Schmidt QR written in matmuls: the
+same Q as ``jax.nn.initializers.orthogonal`` for the same key (to float32 rounding), without
+LAPACK's batched QR, which under vmap (HaDES-R initialises inside traced code) can deadlock
 jaxlib's CPU backend on 2 cores.
 """
 
@@ -19,6 +23,46 @@ import jax.numpy as jnp
 from hades.config import PolicyConfig
 
 OUTPUT_INIT = nn.initializers.variance_scaling(0.01, "fan_in", "normal")
+HIDDEN_GAIN, OUTPUT_GAIN = 2.0**0.5, 0.01  # the official code's orthogonal gains
+
+
+def _gram_schmidt(a: jax.Array) -> jax.Array:
+    """Q of the reduced QR of ``a`` [m, k], m >= k, with R's diagonal positive (which makes it
+    unique: the Q of ``jnp.linalg.qr`` times the signs of R's diagonal). Classical Gram-Schmidt,
+    each column orthogonalised twice ("twice is enough"), in matmuls only."""
+    m, k = a.shape
+    cols = jnp.arange(k)
+
+    def body(j, q):
+        v = a[:, j]
+        for _ in range(2):
+            done = (cols < j).astype(a.dtype)
+            v = v - q @ (done * (q.T @ v))
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, k, body, jnp.zeros_like(a))
+
+
+def orthogonal(scale: float = 1.0):
+    """``jax.nn.initializers.orthogonal(scale)`` for 2-D kernels, without LAPACK (see module doc)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        n_rows, n_cols = shape
+        wide = n_rows < n_cols
+        a = jax.random.normal(key, (n_cols, n_rows) if wide else (n_rows, n_cols), dtype)
+        q = _gram_schmidt(a)
+        return scale * (q.T if wide else q)
+
+    return init
+
+
+def kernel_inits(policy_init: str):
+    """(hidden, output) kernel initialisers of a policy init scheme."""
+    if policy_init == "orthogonal":
+        return orthogonal(HIDDEN_GAIN), orthogonal(OUTPUT_GAIN)
+    return nn.initializers.lecun_normal(), OUTPUT_INIT
+
+
 ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu}
 
 
@@ -30,14 +74,16 @@ class MLP(nn.Module):
     gaussian: bool
     in_ndim: int = 1  # observation rank: inputs are flattened over these trailing axes
     dtype: str = "float32"  # matmul inputs (parameters stay float32; outputs are float32)
+    init_scheme: str = "lecun"  # lecun | orthogonal (the official code's)
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATION_FNS[self.activation]
+        hidden_init, output_init = kernel_inits(self.init_scheme)
         x = x.reshape(x.shape[: x.ndim - self.in_ndim] + (-1,))
         for _ in range(self.depth):
-            x = act(nn.Dense(self.width, kernel_init=nn.initializers.lecun_normal(), dtype=self.dtype)(x))
-        out = nn.Dense(self.out_dim, kernel_init=OUTPUT_INIT, dtype=self.dtype)(x)
+            x = act(nn.Dense(self.width, kernel_init=hidden_init, dtype=self.dtype)(x))
+        out = nn.Dense(self.out_dim, kernel_init=output_init, dtype=self.dtype)(x)
         if self.gaussian:
             self.param("log_std", nn.initializers.zeros, (self.out_dim,))
         return out.astype(jnp.float32)
@@ -96,17 +142,22 @@ class LearnerMLP(nn.Module):
         return out.astype(jnp.float32)
 
 
+CNN_BIAS_INIT = nn.initializers.uniform(0.05)  # the released code's: biases uniform in [0, 0.05)
+
+
 class CNN(nn.Module):
-    """The released code's small image classifier: 3x3 conv (16 channels), dense ``hidden``, logits."""
+    """The released code's small image classifier: 3x3 conv (16 channels), dense ``hidden``, logits;
+    LeCun-normal kernels, the conv and hidden biases uniform in [0, 0.05), the output bias zero."""
 
     hidden: int
     out_dim: int
 
     @nn.compact
     def __call__(self, x):
-        x = nn.relu(nn.Conv(16, (3, 3), kernel_init=nn.initializers.lecun_normal())(x))
+        lecun = nn.initializers.lecun_normal()
+        x = nn.relu(nn.Conv(16, (3, 3), kernel_init=lecun, bias_init=CNN_BIAS_INIT)(x))
         x = x.reshape(x.shape[:-3] + (-1,))
-        x = nn.relu(nn.Dense(self.hidden, kernel_init=nn.initializers.lecun_normal())(x))
+        x = nn.relu(nn.Dense(self.hidden, kernel_init=lecun, bias_init=CNN_BIAS_INIT)(x))
         return nn.Dense(self.out_dim)(x)
 
 
@@ -147,7 +198,14 @@ def make_policy(
     distribution's choices and the run's optimiser), a ``LearnerMLP`` whose init is the run's learner."""
     if learners is None:
         net = MLP(
-            cfg.width, cfg.depth, cfg.activation, action_dim, not discrete, in_ndim=len(obs_shape), dtype=cfg.precision
+            cfg.width,
+            cfg.depth,
+            cfg.activation,
+            action_dim,
+            not discrete,
+            in_ndim=len(obs_shape),
+            dtype=cfg.precision,
+            init_scheme=cfg.policy_init,
         )
     else:
         net = LearnerMLP(

@@ -17,9 +17,14 @@ raw observations the policy acted on (pooled running normalisation, ``normalizat
 
 With ``fixed_length`` (``--fixed-length``: the released code's rollouts, for runs that must do
 the same work) every environment runs exactly the cap's steps, resetting an episode that ends
-and going on; an environment's return is then the mean return of the episodes it completed, or
-its first episode's partial return when none completed (never 0 for a long episode), and its
-length counts every step it took. Fingerprints and observation statistics cover the first episode.
+and going on. An environment's return is then, by ``fixed_fitness``: ``env-mean``, the mean return
+of the episodes it completed, or its first episode's partial return when none completed (never 0
+for a long episode); ``last``, the return of the last episode it completed, 0 when none (the
+official MinAtar fitness); ``pooled`` leaves the per-env figure as ``env-mean`` and the driver
+pools ``completed_return`` / ``completed`` over every env and learner of a candidate (the official
+Brax fitness: short episodes count more often). Its length counts every step it took; per-rollout
+normalisation statistics take in every observation of every episode (as the official wrapper
+does); fingerprints and pooled observation statistics cover the first episode.
 
 Actions are sampled from the policy (``sample``, the paper's setting) or greedy (argmax /
 Gaussian mean). With ``per_rollout_norm`` the observations are normalised by statistics that
@@ -48,6 +53,19 @@ class Rollouts:
     obs_sum: jax.Array  # [*obs_shape]
     obs_sum_sq: jax.Array  # [*obs_shape]
     steps: jax.Array  # int32: loop iterations (the longest episode in the batch)
+    # fixed_length: sum of the returns of the episodes each env completed, and how many it did
+    # (without fixed_length: the episode's return, and 1)
+    completed_return: jax.Array  # [num_envs] float32
+    completed: jax.Array  # [num_envs] int32
+
+
+def fitness_of(r: Rollouts, pooled: bool = False) -> jax.Array:
+    """Fitness of rollouts stacked [candidates, learners, envs]: the mean return, or (``pooled``,
+    the official Brax fitness) the mean over every episode completed by any env and learner (0 where
+    none completed)."""
+    if pooled:
+        return r.completed_return.sum(axis=(1, 2)) / jnp.maximum(r.completed.sum(axis=(1, 2)), 1)
+    return r.returns.mean(axis=(1, 2))
 
 
 def episode_cap(env: Env, max_steps: int = 0) -> int:
@@ -64,6 +82,7 @@ def make_rollout(
     per_rollout_norm: bool = False,
     act=None,
     fixed_length: bool = False,
+    fixed_fitness: str = "env-mean",
 ):
     """Returns ``rollout(params, key, norm) -> Rollouts`` (pure, jittable, vmappable).
     ``act(params, inputs, key) -> action`` replaces the policy's own (the random policy)."""
@@ -101,13 +120,16 @@ def make_rollout(
                 "ep_ret": jnp.where(now_done, 0.0, ep_ret),
                 "done_sum": c["done_sum"] + jnp.where(now_done, ep_ret, 0.0),
                 "done_n": c["done_n"] + now_done.astype(jnp.int32),
+                "last_ret": jnp.where(now_done, ep_ret, c["last_ret"]),
             }
 
         def body(c):
             live = ~c["done"]
             w = live.astype(jnp.float32).reshape((num_envs,) + (1,) * len(env.obs_shape))
             obs = c["obs"]
-            stats = c["stats"].update(obs, live) if per_rollout_norm else c["stats"]
+            # fixed_length: every env runs all the time, and the statistics see all of it
+            seen = jnp.ones_like(live) if fixed_length else live
+            stats = c["stats"].update(obs, seen) if per_rollout_norm else c["stats"]
             inputs = jax.vmap(stats)(obs) if per_rollout_norm else jax.vmap(norm)(obs)
             k_act, k_env = jax.random.split(jax.random.fold_in(step_key, c["t"]))
             act_keys = jax.random.split(k_act, num_envs)
@@ -155,12 +177,18 @@ def make_rollout(
                 "ep_ret": jnp.zeros(num_envs),
                 "done_sum": jnp.zeros(num_envs),
                 "done_n": jnp.zeros(num_envs, jnp.int32),
+                "last_ret": jnp.zeros(num_envs),
             }
         c = jax.lax.while_loop(cond, body, init)
         returns, lengths = c["ret"], c["len"]
+        completed_return, completed = c["ret"], jnp.ones(num_envs, jnp.int32)
         if fixed_length:
-            returns = jnp.where(c["done_n"] > 0, c["done_sum"] / jnp.maximum(c["done_n"], 1), c["ret"])
+            if fixed_fitness == "last":
+                returns = c["last_ret"]
+            else:
+                returns = jnp.where(c["done_n"] > 0, c["done_sum"] / jnp.maximum(c["done_n"], 1), c["ret"])
             lengths = jnp.full(num_envs, c["t"], jnp.int32)
+            completed_return, completed = c["done_sum"], c["done_n"]
         return Rollouts(
             returns=returns,
             lengths=lengths,
@@ -170,6 +198,8 @@ def make_rollout(
             obs_sum=c["sum"],
             obs_sum_sq=c["sq"],
             steps=c["t"],
+            completed_return=completed_return,
+            completed=completed,
         )
 
     return rollout
