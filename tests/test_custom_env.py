@@ -100,16 +100,20 @@ def test_command_line_reference_distils_and_artifacts_rebuild_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["final_return_mean"] > 0.9
     dataset = tmp_path / "run" / "dataset.safetensors"
-    train = hades("train", dataset, "--seeds", 2, "--episodes", 2, env=env)
+    # the artifact names the code; only the user's own --env lets hades import it
+    refused = hades("train", dataset, "--seeds", 2, "--episodes", 2, env=env)
+    assert refused.returncode == 2 and f"pass --env {ref}" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    train = hades("train", dataset, "--env", ref, "--seeds", 2, "--episodes", 2, env=env)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["env"] == ref and json.loads(train.stdout)["return_mean"] > 0.9
-    render = hades("render", dataset, "-o", tmp_path / "c.gif", "--max-frames", 5, env=env)
+    render = hades("render", dataset, "--env", ref, "-o", tmp_path / "c.gif", "--max-frames", 5, env=env)
     assert render.returncode == 0, render.stderr
     assert (tmp_path / "c.gif").stat().st_size > 0
     show = hades("show", dataset, "-o", tmp_path / "d.png")  # needs only the artifact, not the module
     assert show.returncode == 0, show.stderr
     # without the module importable: a one-line error naming it
-    lost = hades("train", dataset, cwd=tmp_path)
+    lost = hades("train", dataset, "--env", ref, cwd=tmp_path)
     assert lost.returncode == 2 and "cannot import module 'test_custom_env'" in lost.stderr
     assert len(lost.stderr.strip().splitlines()) == 1
     bad = cli("distill", "--env", "not a module:fn", "--out", tmp_path / "x")

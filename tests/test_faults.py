@@ -258,9 +258,11 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_in_place(tmp_path
     out.mkdir()
     (out / "config.json").write_text(_json.dumps(cfg.to_dict()))
     (out / "metrics.jsonl").write_text("")
-    (out / ".dataset.safetensors.abc123.tmp").write_bytes(b"half")
+    (out / ".hades-dataset.safetensors.abc12345.tmp").write_bytes(b"half")
+    (out / ".my_notes.tmp").write_text("the user's own")
     run(cfg, out)
-    assert (out / "summary.json").is_file() and not list(out.glob(".*.tmp"))
+    assert (out / "summary.json").is_file() and not list(out.glob(".hades-*.tmp"))
+    assert (out / ".my_notes.tmp").read_text() == "the user's own"  # only hades' own temporaries go
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text(_json.dumps(tiny_config(seed=3).to_dict()))

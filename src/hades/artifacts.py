@@ -61,11 +61,15 @@ def _umask() -> int:
     return 0o022
 
 
+TEMP_PREFIX = ".hades-"  # atomic_write's temporaries: .hades-<name>.<random>.tmp
+
+
 def remove_stale_temporaries(folder) -> int:
-    """Delete the temporary files a killed writer left in ``folder`` (``.<name>.<random>.tmp``);
-    call it only while holding the folder's run lock. Returns how many were removed."""
+    """Delete the temporary files a killed hades writer left in ``folder``
+    (``.hades-<name>.<random>.tmp``, nothing else: a user's own ``.notes.tmp`` stays); call it only
+    while holding the folder's run lock. Returns how many were removed."""
     removed = 0
-    for tmp in Path(folder).glob(".*.tmp"):
+    for tmp in Path(folder).glob(f"{TEMP_PREFIX}*.tmp"):
         if tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
             removed += 1
@@ -88,7 +92,9 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if not path.is_symlink() and path.exists() and not path.is_file():  # a device node, a directory
+        raise HadesError(f"{path} exists and is not a regular file; hades writes only regular files")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), file_mode())  # mkstemp made it 0600; give it the usual permissions

@@ -411,6 +411,24 @@ def _zoo_name(path) -> str | None:
     return str(path)[len(PREFIX) :] if str(path).startswith(PREFIX) else None
 
 
+def _check_output(out, *inputs) -> Path:
+    """Refuse an output path that is one of the command's inputs, or that exists and is not a regular
+    file (a directory, a device node): a command never overwrites what it reads."""
+    out = Path(out)
+    if out.exists() and not out.is_file():
+        raise HadesError(f"{out} exists and is not a regular file; give a file path to write (nothing was written)")
+    for given in inputs:
+        try:
+            same = out.resolve() == _resolved(given).resolve()
+        except (OSError, HadesError):
+            same = False
+        if same:
+            raise HadesError(
+                f"{out} is also an input of this command; choose another output path (nothing was written)"
+            )
+    return out
+
+
 def _resolved(path) -> Path:
     """A dataset argument as a file: ``zoo:NAME`` is the packaged dataset (``hades.zoo``)."""
     from hades.zoo import resolve
@@ -543,7 +561,9 @@ def _cmd_merge(args) -> int:
 
     a, b = load_dataset(args.a), load_dataset(args.b)
     merged = merge_datasets(a, b)
-    out = Path(args.output)
+    out = _check_output(args.output, args.a, args.b)
+    for sibling in (out.with_suffix(".json"), out.with_suffix(".png")) if args.evaluate else ():
+        _check_output(sibling, args.a, args.b)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_dataset(out, merged)
@@ -586,7 +606,7 @@ def _cmd_render(args) -> int:
     ds = load_dataset(args.dataset)
     info = render_dataset(
         ds,
-        args.output,
+        _check_output(args.output, args.dataset),
         dataset_path=_resolved(args.dataset),
         env_name=args.env,
         backend=args.backend,
@@ -611,7 +631,9 @@ def _cmd_show(args) -> int:
     from hades.zoo import slug
 
     name = _zoo_name(args.dataset)  # a zoo dataset's picture goes to the working directory, not the package
-    out = Path(args.output or (f"{slug(name)}.png" if name else Path(args.dataset).with_suffix(".png")))
+    out = _check_output(
+        args.output or (f"{slug(name)}.png" if name else Path(args.dataset).with_suffix(".png")), args.dataset
+    )
     names = ds.env_spec.get("feature_names") or FEATURE_NAMES.get(ds.env)
     dataset_figure(
         ds.states,
@@ -660,10 +682,8 @@ def _cmd_plot(args) -> int:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
     if args.x not in keys:
         raise HadesError(f"the runs have no {args.x!r} column (runs made before hades 0.4 lack env_steps)")
-    out = (
-        Path(args.output)
-        if args.output
-        else Path(os.path.commonpath([str(Path(r).resolve()) for r in args.runs])) / "runs.png"
+    out = _check_output(
+        args.output or Path(os.path.commonpath([str(Path(r).resolve()) for r in args.runs])) / "runs.png"
     )
     curve_panels(panels, out, key=key, x=args.x, reference=reference if key == "eval_return_mean" else None)
     print(f"wrote {out}", file=sys.stderr)
@@ -973,6 +993,11 @@ def main(argv=None) -> int:
     }
     signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143
     try:
+        given_env = getattr(args, "env", None)
+        if isinstance(given_env, str) and ":" in given_env:  # the user's own word: this code may run
+            from hades.envs import trust
+
+            trust(given_env)
         return commands[args.command](args)
     except HadesError as e:
         print(f"hades: error: {e}", file=sys.stderr)

@@ -316,10 +316,32 @@ def register_object(obj) -> str:
     return register(name, factory)
 
 
+# ``package.module:function`` references the user gave (``--env`` on the command line, or
+# :func:`trust` in Python). A reference read from a file (an artifact, a checkpoint, a config) is
+# never imported unless the user gave the same one: loading a file never runs code it names.
+_TRUSTED: set[str] = set()
+
+
+def trust(ref: str) -> str:
+    """Allow ``make_env`` to import ``package.module:function`` and call it (the user's own word:
+    ``--env`` does this). Returns the reference."""
+    ref = resolve_name(ref)
+    if ":" not in ref:
+        raise HadesError(f"trust() takes a package.module:function reference (got {ref!r})")
+    _TRUSTED.add(ref)
+    return ref
+
+
 def _reference(ref: str) -> Env:
-    """``package.module:function``: import the module, call the function, adapt what it returns."""
+    """``package.module:function`` the user gave: import the module, call the function, adapt what
+    it returns. Refused, before anything is imported, for a reference the user did not give."""
     import importlib
 
+    if ref not in _TRUSTED:
+        raise HadesError(
+            f"environment {ref!r} names Python code, and hades never imports code named in a file; "
+            f"if you trust it, pass --env {ref} (in Python: hades.envs.trust({ref!r}))"
+        )
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -330,7 +352,17 @@ def _reference(ref: str) -> Env:
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise HadesError(f"environment {ref!r}: module {module_name!r} has no function {attr!r}")
-    return adapt(fn(), ref)
+    try:
+        made = fn()
+    except (Exception, SystemExit) as e:  # a factory that raises or exits is an error, never exit 0
+        what = "exited" if isinstance(e, SystemExit) else "raised"
+        raise HadesError(f"environment factory {ref} {what} {e.__class__.__name__}: {e}") from None
+    try:
+        return adapt(made, ref)
+    except HadesError as e:
+        raise HadesError(
+            f"environment factory {ref} returned {type(made).__name__}, not an environment ({e})"
+        ) from None
 
 
 def gymnax_ids() -> list[str]:

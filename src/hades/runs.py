@@ -159,7 +159,15 @@ LOCK = ".hades.lock"
 
 def _lock(out: Path):
     """Hold ``out``'s run lock (an flock on ``out/.hades.lock``) or refuse: one writer per run."""
-    handle = open(out / LOCK, "a")
+    try:  # never through a symlink: a planted link would create or lock a file outside the run
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        if (out / LOCK).is_symlink():
+            raise HadesError(
+                f"{out / LOCK} is a symbolic link; hades locks only its own file (remove the link)"
+            ) from None
+        raise
+    handle = os.fdopen(fd, "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
