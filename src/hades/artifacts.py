@@ -33,7 +33,7 @@ from safetensors.numpy import save as st_save
 
 from hades import __version__
 from hades.dataset import Dataset, PolicyWeights
-from hades.errors import HadesError
+from hades.errors import HadesError, HadesWarning
 
 DATASET_FORMAT = "hades.dataset"
 POLICY_FORMAT = "hades.policy"
@@ -162,6 +162,14 @@ def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], di
     checksum = metadata.get("checksum")
     if checksum is None and expected_format == CHECKPOINT_FORMAT:
         raise HadesError(f"{path}: checkpoint has no checksum (written by hades < 0.3); start the run again")
+    if checksum is None:
+        import warnings
+
+        warnings.warn(
+            f"{path} has no checksum (written by hades < 0.3?): nothing shows whether it was changed",
+            HadesWarning,
+            stacklevel=3,
+        )
     if checksum is not None and checksum != _digest(tensors, metadata):
         raise HadesError(f"{path}: checksum mismatch: the file was changed or corrupted after hades wrote it")
     return tensors, metadata
@@ -222,6 +230,7 @@ def load_dataset(path) -> Dataset:
         env_spec = json.loads(meta.get("env_spec", "{}"))
     except json.JSONDecodeError:
         raise HadesError(f"{path}: config or env_spec metadata is not valid JSON") from None
+    _check_dataset_fields(path, t, meta, config, env_spec)
     return Dataset(
         states=states,
         actions=actions,
@@ -235,6 +244,52 @@ def load_dataset(path) -> Dataset:
         obs_norm=meta.get("obs_norm", ""),
         env_spec=env_spec if isinstance(env_spec, dict) else {},
     )
+
+
+MAX_INPUT = 1e7  # |policy input| or |continuous action| beyond this trains on overflow, not data
+VARIANT_NAMES = ("hades-f", "hades-r", "direct-es", "multitask", "supervised", "unknown")
+
+
+def _check_dataset_fields(path, t: dict, meta: dict, config, env_spec) -> None:
+    """Every field hades reads from a dataset artifact, checked the same way whether or not it has a
+    checksum: shapes, values, and the run config through the CLI's own validation."""
+    from hades.config import OBS_NORMS, DistillConfig, ImageDistillConfig
+
+    states, actions = t["states"], t["actions"]
+    if states.ndim < 2 or min(states.shape) < 1:
+        raise HadesError(f"{path}: a dataset needs at least one state of at least one feature (states {states.shape})")
+    if actions.dtype.kind in "iu" and actions.size and actions.min() < 0:
+        raise HadesError(f"{path}: discrete action labels must be >= 0")
+    inputs = states.astype(np.float64)
+    if "obs_mean" in t:
+        inputs = (inputs - t["obs_mean"]) / t["obs_std"].astype(np.float64)
+    if not np.all(np.abs(inputs) <= MAX_INPUT):
+        raise HadesError(
+            f"{path}: states reach {np.abs(inputs).max():.3g} in the policy's input units (at most {MAX_INPUT:g})"
+        )
+    if actions.dtype.kind == "f" and not np.all(np.abs(actions) <= MAX_INPUT):
+        raise HadesError(f"{path}: continuous actions reach {np.abs(actions).max():.3g} (at most {MAX_INPUT:g})")
+    variant, obs_norm = meta.get("variant", "unknown"), meta.get("obs_norm", "")
+    if variant not in VARIANT_NAMES:
+        raise HadesError(f"{path}: unknown variant {variant!r}")
+    if obs_norm not in (*OBS_NORMS, ""):
+        raise HadesError(f"{path}: unknown obs_norm {obs_norm!r}")
+    if not isinstance(config, dict) or not isinstance(env_spec, dict):
+        raise HadesError(f"{path}: config and env_spec metadata must be JSON objects")
+    if config and variant != "unknown":
+        cls = ImageDistillConfig if variant == "supervised" else DistillConfig
+        fields = {k: v for k, v in config.items() if k != "tasks"} if variant == "multitask" else config
+        try:
+            cls.from_dict(fields).validate()
+        except HadesError as e:
+            raise HadesError(f"{path}: config: {e}") from None
+    features = int(np.prod(states.shape[1:]))
+    for key, count in (("feature_names", features), ("channel_names", states.shape[-1])):
+        names = env_spec.get(key)
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) == count
+        ):
+            raise HadesError(f"{path}: env_spec {key} must be a list of {count} strings")
 
 
 def flatten_params(params, prefix: str = "") -> dict[str, np.ndarray]:

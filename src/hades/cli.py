@@ -411,6 +411,17 @@ def _zoo_name(path) -> str | None:
     return str(path)[len(PREFIX) :] if str(path).startswith(PREFIX) else None
 
 
+def _json_object(path) -> dict:
+    """A JSON file that must hold an object, or a one-line error."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HadesError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise HadesError(f"{path}: not a JSON object (got a {type(value).__name__})")
+    return value
+
+
 def _check_output(out, *inputs) -> Path:
     """Refuse an output path that is one of the command's inputs, or that exists and is not a regular
     file (a directory, a device node): a command never overwrites what it reads."""
@@ -482,6 +493,10 @@ def _floats(text: str, name: str, kind=float) -> list:
         raise HadesError(f"--{name} takes comma-separated numbers (got {text!r})") from None
     if not values:
         raise HadesError(f"--{name} is empty")
+    import math
+
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise HadesError(f"--{name} takes finite numbers > 0 (got {text!r})")
     return values
 
 
@@ -603,6 +618,8 @@ def _cmd_render(args) -> int:
     from hades.artifacts import load_dataset
     from hades.render import render_dataset
 
+    if args.fps < 1 or args.max_frames < 1:
+        raise HadesError(f"--fps and --max-frames must be >= 1 (got {args.fps}, {args.max_frames})")
     ds = load_dataset(args.dataset)
     info = render_dataset(
         ds,
@@ -669,13 +686,15 @@ def _cmd_plot(args) -> int:
         try:
             cfg = json.loads((run_dir / "config.json").read_text())
             rows = read_metrics(run_dir)
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
+        if not isinstance(cfg, dict) or not ({"env", "variant"} <= cfg.keys() or "dataset" in cfg):
+            raise HadesError(f"{run_dir / 'config.json'}: not a hades run config (a JSON object with env and variant)")
         panel, label = (cfg["env"], cfg["variant"]) if "env" in cfg else (cfg.get("dataset"), cfg.get("model"))
         panels.setdefault(panel, {}).setdefault(label, []).append(rows)
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         summary = run_dir / "summary.json"
-        if summary.is_file() and "random_return_mean" in (s := json.loads(summary.read_text())):
+        if summary.is_file() and "random_return_mean" in (s := _json_object(summary)):
             reference.setdefault(panel, {})["random policy"] = s["random_return_mean"]
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
     if key not in keys:
@@ -969,6 +988,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _close_bars() -> None:
+    """End any progress bar's line, so the error that follows starts a line of its own."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def _one_line_warnings() -> None:
+    """hades' own warnings as one line each (``hades: warning: ...``), the rest as Python shows them."""
+    import warnings
+
+    from hades.errors import HadesWarning
+
+    show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, HadesWarning):
+            print(f"hades: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from hades.devices import use_host_cores
@@ -992,6 +1038,7 @@ def main(argv=None) -> int:
         "presets": _cmd_presets,
     }
     signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143
+    _one_line_warnings()
     try:
         given_env = getattr(args, "env", None)
         if isinstance(given_env, str) and ":" in given_env:  # the user's own word: this code may run
@@ -1000,6 +1047,7 @@ def main(argv=None) -> int:
             trust(given_env)
         return commands[args.command](args)
     except HadesError as e:
+        _close_bars()
         print(f"hades: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`hades ... | head`): stop quietly
@@ -1007,6 +1055,11 @@ def main(argv=None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a full disk, a read-only or missing directory, no permission: one line
+        _close_bars()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hades: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         from hades.runs import Interrupted
 

@@ -76,6 +76,46 @@ OPTIMIZER_STRATEGIES = (
 MAX_SIGMA = 1e3
 MAX_ES_LR = 1e6
 MAX_BC_LR = 10.0
+MAX_SEED = 2**32 - 1  # jax.random.PRNGKey's range
+# Upper bounds on counts, wherever a setting comes from (flags, a config file, an artifact, a
+# checkpoint): far above any real run, low enough that a forged or mistyped value is refused
+# instead of running for days or exhausting memory.
+MAX_COUNTS = {
+    "bc_steps": 100_000,
+    "width": 16_384,
+    "depth": 64,
+    "dataset_size": 100_000,
+    "generations": 10_000_000,
+    "population": 10_000_000,
+    "num_inits": 10_000,
+    "eval_envs": 100_000,
+    "eval_steps": 10_000_000,
+    "eval_episodes": 100_000,
+    "eval_policies": 10_000,
+    "checkpoint_every": 10_000_000,
+    "eval_every": 10_000_000,
+    "bc_unroll": 1_000,
+    "seeds": 10_000,
+    "episodes": 100_000,
+    "hidden": 16_384,
+    "eval_classifiers": 10_000,
+    "fitness_batch": 10_000_000,
+    "holdout": 10_000_000,
+    "chunk": 10_000_000,
+    "devices": 100_000,
+}
+
+
+def check_bounds(cfg) -> None:
+    """Refuse a seed outside [0, 2^32) and a count above ``MAX_COUNTS`` in any (nested) config."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_bounds(value)
+        elif f.name == "seed" and not 0 <= value <= MAX_SEED:
+            raise HadesError(f"--seed must be in [0, {MAX_SEED}] (got {value})")
+        elif f.name in MAX_COUNTS and value > MAX_COUNTS[f.name]:
+            raise HadesError(f"--{f.name.replace('_', '-')} must be at most {MAX_COUNTS[f.name]:,} (got {value:,})")
 
 
 def knob(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -165,6 +205,7 @@ class RetrainConfig:
     def validate(self) -> RetrainConfig:
         if self.seeds < 1 or self.episodes < 1 or self.eval_steps < 0:
             raise HadesError("--seeds and --episodes must be >= 1, --eval-steps >= 0")
+        check_bounds(self)
         return self
 
 
@@ -514,6 +555,7 @@ class DistillConfig:
         ):
             if value not in choices:
                 raise HadesError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        check_bounds(self)
         return self
 
 
@@ -577,6 +619,7 @@ class ImageDistillConfig:
         self.bc.validate()
         if self.fitness_batch < 0 or self.eval_every < 0 or self.holdout < 0:
             raise HadesError("--fitness-batch, --holdout and --eval-every must be >= 0")
+        check_bounds(self)
         return self
 
 
@@ -585,7 +628,8 @@ def legacy(flat: dict) -> dict:
     actions from ``stochastic_actions``; Adam at ``es_lr`` for every strategy with an optimizer."""
     flat = dict(flat)
     if "stochastic_actions" in flat:
-        flat["actions"] = "sample" if flat.pop("stochastic_actions") else "greedy"
+        stochastic = flat.pop("stochastic_actions")
+        flat.setdefault("actions", "sample" if stochastic else "greedy")  # a newer explicit value wins
     if "es_lr" in flat and "es_optimizer" not in flat:
         if flat.get("strategy", "Open_ES") in OPTIMIZER_STRATEGIES:
             flat["es_optimizer"] = "adam"

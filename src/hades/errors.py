@@ -8,3 +8,7 @@ Anything else escaping the library is a bug.
 
 class HadesError(Exception):
     """A problem with the user's input or environment, explained in one line."""
+
+
+class HadesWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it in one line)."""

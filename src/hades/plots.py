@@ -143,12 +143,29 @@ def curve_panels(
     return drawn
 
 
+MAX_DRAWN_STATES, MAX_DRAWN_FEATURES, MAX_DRAWN_PANELS = 512, 512, 2048
+
+
 def dataset_figure(states, actions, path, feature_names=None, channel_names=None, title: str = "") -> None:
     """A readable picture of a dataset: a feature heatmap with action labels (vector states), the
     state channels as small images (MinAtar), or the image grid (image datasets)."""
     import numpy as np
 
+    from hades.errors import HadesError
+
     states, actions = np.asarray(states), np.asarray(actions)
+    flat_size = int(np.prod(states.shape[1:])) if states.ndim > 1 else 1
+    panels = states.shape[0] * (states.shape[-1] if states.ndim == 4 and states.shape[-1] > 1 else 1)
+    if (
+        states.shape[0] > MAX_DRAWN_STATES
+        or panels > MAX_DRAWN_PANELS
+        or (states.ndim < 4 and flat_size > MAX_DRAWN_FEATURES)
+    ):
+        raise HadesError(
+            f"a dataset of {states.shape[0]} states x {flat_size} values is too large to draw "
+            f"(at most {MAX_DRAWN_STATES} states, {MAX_DRAWN_FEATURES} features); "
+            "read it with safetensors.numpy.load_file"
+        )
     plt = _plt()
     if states.ndim == 4 and states.shape[-1] == 1:  # images, one per class
         image_grid([states], ["distilled"], path, col_labels=[str(a) for a in actions])
@@ -180,9 +197,10 @@ def dataset_figure(states, actions, path, feature_names=None, channel_names=None
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * flat.shape[1], 0.8 + 0.35 * len(flat)))
     scale = np.abs(flat).max() or 1.0
     im = ax.imshow(flat, cmap="coolwarm", vmin=-scale, vmax=scale, aspect="auto")
-    for i in range(flat.shape[0]):
-        for j in range(flat.shape[1]):
-            ax.text(j, i, f"{flat[i, j]:.2g}", ha="center", va="center", fontsize=7)
+    if flat.size <= 1024:  # values written in the cells while they can be read
+        for i in range(flat.shape[0]):
+            for j in range(flat.shape[1]):
+                ax.text(j, i, f"{flat[i, j]:.2g}", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(flat)))

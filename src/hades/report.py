@@ -20,11 +20,14 @@ from hades.evaluation import ci95
 def read_summary(run_dir) -> dict:
     path = Path(run_dir) / "summary.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HadesError(
             f"{run_dir}: no readable summary.json (is the run finished?) ({e.__class__.__name__})"
         ) from None
+    if not isinstance(summary, dict):
+        raise HadesError(f"{path}: not a run summary (a JSON {type(summary).__name__}, not an object)")
+    return summary
 
 
 def _group_key(s: dict) -> tuple[str, str]:

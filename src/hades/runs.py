@@ -196,6 +196,9 @@ def _prepare(out: Path, resume: bool, cfg):
             _require_checkpoint(out)
         if not resume and (out / CHECKPOINT).is_file():
             raise HadesError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
+        odd = [name for name in (*RUN_FILES, CHECKPOINT) if (out / name).exists() and not (out / name).is_file()]
+        if odd:
+            raise HadesError(f"{out / odd[0]} is not a regular file; a run directory holds only hades' files")
         foreign = [name for name in RUN_FILES if (out / name).exists()]
         if not resume and foreign and not _same_unfinished_run(out, cfg):
             raise HadesError(
@@ -216,7 +219,18 @@ def _restore(d, out: Path):
     if len(leaves) != len(ref) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(leaves, ref)):
         raise HadesError(f"{out / CHECKPOINT} does not match this run's config or hades version")
     state = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
-    return place(state, getattr(d, "mesh", None)), float(meta.get("wall_seconds", 0.0))
+    if hasattr(template, "fixed_init"):  # a pure function of the seed: a checkpoint of another seed differs
+        same = all(
+            np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(template.fixed_init), jax.tree.leaves(state.fixed_init))
+        )
+        if not same:
+            raise HadesError(f"{out / CHECKPOINT} was not made with seed {d.cfg.seed}; it belongs to another run")
+    try:
+        wall = float(meta.get("wall_seconds", 0.0))
+    except ValueError:
+        raise HadesError(f"{out / CHECKPOINT}: wall_seconds is not a number") from None
+    return place(state, getattr(d, "mesh", None)), wall
 
 
 def _checkpoint(d, state, out: Path, wall: float) -> None:
@@ -298,8 +312,12 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
     if start_gen > cfg.generations:
         raise HadesError(f"checkpoint is at generation {start_gen}, beyond --generations {cfg.generations}")
     if resume and start_gen == cfg.generations and (out / "summary.json").is_file():
-        summary = json.loads((out / "summary.json").read_text())
-        return {**summary, "already_finished": True}  # nothing to do: nothing is rewritten
+        try:
+            summary = json.loads((out / "summary.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            summary = None  # corrupt: rebuilt below from the checkpoint (the final evaluation runs again)
+        if isinstance(summary, dict):
+            return {**summary, "already_finished": True}  # nothing to do: nothing is rewritten
     last_eval = None  # the in-run evaluation of the final generation, when the loop makes it
     if main:
         rows = _resumed_metrics(out, start_gen) if resume else []
@@ -338,6 +356,8 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
                 log.flush()
                 state = new_state  # only a generation whose row is written counts as done
                 if gen % cfg.checkpoint_every == 0 or gen == cfg.generations:
+                    if main:  # the rows a checkpoint counts are on disk before it
+                        os.fsync(log.fileno())
                     _checkpoint(d, state, out, wall())
                 reporter.generation(row)
     except KeyboardInterrupt:
@@ -346,7 +366,10 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
         raise Interrupted(out, int(state.generation)) from None
 
     reporter.evaluating(int(state.generation))
-    final = d.final_evaluate(state, last_eval)
+    try:
+        final = d.final_evaluate(state, last_eval)
+    except KeyboardInterrupt:  # the last generation's checkpoint is on disk: say so
+        raise Interrupted(out, int(state.generation)) from None
     if not main:
         return {**d.describe(state), **{f"final_{k}": v for k, v in final.items()}}
     product = save_product(out, d.product(state))
