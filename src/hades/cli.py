@@ -273,6 +273,53 @@ def _cmd_distill_images(args) -> int:
     )
 
 
+def _cmd_tune(args) -> int:
+    from hades.artifacts import atomic_write
+    from hades.plots import tuning_figure
+    from hades.report import number
+    from hades.tune import report_markdown, tune
+
+    methods = [m.strip() for m in args.variants.split(",") if m.strip()]
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise HadesError(f"--seeds takes comma-separated integers (got {args.seeds!r})") from None
+    out = Path(args.out or f"runs/tune-{args.preset or 'default'}")
+    overrides = _given(args, DistillConfig, skip=("variant", "seed", "env"))
+    total = args.trials * len(methods)
+    bar = None if args.quiet else _bar(total, "trials")
+
+    def on_trial(study, n, value, state):
+        if bar is not None:
+            bar.set_postfix_str(f"{study} #{n} {state.lower()} {number(value) if value is not None else ''}")
+            bar.update(1)
+
+    record = tune(
+        args.preset,
+        methods,
+        out,
+        trials=args.trials,
+        env=getattr(args, "env", None),
+        seeds=seeds,
+        overrides=overrides,
+        on_trial=on_trial,
+        reporter_factory=lambda: _Progress(True),
+    )
+    if bar is not None:
+        bar.close()
+    atomic_write(out / "tuning.md", report_markdown(record))
+    tuning_figure(record, out / "tuning.png")
+    best = {name: {"value": s["best_value"], "params": s["best_params"]} for name, s in record["studies"].items()}
+    print(json.dumps({"out": str(out), "best": best}, default=str))
+    return 0
+
+
+def _bar(total: int, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
 def _cmd_reproduce(args) -> int:
     """The paper's grid at a budget tier; resumable cell by cell."""
     from hades.plots import curve_panels
@@ -486,7 +533,7 @@ def _rounded(obj, digits: int = 4):
     return obj
 
 
-def _floats(text: str, name: str, kind=float) -> list:
+def _floats(text: str, name: str, kind=float, positive: bool = False) -> list:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -495,7 +542,7 @@ def _floats(text: str, name: str, kind=float) -> list:
         raise HadesError(f"--{name} is empty")
     import math
 
-    if not all(math.isfinite(v) and v > 0 for v in values):
+    if positive and not all(math.isfinite(v) and v > 0 for v in values):
         raise HadesError(f"--{name} takes finite numbers > 0 (got {text!r})")
     return values
 
@@ -506,7 +553,7 @@ def _cmd_transfer(args) -> int:
     from hades.report import number
     from hades.transfer import check_architectures, own_group, save_transfer, transfer_sweep
 
-    widths, lrs = _floats(args.widths, "widths", int), _floats(args.lrs, "lrs")
+    widths, lrs = _floats(args.widths, "widths", int, positive=True), _floats(args.lrs, "lrs", positive=True)
     epochs = _floats(args.epochs, "epochs", int)
     depths = _floats(args.depths, "depths", int) if args.depths else None
     activations = [a.strip() for a in args.activations.split(",") if a.strip()] if args.activations else None
@@ -804,6 +851,26 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(sw)
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
+    tn = sub.add_parser(
+        "tune",
+        help="tune a preset's settings per method with optuna (the same trials and budget for each)",
+        description="One optuna study per method (hades-f, hades-r, direct-es) on the preset's environment: "
+        "TPE proposes settings from each method's declared space (HaDES: sigma, BC steps, BC lr, dataset "
+        "size, the ES's temperature or lr; direct ES: sigma, the ES knob, width), each trial is an ordinary "
+        "run with the tuning seeds and the preset's outer budget, scored by its final evaluation (HaDES-F: "
+        "own init). Trials, the best setting and each parameter's importance go to OUT/tuning.json, .md and "
+        ".png; OUT/study.db is optuna's storage: run the command again to continue, or from several "
+        "processes at once to share the study.",
+    )
+    tn.add_argument("--preset", choices=list(PRESETS), help="the preset whose settings are tuned (see `hades presets`)")
+    tn.add_argument("--variants", default="hades-f,hades-r,direct-es", help="methods to tune (default: all three)")
+    tn.add_argument("--trials", type=int, default=20, help="finished trials per method (default: 20)")
+    tn.add_argument(
+        "--seeds", default="100", help="comma-separated tuning seeds, kept apart from reported ones (default: 100)"
+    )
+    tn.add_argument("--out", help="study directory (default: runs/tune-<preset>)")
+    tn.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_options(tn, DistillConfig(), skip=("variant", "seed"))
     rp = sub.add_parser(
         "reproduce",
         help="run the paper's grid (12 environments x 3 methods x seeds) at a budget tier",
@@ -1026,6 +1093,7 @@ def main(argv=None) -> int:
         "distill-images": _cmd_distill_images,
         "sweep-size": _cmd_sweep_size,
         "reproduce": _cmd_reproduce,
+        "tune": _cmd_tune,
         "train": _cmd_train,
         "transfer": _cmd_transfer,
         "merge": _cmd_merge,

@@ -367,3 +367,30 @@ def run_figures(out) -> list[Path]:
         image_grid([distilled, class_means(fit_x, fit_y)], ["distilled", "class mean"], out / "images.png")
         drawn.append(out / "images.png")
     return drawn
+
+
+def tuning_figure(record: dict, path) -> None:
+    """Per study of ``hades tune``: each trial's value and the best so far, and the importance of
+    each tuned parameter (fANOVA)."""
+    studies = record["studies"]
+    plt = _plt()
+    fig, axes = plt.subplots(len(studies), 2, figsize=(10, 2.8 * len(studies)), squeeze=False)
+    for (name, s), (hist, imp) in zip(studies.items(), axes):
+        done = [t for t in s["trials"] if t["value"] is not None and t["state"] == "COMPLETE"]
+        xs, ys = [t["number"] for t in done], [t["value"] for t in done]
+        hist.plot(xs, ys, "o", ms=4, label="trial")
+        best = [max(ys[: i + 1]) for i in range(len(ys))]
+        hist.step(xs, best, where="post", label="best so far")
+        hist.set_xlabel("trial")
+        hist.set_ylabel(s["objective"].removeprefix("final_"))
+        hist.set_title(name, fontsize=9)
+        hist.legend(fontsize=7)
+        items = sorted(s["importance"].items(), key=lambda kv: kv[1])
+        if items:
+            imp.barh([k for k, _ in items], [v for _, v in items])
+            imp.set_xlabel("importance (fANOVA)")
+        else:
+            imp.text(0.5, 0.5, "importance needs 2+ finished trials\nwith different values", ha="center", va="center")
+            imp.set_axis_off()
+    fig.tight_layout()
+    _save(fig, path)

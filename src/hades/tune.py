@@ -1,0 +1,273 @@
+"""Hyperparameter tuning with optuna (``hades tune``): one study per (environment, method), the same
+number of trials and the same outer budget per trial for every method, resumable.
+
+- **Search spaces** are declared per method in ``SPACES``: HaDES (F and R) tunes sigma, BC steps,
+  BC learning rate, dataset size and the ES's own knob (the SNES rank temperature, or the ES
+  learning rate of Open_ES); direct ES tunes sigma, that ES knob and the policy width. Everything
+  else, the outer budget included (population, generations, evaluation episodes), is the preset's
+  and is the same for every method.
+- **Trials** are ordinary run directories (``out/trials/<study>/trial_<n>``) run with the tuning
+  seeds (100 by default), kept apart from the seeds results are reported with (0, 1, 2). A trial's
+  value is its final evaluation under the protocol (held-out keys, fresh inits; HaDES-F's own
+  init, the figure the paper reports for it), averaged over the tuning seeds; nothing is selected
+  on a test set (RL has none; image runs are not tuned here).
+- **Storage** is optuna's SQLite database ``out/study.db``: a killed ``hades tune`` continues where it
+  stopped when run again (a trial that was running is failed by its missed heartbeat and retried,
+  resuming its run directory from the last checkpoint), and several processes or machines that
+  see the same file can share a study. optuna's TPE sampler proposes settings; its median pruner
+  stops a trial whose in-run evaluations trail the median of earlier trials at the same generation.
+- **Results**: ``tuning.json`` (every trial, the best setting and the importance of each
+  parameter, fANOVA) for ``write_report`` to turn into ``tuning.md`` and ``tuning.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from hades.config import make_config
+from hades.errors import HadesError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tuned setting: ``kind`` float (log-uniform), int (log-uniform) or choice."""
+
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple = ()
+
+
+HADES_SPACE = {
+    "sigma": Param("float", 0.01, 1.0),
+    "bc_steps": Param("int", 8, 128),
+    "bc_lr": Param("float", 1e-3, 0.1),
+    "dataset_size": Param("choice", choices=(4, 8, 16, 32, 64)),
+}
+DIRECT_SPACE = {
+    "sigma": Param("float", 0.003, 0.3),
+    "width": Param("choice", choices=(32, 64, 128, 256)),
+}
+# the ES's own knob, by strategy: rank temperature (SNES), learning rate (Open_ES)
+ES_KNOBS = {"SNES": {"es_temperature": Param("float", 5.0, 40.0)}, "Open_ES": {"es_lr": Param("float", 0.005, 0.2)}}
+SPACES = {"hades-f": HADES_SPACE, "hades-r": HADES_SPACE, "direct-es": DIRECT_SPACE}
+TUNING_SEEDS = (100,)
+
+
+def space_for(preset: str | None, env: str | None, method: str) -> dict[str, Param]:
+    """The declared space of ``method``, plus the knob of the strategy the preset runs."""
+    if method not in SPACES:
+        raise HadesError(f"unknown method {method!r} to tune; choose from {', '.join(SPACES)}")
+    base = make_config(preset, **({"env": env} if env else {}), variant=method)
+    return {**SPACES[method], **ES_KNOBS.get(base.es.strategy, {})}
+
+
+def _suggest(trial, name: str, p: Param):
+    if p.kind == "float":
+        return trial.suggest_float(name, p.low, p.high, log=True)
+    if p.kind == "int":
+        return trial.suggest_int(name, int(p.low), int(p.high), log=True)
+    return trial.suggest_categorical(name, list(p.choices))
+
+
+def objective_key(method: str) -> str:
+    """The summary figure a trial is scored by: HaDES-F's own init (what the paper reports), the
+    fresh-init return otherwise."""
+    return "final_own_init_return_mean" if method == "hades-f" else "final_return_mean"
+
+
+def study_name(env: str, method: str) -> str:
+    return f"{env.replace('/', '-')}_{method}"
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise HadesError("hades tune needs optuna: pip install 'hades[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _storage(optuna, out: Path):
+    """SQLite storage with heartbeats: a trial whose process died is failed after the grace period
+    and retried with the same setting (whose run directories then resume)."""
+    import warnings
+
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            f"sqlite:///{out / 'study.db'}",
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=2, inherit_intermediate_values=True
+            ),
+        )
+
+
+def tune(
+    preset: str | None,
+    methods: list[str],
+    out_dir,
+    *,
+    trials: int,
+    env: str | None = None,
+    seeds: tuple[int, ...] = TUNING_SEEDS,
+    overrides: dict | None = None,
+    sampler_seed: int = 0,
+    on_trial=None,
+    reporter_factory=None,
+) -> dict:
+    """Run (or continue) one study per method until each has ``trials`` finished trials; write and
+    return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
+    every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial."""
+    optuna = _optuna()
+    from hades.runs import Reporter, run
+
+    out = Path(out_dir)
+    overrides = dict(overrides or {})
+    tuned = set().union(*(space_for(preset, env, m) for m in methods))
+    clash = sorted(tuned & overrides.keys())
+    if clash:
+        raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
+    if trials < 1 or not seeds:
+        raise HadesError("--trials must be >= 1 and --seeds must name at least one tuning seed")
+    bases = {m: make_config(preset, **({"env": env} if env else {}), variant=m, **overrides) for m in methods}
+    out.mkdir(parents=True, exist_ok=True)
+    storage = _storage(optuna, out)
+    results = {}
+    for method, base in bases.items():
+        name = study_name(base.env, method)
+        space = space_for(preset, env, method)
+        existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+        # a continued study must not replay the sampler's first proposals: seed it past what it has
+        study = optuna.load_study(
+            study_name=name,
+            storage=storage,
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed + len(existing.get_trials(deepcopy=False))),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+        )
+        study.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
+        study.set_user_attr("base", base.to_dict())
+
+        def objective(trial, method=method, base=base, space=space, name=name):
+            params = {k: _suggest(trial, k, p) for k, p in space.items()}
+            # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
+            key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+            folder = out / "trials" / name / key
+            trial.set_user_attr("run_dir", str(folder))
+            values = []
+            for seed in seeds:
+                cfg = make_config(preset, **({"env": env} if env else {}), variant=method, seed=seed,
+                                  **overrides, **params)  # fmt: skip
+                run_dir = folder / f"seed{seed}"
+                resume = (run_dir / "checkpoint.safetensors").is_file()
+                reporter = _PruningReporter(trial, seeds.index(seed), reporter_factory, Reporter)
+                summary = run(cfg, run_dir, resume=resume, reporter=reporter)
+                values.append(float(summary[objective_key(method)]))
+            return sum(values) / len(values)
+
+        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        finished = len(study.get_trials(deepcopy=False, states=done))
+        if finished < trials:
+            callbacks = [optuna.study.MaxTrialsCallback(trials, states=done)]
+            if on_trial is not None:
+                callbacks.append(lambda s, t: on_trial(s.study_name, t.number, t.value, t.state.name))
+            study.optimize(objective, n_trials=trials - finished, callbacks=callbacks, catch=(HadesError,))
+        results[name] = study_summary(optuna, study, method)
+    record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
+              "studies": results}  # fmt: skip
+    from hades.artifacts import atomic_write
+
+    atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
+    return record
+
+
+class _PruningReporter:
+    """Reports a trial's in-run evaluations to optuna and stops it when the pruner says so (only on
+    the first tuning seed, whose generations line up with earlier trials')."""
+
+    def __init__(self, trial, seed_index: int, factory, base):
+        self.trial, self.first = trial, seed_index == 0
+        self.inner = factory() if factory else base()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generation(self, row: dict) -> None:
+        self.inner.generation(row)
+        value = row.get("eval_own_init_return_mean") or row.get("eval_return_mean")
+        if self.first and value is not None and math.isfinite(value):
+            self.trial.report(float(value), int(row["generation"]))
+            if self.trial.should_prune():
+                import optuna
+
+                raise optuna.TrialPruned()
+
+
+def study_summary(optuna, study, method: str) -> dict:
+    """Every trial of a study, its best setting and each parameter's importance (fANOVA)."""
+    rows = [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        for t in study.get_trials(deepcopy=False)
+    ]
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    importance = {}
+    if len(complete) >= 2 and len({t.value for t in complete}) > 1:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        importance = {
+            k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
+        }
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {
+        "method": method,
+        "objective": objective_key(method),
+        "trials": rows,
+        "best_value": best.value if best else None,
+        "best_params": best.params if best else None,
+        "best_trial": best.number if best else None,
+        "importance": importance,
+    }
+
+
+def report_markdown(record: dict) -> str:
+    """``tuning.md``: per study, the best setting, each parameter's importance and every trial."""
+    from hades.report import number
+
+    lines = [
+        f"# Tuning: preset {record['preset']}" + (f", {record['env']}" if record.get("env") else ""),
+        "",
+        f"{record['trials']} trials per method, tuning seeds {', '.join(map(str, record['seeds']))}; "
+        "the same outer budget for every method" + (f" ({_flags(record['overrides'])})" if record["overrides"] else "")
+        + ". A trial's value is its final evaluation (HaDES-F: own init; otherwise fresh inits).",
+    ]  # fmt: skip
+    for name, s in record["studies"].items():
+        params = sorted({k for t in s["trials"] for k in t["params"]})
+        lines += ["", f"## {name}", ""]
+        if s["best_params"] is not None:
+            lines.append(f"Best: trial {s['best_trial']}, {number(s['best_value'])} ({_flags(s['best_params'])})")
+        if s["importance"]:
+            lines.append("Importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
+        lines += ["", "| trial | state | value | " + " | ".join(params) + " |", "|---" * (3 + len(params)) + "|"]
+        for t in s["trials"]:
+            cells = [_cell(t["params"].get(k)) for k in params]
+            value = number(t["value"]) if t["value"] is not None else "—"
+            lines.append(f"| {t['number']} | {t['state'].lower()} | {value} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _flags(params: dict) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {_cell(v)}" for k, v in params.items())
