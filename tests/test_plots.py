@@ -32,7 +32,7 @@ def test_plot_groups_seeds(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000
     proc = cli("plot", tmp_path / "nope", "-o", tmp_path / "q.png")
-    assert proc.returncode == 2 and "not a readable run directory" in proc.stderr
+    assert proc.returncode == 2 and "no such run directory" in proc.stderr
 
 
 def test_curve_panels_one_panel_per_environment_with_t_bands(tmp_path):
@@ -76,3 +76,74 @@ def test_plot_without_output_writes_beside_the_runs(tmp_path):
     assert (run / "runs.png").is_file() and not (tmp_path.parent / "runs.png").exists()
     proc = hades("plot", run, "--x", "env_steps")
     assert proc.returncode == 2 and "env_steps" in proc.stderr
+
+
+def _recording(monkeypatch):
+    """Record every Axes.plot / axhline call (kwargs and data) while a figure is drawn."""
+    from matplotlib.axes import Axes
+
+    calls = []
+    for name in ("plot", "axhline"):
+        original = getattr(Axes, name)
+
+        def record(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, args, kwargs, self))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Axes, name, record)
+    return calls
+
+
+def test_a_one_point_series_is_drawn_with_a_marker(tmp_path, monkeypatch):
+    from hades.plots import curve_panels
+
+    calls = _recording(monkeypatch)
+    curve_panels({"Breakout": {"hades-f": [[{"generation": 200, "eval_return_mean": 1.5}]]}}, tmp_path / "p.png")
+    (line,) = [kw for name, _, kw, _ in calls if name == "plot"]
+    assert line.get("marker") == "o"
+
+
+def test_plot_pools_only_runs_of_one_setting_and_length(tmp_path):
+    def write(name, generations, **config):
+        run = tmp_path / name
+        run.mkdir()
+        cfg = {"env": "CartPole-v1", "variant": "hades-r", "seed": 0, "generations": generations, **config}
+        (run / "config.json").write_text(json.dumps(cfg))
+        rows = [{"generation": g, "eval_return_mean": float(g)} for g in range(1, generations + 1)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return run
+
+    a, b = write("a", 50), write("b", 12)
+    c = write("c", 50, dataset_size=8, seed=1)
+    d = write("d", 50, seed=2, checkpoint_every=3)  # output-only: a seed of a
+    proc = cli("plot", a, b, c, d, "-o", tmp_path / "p.png")
+    assert proc.returncode == 0, proc.stderr
+    note = [line for line in proc.stderr.splitlines() if "not pooled" in line]
+    assert len(note) == 1 and "3 series" in note[0] and "dataset_size" in note[0] and "length" in note[0]
+    assert "checkpoint_every" not in note[0]
+
+
+def test_learning_curve_shows_the_random_policy(tmp_path, monkeypatch):
+    from hades.plots import run_figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": "CartPole-v1", "variant": "hades-r"}))
+    rows = [{"generation": 1, "fitness_mean": 1.0, "fitness_min": 0.0, "fitness_max": 2.0, "eval_return_mean": 3.0}]
+    (run / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    (run / "summary.json").write_text(json.dumps({"random_return_mean": 22.5}))
+    calls = _recording(monkeypatch)
+    run_figures(run)
+    assert [args[0] for name, args, kw, _ in calls if name == "axhline"] == [22.5]
+
+
+def test_transfer_star_sits_inside_the_axes_and_in_the_legend(tmp_path, monkeypatch):
+    from hades.plots import transfer_figure
+
+    rows = [{"width": w, "activation": "tanh", "depth": 2, "return": float(r)} for w in (16, 64) for r in range(4)]
+    calls = _recording(monkeypatch)
+    transfer_figure({"F": (rows, (64, "tanh", 2))}, tmp_path / "t.png")
+    (star,) = [(args, kw, ax) for name, args, kw, ax in calls if name == "plot" and kw.get("marker") == "*"]
+    (args, kw, ax) = star
+    lo, hi = ax.get_ylim()
+    assert lo < args[1][0] < hi and "evolved for" in kw["label"]

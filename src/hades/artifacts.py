@@ -126,7 +126,10 @@ def _check_size(path: Path) -> tuple[int, dict]:
         head = f.read(8)
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
         if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
-            raise HadesError(f"{path}: not a readable safetensors file (header size {n} for a file of {size} bytes)")
+            raise HadesError(
+                f"{path}: not a safetensors file (hades datasets, policies and checkpoints are; "
+                f"this one's first 8 bytes do not give a header size within its {size} bytes)"
+            )
         try:
             header = json.loads(f.read(n))
             end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])

@@ -84,6 +84,8 @@ def _add_track(parser: argparse.ArgumentParser) -> None:
         "from the environment, e.g. WANDB_MODE=offline) or TensorBoard (RUN/tensorboard); optional "
         "extra: pip install 'hades[track]' (default: off; metrics.jsonl is always written)",
     )
+    parser.add_argument("--wandb-project", help="--track wandb: the project (default: $WANDB_PROJECT, else hades)")
+    parser.add_argument("--wandb-entity", help="--track wandb: the entity (default: $WANDB_ENTITY, else yours)")
 
 
 def _add_retrain_options(parser: argparse.ArgumentParser, **defaults) -> None:
@@ -106,8 +108,9 @@ def _given(args, cls, skip=()) -> dict:
 class _Progress:
     """A tqdm bar over generations: fitness, best candidate, last evaluated return, elapsed time."""
 
-    def __init__(self, quiet: bool, track: str | None = None):
+    def __init__(self, quiet: bool, track: str | None = None, wandb: tuple = (None, None)):
         self.quiet, self.bar, self.eval, self.evaluated = quiet, None, None, False
+        self.wandb = wandb  # (project, entity)
         self.eval_key = "eval_return_mean"
         self.track, self.tracker = track, None
         if track:
@@ -120,7 +123,7 @@ class _Progress:
             from hades.tracking import Tracker
 
             name = f"{Path(out).parent.name}/{Path(out).name}"
-            self.tracker = Tracker(self.track, out, cfg.to_dict(), name)
+            self.tracker = Tracker(self.track, out, cfg.to_dict(), name, *self.wandb)
         self.eval, self.evaluated = None, False
         if self.quiet:
             return
@@ -180,6 +183,10 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
 
     given = _given(args, cls)
     if args.resume:
+        if getattr(args, "config", None):
+            raise HadesError("--resume DIR keeps the run's own config; drop --config")
+        if not Path(args.resume).is_dir():
+            raise HadesError(f"--resume {args.resume}: no such run directory")
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise HadesError("--resume DIR continues the run in DIR; drop --out (or give the same directory)")
         cfg = load_run_config(args.resume)
@@ -199,10 +206,21 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
             )
         cfg = replace_flat(cfg, given).validate()
         out = Path(args.resume)
+    elif getattr(args, "config", None):
+        if args.preset:
+            raise HadesError("--config FILE is a whole config; drop --preset (options given still override it)")
+        saved = _json_object(args.config)
+        cfg = replace_flat(cls.from_dict(saved), {**given, **(fixed or {})}).validate()
+        out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     else:
         cfg = make(args.preset, **given, **(fixed or {}))
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
-    summary = run(cfg, out, resume=bool(args.resume), reporter=_Progress(args.quiet, args.track))
+    summary = run(
+        cfg,
+        out,
+        resume=bool(args.resume),
+        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
+    )
     if summary.pop("already_finished", False):
         print(f"hades: {out} already finished all {cfg.generations} generations; nothing was redone", file=sys.stderr)
     print(
@@ -236,7 +254,10 @@ def _cmd_sweep_size(args) -> int:
     if min(sizes) < 1:
         raise HadesError("--sizes must be >= 1")
     given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
-    report = dict(reporter=_Progress(args.quiet, args.track), on_row=lambda r: print(json.dumps(r), flush=True))
+    report = dict(
+        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
+        on_row=lambda r: print(json.dumps(r), flush=True),
+    )
     if args.seeds is not None:
         if "seed" in given:
             raise HadesError("give --seed or --seeds, not both")
@@ -385,7 +406,7 @@ def _cmd_reproduce(args) -> int:
         envs=envs,
         variants=variants,
         seeds=seeds,
-        reporter=_Progress(args.quiet, args.track),
+        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
         on_cell=on_cell,
     )
     return finish("wrote", TIERS[args.tier].name)
@@ -724,12 +745,16 @@ def _cmd_plot(args) -> int:
     import os
 
     from hades.plots import curve_panels
+    from hades.report import group_runs
     from hades.runs import read_metrics
 
     panels: dict[str, dict[str, list[list[dict]]]] = {}
     reference: dict[str, dict[str, float]] = {}
     keys: set[str] = set()
+    runs: list[dict] = []
     for run_dir in map(Path, args.runs):
+        if not run_dir.is_dir():
+            raise HadesError(f"{run_dir}: no such run directory")
         try:
             cfg = json.loads((run_dir / "config.json").read_text())
             rows = read_metrics(run_dir)
@@ -737,12 +762,37 @@ def _cmd_plot(args) -> int:
             raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
         if not isinstance(cfg, dict) or not ({"env", "variant"} <= cfg.keys() or "dataset" in cfg):
             raise HadesError(f"{run_dir / 'config.json'}: not a hades run config (a JSON object with env and variant)")
-        panel, label = (cfg["env"], cfg["variant"]) if "env" in cfg else (cfg.get("dataset"), cfg.get("model"))
-        panels.setdefault(panel, {}).setdefault(label, []).append(rows)
+        images = "env" not in cfg
+        runs.append(
+            {
+                "env": cfg.get("env"),
+                "variant": "supervised" if images else cfg["variant"],
+                "dataset": cfg.get("dataset"),
+                "model": cfg.get("model"),
+                "config": cfg,
+                "length": len(rows),
+                "rows": rows,
+            }
+        )
+        panel = cfg.get("dataset") if images else cfg["env"]
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         summary = run_dir / "summary.json"
         if summary.is_file() and "random_return_mean" in (s := _json_object(summary)):
             reference.setdefault(panel, {})["random policy"] = s["random_return_mean"]
+    for (panel, label), group in group_runs(runs).items():
+        panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
+    for panel, labels in panels.items():  # say why runs of one method were not pooled as seeds
+        by_method: dict[str, list[str]] = {}
+        for label in labels:
+            by_method.setdefault(label.split(" ")[0], []).append(label)
+        for method, split in by_method.items():
+            if len(split) > 1:
+                differ = sorted({kv.split("=")[0] for lab in split for kv in lab.split(" ")[1:]})
+                print(
+                    f"hades: plot: {panel} {method}: {len(split)} series, not pooled as seeds "
+                    f"(the runs differ in {', '.join(differ)})",
+                    file=sys.stderr,
+                )
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
     if key not in keys:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
@@ -789,15 +839,58 @@ def _cmd_envs(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    for name, overrides in PRESETS.items():
-        print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in overrides.items()))
-    for name, overrides in IMAGE_PRESETS.items():
-        print(f"{name:24s} (distill-images) " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    from hades.config import PRESET_DESCRIPTIONS
+
+    every = {**PRESETS, **IMAGE_PRESETS}
+    if args.name:
+        if args.name not in every:
+            import difflib
+
+            close = difflib.get_close_matches(args.name, list(every), n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise HadesError(f"unknown preset {args.name!r}{hint} (`hades presets` lists them)")
+        print(f"{args.name}: {PRESET_DESCRIPTIONS.get(args.name, '')}")
+        overrides = every[args.name]
+        for k, v in overrides.items():
+            if k == "direct_es":
+                continue
+            print(f"  --{k.replace('_', '-'):24s} {v}")
+        for k, v in overrides.get("direct_es", {}).items():
+            print(f"  --{k.replace('_', '-'):24s} {v}  (hades baseline only)")
+        if args.name in IMAGE_PRESETS:
+            print("  (hades distill-images; every other setting is its default)")
+        return 0
+    for name in every:
+        kind = " (distill-images)" if name in IMAGE_PRESETS else ""
+        print(f"{name:24s} {PRESET_DESCRIPTIONS.get(name, '')}{kind}")
+    print("hades presets NAME shows every setting of one preset", file=sys.stderr)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: no usage block, and the closest names for a mistyped choice
+    (``--preset brekout``: did you mean breakout?)."""
+
+    def error(self, message):
+        import difflib
+        import re
+
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'([^']*)'", bad.group(2)) or [c.strip() for c in bad.group(2).split(",")]
+            close = difflib.get_close_matches(bad.group(1), choices, n=2, cutoff=0.5)
+            head = message.split(":")[0]
+            message = f"{head}: unknown {bad.group(1)!r}" + (
+                f"; did you mean {' or '.join(close)}?" if close else f" (choose from {', '.join(choices)})"
+            )
+        self.exit(2, f"hades: error: {self.prog.removeprefix('hades ')}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
+    from hades import __version__
+
+    p = _Parser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
+    p.add_argument("--version", action="version", version=f"hades {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_, defaults, presets in (
         ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", DistillConfig(), PRESETS),
@@ -812,6 +905,11 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_, description=help_)
         c.add_argument(
             "--preset", choices=list(presets), help="named config (see `hades presets`); options override it"
+        )
+        c.add_argument(
+            "--config",
+            metavar="FILE",
+            help="start from a saved run config (a run directory's config.json); options given override it",
         )
         c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
@@ -1051,7 +1149,8 @@ def build_parser() -> argparse.ArgumentParser:
     zo.add_argument("--json", action="store_true", help="print every card as JSON")
     ev = sub.add_parser("envs", help="list the supported environments")
     ev.add_argument("--all", action="store_true", help="also list every other id in gymnax's registry (imports it)")
-    sub.add_parser("presets", help="list the named presets")
+    pr = sub.add_parser("presets", help="list the named presets, or show one's settings")
+    pr.add_argument("name", nargs="?", help="a preset to show setting by setting")
     return p
 
 

@@ -906,6 +906,28 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# one line per preset for `hades presets`
+PRESET_DESCRIPTIONS = {
+    "cartpole": "CartPole-v1, the default run (HaDES-R, 4 states): seconds on a CPU",
+    "acrobot": "Acrobot-v1, 6 states, 40 generations",
+    "mountaincar": "MountainCar-v0, 6 states, population 128, 60 generations",
+    "pendulum": "Pendulum-v1 (continuous), 8 states, 200 BC steps",
+    "mountaincar-continuous": "MountainCarContinuous-v0, 4 states",
+    "breakout": "Breakout-MinAtar on a 2-core CPU: HaDES-F, SNES population 128, 200 generations",
+    "breakout-p512": "the breakout preset at population 512 and 400 generations",
+    "space-invaders": "SpaceInvaders-MinAtar, the breakout preset's setting",
+    "asterix": "Asterix-MinAtar, the breakout preset's setting",
+    "freeway": "Freeway-MinAtar, the breakout preset's setting",
+    "paper-minatar": "the official MinAtar code exactly (population 2048, 5000 generations): accelerators",
+    **{name: f"brax/{name} on a 2-core CPU: HaDES-F, OpenES population 64, 150 generations" for name in BRAX_NAMES},
+    "cartpole-wide": "cartpole as HaDES-R over the wide learner distribution (datasets for other learners)",
+    "hopper-wide": "hopper as HaDES-R over the wide learner distribution",
+    "paper-brax": "the official Brax code exactly (population 2048, 2000 generations): accelerators",
+    "cpu": "distill-images on a CPU: about 7 minutes",
+    "paper-images": "the released image code exactly (CNN, population 512, 1000 generations): accelerators",
+}
+
+
 def resolve_preset(presets: dict[str, dict], preset_name: str | None, env: str | None, variant: str | None) -> dict:
     """A preset's flat overrides for one run: per-environment values picked for ``env``, and its
     ``direct_es`` overrides applied when ``variant`` (the run's, after user overrides) is direct-es."""

@@ -77,7 +77,14 @@ def update_rule(cfg: ESConfig) -> tuple[str, float]:
     """(optimizer, learning rate) the strategy will use: ``own`` (evosax's default for it, lr
     unused), ``adam`` or ``sgd``. Raises HadesError for a combination the strategy cannot honour."""
     if cfg.strategy not in STRATEGIES:
-        raise HadesError(f"unknown ES strategy {cfg.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        import difflib
+
+        fold = {s.replace("_", "").lower(): s for s in STRATEGIES}
+        close = [
+            fold[k] for k in difflib.get_close_matches(cfg.strategy.replace("_", "").lower(), fold, n=2, cutoff=0.6)
+        ]
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise HadesError(f"unknown ES strategy {cfg.strategy!r}{hint} (choose one of {', '.join(STRATEGIES)})")
     accepted = inspect.signature(distribution_based_algorithms[cfg.strategy].__init__).parameters
     if cfg.es_optimizer == "auto":
         name = "adam" if cfg.strategy == "Open_ES" else "own"

@@ -24,10 +24,15 @@ def _save(fig, path) -> None:
     atomic_write(Path(path), buf.getvalue())
 
 
-def learning_curve(rows: list[dict], path, title: str = "", eval_key: str = "eval_return_mean") -> None:
-    """Population fitness (mean, min-max band) and the mean dataset's evaluation (``eval_key``)."""
+def learning_curve(
+    rows: list[dict], path, title: str = "", eval_key: str = "eval_return_mean", random: float | None = None
+) -> None:
+    """Population fitness (mean, min-max band), the mean dataset's evaluation (``eval_key``) and,
+    when given, the random policy's return (a dotted line) so "below random" shows."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    if random is not None:
+        ax.axhline(random, ls=":", lw=1.2, color="C7", label="random policy")
     if rows:
         g = [r["generation"] for r in rows]
         ax.fill_between(
@@ -38,7 +43,7 @@ def learning_curve(rows: list[dict], path, title: str = "", eval_key: str = "eva
         if ev:
             ax2 = ax if eval_key == "eval_return_mean" else ax.twinx()
             measure = eval_key.removeprefix("eval_").removesuffix("_mean").replace("_", " ")
-            ax2.plot(*zip(*ev), "o-", color="C3", label=f"mean dataset ({measure}, held out)")
+            ax2.plot(*zip(*ev), "o-", ms=4, color="C3", label=f"mean dataset ({measure}, held out)")
             ax2.legend(loc="upper left", fontsize=8)
             if ax2 is not ax:
                 ax2.set_ylabel(f"{measure} of the distilled images")
@@ -123,7 +128,10 @@ def curve_panels(
                 continue
             xs = np.array([[r[x] for r in s[:length]] for s in series], np.float64).mean(0)
             ys = np.array([[r[key] for r in s[:length]] for s in series], np.float64)
-            (line,) = ax.plot(xs, ys.mean(0), label=f"{label} (n={len(runs)})", color=colour[label])
+            marker = "o" if length <= 30 else None  # a short series (or a single point) stays visible
+            (line,) = ax.plot(
+                xs, ys.mean(0), marker=marker, ms=3, label=f"{label} (n={len(runs)})", color=colour[label]
+            )
             half = np.array([ci95(ys[:, j]) for j in range(length)])
             if len(runs) > 1:
                 ax.fill_between(xs, ys.mean(0) - half, ys.mean(0) + half, alpha=0.2, color=line.get_color())
@@ -264,9 +272,13 @@ def transfer_figure(results: dict[str, tuple[list[dict], tuple | None]], path, t
             )
             if own is not None and tuple(own) == g:
                 stars.append((x0, color))
-    ax.autoscale(False)  # the stars sit on the axis, all at one height
-    for x0, color in stars:
-        ax.plot([x0], [ax.get_ylim()[0]], marker="*", color=color, markersize=14, clip_on=False)
+    if stars:  # inside the axes, in a strip below the data, and named in the legend
+        lo, hi = ax.get_ylim()
+        strip = lo - 0.08 * (hi - lo)
+        ax.set_ylim(strip - 0.05 * (hi - lo), hi)
+        for j, (x0, color) in enumerate(stars):
+            ax.plot([x0], [strip], ls="none", marker="*", color=color, markersize=12,
+                    label="evolved for (not a result)" if j == 0 else None)  # fmt: skip
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([group_label(g, full).replace(" ", "\n") for g in groups], fontsize=8 if full else None)
     what = "width, activation, hidden layers" if full else "policy width"
@@ -355,7 +367,13 @@ def run_figures(out) -> list[Path]:
     images = "dataset" in cfg and "env" not in cfg
     title = f"{cfg['dataset']} {cfg['model']}" if images else f"{cfg['env']} {cfg['variant']}"
     eval_key = "eval_accuracy_mean" if images else "eval_return_mean"
-    learning_curve(read_metrics(out), out / "learning_curve.png", title=title, eval_key=eval_key)
+    random = None
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        random = summary.get("random_return_mean") if isinstance(summary, dict) and not images else None
+    except (OSError, ValueError):
+        pass  # a running run has no summary yet
+    learning_curve(read_metrics(out), out / "learning_curve.png", title=title, eval_key=eval_key, random=random)
     drawn = [out / "learning_curve.png"]
     if images and (out / "dataset.safetensors").is_file():
         from hades.artifacts import load_dataset

@@ -36,10 +36,16 @@ def _group_key(s: dict) -> tuple[str, str]:
     return s.get("env", "?"), s.get("variant", "?")
 
 
+# settings that change how a run is kept or computed, not what it computes: runs differing only in
+# these (and the seed) are seeds of one setting
+OUTPUT_ONLY = ("seed", "data_dir", "checkpoint_every", "memory_check", "chunk", "devices", "bc_unroll")
+
+
 def _setting(s: dict) -> dict:
-    """A run's flat config without its seed (runs of one setting differ only in the seed), read
-    through its config class so a run written before a setting existed counts as having its
-    default (an older run and a newer one of the same setting are one group)."""
+    """A run's flat config without its seed and output-only fields (runs of one setting differ
+    only in those), read through its config class so a run written before a setting existed
+    counts as having its default (an older run and a newer one of the same setting are one
+    group); with ``length`` (the generations a run's metrics hold), runs of other lengths differ."""
     from hades.config import DistillConfig, ImageDistillConfig, flatten
 
     config = s.get("config", {})
@@ -48,7 +54,18 @@ def _setting(s: dict) -> dict:
         config = cls.from_dict(config).to_dict()
     except HadesError:  # settings this version does not know: compared as written
         pass
-    return {k: v for k, v in flatten(config).items() if k not in ("seed", "data_dir")}
+    flat = {k: v for k, v in flatten(config).items() if k not in OUTPUT_ONLY}
+    if "length" in s:
+        flat["length"] = s["length"]
+    return flat
+
+
+def group_runs(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """The one grouping rule of ``table``, ``plot`` and ``reproduce``: runs are pooled as seeds
+    only when every setting but the seed and output-only fields agrees (and, where given, their
+    ``length``); settings sharing an environment and method are told apart by the options in
+    which they differ (e.g. ``hades-f dataset_size=8``)."""
+    return _groups(summaries)
 
 
 def _groups(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:

@@ -133,16 +133,30 @@ class Cell:
         return make_config(self.preset, **self.overrides, variant=self.variant, seed=self.seed)
 
 
+def _paper_env(name: str) -> str:
+    """A paper environment by its id, its bare Brax name or the CPU preset named after it
+    (``breakout`` -> ``Breakout-MinAtar``, ``hopper`` -> ``brax/hopper``)."""
+    from hades.config import PRESETS
+
+    if name in PAPER_ENVS:
+        return name
+    for candidate in (f"brax/{name}", PRESETS.get(name, {}).get("env")):
+        if candidate in PAPER_ENVS:
+            return candidate
+    import difflib
+
+    close = difflib.get_close_matches(name, [*PAPER_ENVS, *PRESETS], n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise HadesError(f"{name!r} is not one of the paper's environments{hint} ({', '.join(PAPER_ENVS)})")
+
+
 def plan(tier: str, envs=None, variants=None, seeds=None) -> list[Cell]:
     """The grid's cells in the order they run: environment by environment (cheapest first), each
     one's seeds in turn with every method at that seed. Every config is built (and so checked)."""
     if tier not in TIERS:
         raise HadesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     t = TIERS[tier]
-    envs = list(PAPER_ENVS if not envs else envs)
-    for e in envs:
-        if e not in PAPER_ENVS:
-            raise HadesError(f"{e!r} is not one of the paper's environments: {', '.join(PAPER_ENVS)}")
+    envs = [_paper_env(e) for e in (PAPER_ENVS if not envs else envs)]
     variants = list(VARIANTS if not variants else variants)
     for v in variants:
         if v not in VARIANTS:

@@ -37,7 +37,7 @@ def _numbers(d: dict, prefix: str = "") -> dict[str, float]:
 class Tracker:
     """One run's mirror in wandb or TensorBoard."""
 
-    def __init__(self, kind: str, out, config: dict, name: str):
+    def __init__(self, kind: str, out, config: dict, name: str, project: str | None = None, entity: str | None = None):
         check(kind)
         self.kind, self.out = kind, Path(out)
         if kind == "tensorboard":
@@ -49,8 +49,16 @@ class Tracker:
             import wandb
 
             (self.out / "wandb").mkdir(parents=True, exist_ok=True)
+            import os
+
+            # --wandb-project / --wandb-entity, else wandb's own WANDB_PROJECT / WANDB_ENTITY, else "hades"
             self._run = wandb.init(
-                project="hades", name=name, dir=str(self.out), config=config, reinit="finish_previous"
+                project=project or os.environ.get("WANDB_PROJECT") or "hades",
+                entity=entity or os.environ.get("WANDB_ENTITY") or None,
+                name=name,
+                dir=str(self.out),
+                config=config,
+                reinit="finish_previous",
             )
 
     def row(self, row: dict) -> None:
