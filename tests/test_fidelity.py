@@ -323,8 +323,7 @@ def test_paper_hades_r_learners_roll_out_with_their_own_keys():
 
 # -- released datasets of the official runs as acceptance tests ---------------------------------
 
-RELEASED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official" / "released"
-needs_released = pytest.mark.skipif(not RELEASED.is_dir(), reason="../shared/reference/official not present")
+RELEASED = Path(__file__).parent / "data" / "official"  # copies of ../shared/reference/official/released
 
 
 def retrain(name, preset, seeds, episodes, **env):
@@ -341,7 +340,6 @@ def retrain(name, preset, seeds, episodes, **env):
     return summarize(rollouts, make_env(ds.env, env.get("backend", "positional")))
 
 
-@needs_released
 @pytest.mark.parametrize("seed, official", [(0, 10.7), (1, 12.0)])
 def test_released_breakout_datasets_retrain_to_the_official_figures(seed, official):
     """`hades train DATASET --preset paper-minatar --seeds 8 --episodes 8 --seed 1000` against the
@@ -351,7 +349,6 @@ def test_released_breakout_datasets_retrain_to_the_official_figures(seed, offici
 
 
 @pytest.mark.slow
-@needs_released
 def test_released_hopper_dataset_retrains_to_the_official_figure():
     s = retrain("hopper_D64_hades-r_seed0.safetensors", "paper-brax", 4, 4, backend="positional")
     assert abs(s["return_mean"] - 1770) <= s["return_ci95"], (s["return_mean"], s["return_ci95"])

@@ -13,7 +13,6 @@ from hades.runs import run
 from hades.supervised import IMAGES_MAGIC, LABELS_MAGIC, ImageDistiller, load_split, read_idx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not (SHARED / "mnist-5k").is_dir(), reason="../shared/data not present")
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -61,12 +60,37 @@ def test_idx_errors(tmp_path):
         load_split(tmp_path / "nope", "train")
 
 
-@needs_data
-def test_tiny_image_run_on_mnist(tmp_path):
+def learnable_split(directory: Path, prefix: str, n: int, rng):
+    """Images a classifier can learn: class c lights a 4-pixel-high band at row 2c, plus noise."""
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 2 * c + 4 : 2 * c + 8, 4:24] = 230
+    for stem, arr, magic in (
+        (f"{prefix}-images-idx3-ubyte", images, IMAGES_MAGIC),
+        (f"{prefix}-labels-idx1-ubyte", labels, LABELS_MAGIC),
+    ):
+        (directory / (stem + ".gz")).write_bytes(gzip.compress(idx_bytes(arr, magic)))
+
+
+@pytest.fixture(scope="module", params=["generated", "shared"])
+def image_data(request, tmp_path_factory):
+    """A small generated IDX set (every clone), and ../shared/data's MNIST subset where it is beside
+    the clone (CI); without it the second case runs on the generated set too, so nothing skips."""
+    if request.param == "shared" and (SHARED / "mnist-5k").is_dir():
+        return SHARED / "mnist-5k", 5000
+    d = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    learnable_split(d, "train", 2000, rng)
+    learnable_split(d, "t10k", 500, rng)
+    return d, 2000
+
+
+def test_tiny_image_run_on_mnist(tmp_path, image_data):
     cfg = make_image_config(
         None,
         dataset="mnist",
-        data_dir=str(SHARED / "mnist-5k"),
+        data_dir=str(image_data[0]),
         population=8,
         generations=3,
         eval_every=1,
@@ -89,14 +113,13 @@ def test_tiny_image_run_on_mnist(tmp_path):
     assert len((tmp_path / "img" / "metrics.jsonl").read_text().splitlines()) == 4
 
 
-@needs_data
-def test_es_improves_the_fitness(tmp_path):
+def test_es_improves_the_fitness(tmp_path, image_data):
     """A few dozen generations lower the loss on the (fixed, full) training images of the population."""
     d = ImageDistiller(
         make_image_config(
             None,
             dataset="mnist",
-            data_dir=str(SHARED / "mnist-5k"),
+            data_dir=str(image_data[0]),
             population=16,
             generations=45,
             fitness_batch=0,
@@ -114,12 +137,11 @@ def test_es_improves_the_fitness(tmp_path):
     assert float(m["fitness_mean"]) > first + 0.03  # measured: +0.034 after 30, +0.065 after 60
 
 
-@needs_data
-def test_validation_images_are_held_out_of_the_fitness():
+def test_validation_images_are_held_out_of_the_fitness(image_data):
     d = ImageDistiller(
-        make_image_config(None, dataset="mnist", data_dir=str(SHARED / "mnist-5k"), holdout=700, generations=1)
+        make_image_config(None, dataset="mnist", data_dir=str(image_data[0]), holdout=700, generations=1)
     )
-    assert len(d.val_x) == 700 and len(d.train_x) == 5000 - 700
+    assert len(d.val_x) == 700 and len(d.train_x) == image_data[1] - 700
     flat = lambda a: {x.tobytes() for x in a}
-    assert not flat(d.val_x[:200]) & flat(d.train_x)  # (MNIST has no duplicate images across these)
+    assert not flat(d.val_x[:200]) & flat(d.train_x)  # (no duplicate images across these)
     assert d.evaluate(d.init())["split"] == "validation" and d.final_evaluate(d.init())["split"] == "test"

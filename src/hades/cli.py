@@ -284,7 +284,10 @@ def _cmd_distill_images(args) -> int:
 
     if not args.resume or getattr(args, "data_dir", None):
         # store the resolved directory, so a resumed run needs no environment variable
-        args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None)).resolve())
+        dataset = getattr(args, "dataset", None) or ImageDistillConfig().dataset
+        if args.preset and not getattr(args, "dataset", None):
+            dataset = IMAGE_PRESETS[args.preset].get("dataset", dataset)
+        args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None), dataset).resolve())
     return _run_command(
         args,
         ImageDistillConfig,
@@ -339,6 +342,31 @@ def _bar(total: int, unit: str):
     from tqdm import tqdm
 
     return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def _cmd_data(args) -> int:
+    from hades.data import cache_dir, download
+
+    bars: dict = {}
+
+    def progress(name, done, total):
+        if args.quiet:
+            return
+        if name not in bars:
+            from tqdm import tqdm
+
+            bars[name] = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr)
+        bars[name].update(done - bars[name].n)
+
+    try:
+        where = download(args.dataset, args.dir or None, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    print(
+        json.dumps({"dataset": args.dataset, "dir": str(where), "default": str(where) == str(cache_dir(args.dataset))})
+    )
+    return 0
 
 
 def _cmd_reproduce(args) -> int:
@@ -949,6 +977,18 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(sw)
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
+    da = sub.add_parser("data", help="get the image datasets distill-images uses")
+    dsub = da.add_subparsers(dest="action", required=True)
+    dl = dsub.add_parser(
+        "download",
+        help="fetch MNIST or FashionMNIST (the four IDX files), checked against their published MD5s",
+        description="Fetch the standard IDX files from the usual public mirrors into --dir (default: "
+        "$XDG_CACHE_HOME/hades/data/<dataset>, which distill-images finds without --data-dir). "
+        "Files are checked against their publishers' MD5s; an interrupted download resumes.",
+    )
+    dl.add_argument("dataset", choices=("mnist", "fashion-mnist"))
+    dl.add_argument("--dir", help="directory to fill (default: the cache directory distill-images looks in)")
+    dl.add_argument("--quiet", action="store_true", help="no progress bars")
     tn = sub.add_parser(
         "tune",
         help="tune a preset's settings per method with optuna (the same trials and budget for each)",
@@ -1193,6 +1233,7 @@ def main(argv=None) -> int:
         "sweep-size": _cmd_sweep_size,
         "reproduce": _cmd_reproduce,
         "tune": _cmd_tune,
+        "data": _cmd_data,
         "train": _cmd_train,
         "transfer": _cmd_transfer,
         "merge": _cmd_merge,

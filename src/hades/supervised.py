@@ -11,7 +11,8 @@ classifiers trained on the images, next to that of the class-mean images.
 
 Data: the standard IDX files (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
 ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``) in a directory the user names
-(``--data-dir`` or ``$HADES_DATA_DIR``); nothing is downloaded.
+(``--data-dir`` or ``$HADES_DATA_DIR``), or the cache directory ``hades data download`` fills
+(``hades.data.cache_dir``); nothing is downloaded by a run.
 """
 
 from __future__ import annotations
@@ -64,19 +65,26 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
-def resolve_data_dir(data_dir: str | None) -> Path:
+def resolve_data_dir(data_dir: str | None, dataset: str | None = None) -> Path:
+    """``data_dir``, else ``$HADES_DATA_DIR``, else (for ``dataset``) the download cache."""
     d = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not d and dataset:
+        from hades.data import cache_dir, is_complete
+
+        if is_complete(cache_dir(dataset)):
+            return cache_dir(dataset)
     if not d:
-        raise HadesError(f"no data directory: pass --data-dir DIR or set ${DATA_DIR_ENV}")
+        hint = f"hades data download {dataset}, or " if dataset else ""
+        raise HadesError(f"no {dataset or 'image'} data: run {hint}pass --data-dir DIR or set ${DATA_DIR_ENV}")
     path = Path(d)
     if not path.is_dir():
         raise HadesError(f"data directory {path} does not exist")
     return path
 
 
-def load_split(data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split(data_dir, split: str, dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images float32 [n, 28, 28, 1] in [0, 1], labels int32 [n]) of 'train' or 'test'."""
-    directory = resolve_data_dir(str(data_dir))
+    directory = resolve_data_dir(str(data_dir) if data_dir else None, dataset)
     arrays = []
     for stem, magic in zip(IDX_FILES[split], (IMAGES_MAGIC, LABELS_MAGIC)):
         path = next((directory / n for n in (stem + ".gz", stem) if (directory / n).is_file()), None)
@@ -98,7 +106,7 @@ def class_means(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def training_split(cfg: ImageDistillConfig):
     """((fit images, labels), (validation images, labels)): ``cfg.holdout`` training images set
     aside by a fixed permutation (seed 0, whatever the run's seed), the same for every run."""
-    train_x, train_y = load_split(cfg.data_dir, "train")
+    train_x, train_y = load_split(cfg.data_dir, "train", cfg.dataset)
     if cfg.holdout >= len(train_x):
         raise HadesError(f"--holdout {cfg.holdout} leaves no training images (the training set has {len(train_x)})")
     order = np.random.default_rng(0).permutation(len(train_x))
@@ -118,7 +126,7 @@ class ImageDistiller:
     def __init__(self, cfg: ImageDistillConfig):
         self.cfg = cfg.validate()
         (self.train_x, self.train_y), (self.val_x, self.val_y) = training_split(cfg)
-        self.test_x, self.test_y = load_split(cfg.data_dir, "test")
+        self.test_x, self.test_y = load_split(cfg.data_dir, "test", cfg.dataset)
         self.means = class_means(self.train_x, self.train_y)
         shape = self.train_x.shape[1:]
         self.model = make_classifier(cfg.model, cfg.hidden, shape, NUM_CLASSES)
