@@ -300,3 +300,17 @@ def test_hades_error_is_what_a_forged_config_raises(tmp_path):
     bad = forge(CARTPOLE, tmp_path / "b.safetensors", config={"es.population": 3})
     with pytest.raises(HadesError, match="population"):
         load_dataset(bad)
+
+
+def test_out_into_a_directory_of_other_files_is_refused(tmp_path):
+    (tmp_path / "thesis.tex").write_text("mine")
+    args = "--population 8 --generations 1 --width 8 --depth 1 --bc-steps 5 --eval-envs 2 --eval-steps 20".split()
+    line = one_line_error(cli("distill", *args, "--quiet", "--out", tmp_path))
+    assert "thesis.tex" in line and "not a hades run" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+
+
+def test_zoo_image_entries_answer_to_the_cli_dataset_names():
+    from hades.zoo import entry_dir
+
+    assert entry_dir("fashion-mnist") == entry_dir("fashion_mnist")

@@ -100,7 +100,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert_one_line_error(cli("train", out / "checkpoint.safetensors"), "not a hades.dataset")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage!" * 4)
-    assert_one_line_error(cli("train", bad), "not a readable safetensors")
+    assert_one_line_error(cli("train", bad), "not a safetensors file")
     assert_one_line_error(cli("distill", *TINY, "--out", out), "already holds a run")
     # resume past the end with more generations
     proc = hades("distill", "--resume", out, "--generations", 3, "--quiet")
@@ -142,7 +142,8 @@ def test_default_distill_solves_cartpole(tmp_path):
 
 def test_distill_images_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("HADES_DATA_DIR", raising=False)
-    assert_one_line_error(cli("distill-images", "--out", tmp_path / "a"), "no data directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))
+    assert_one_line_error(cli("distill-images", "--out", tmp_path / "a"), "hades data download fashion-mnist")
     assert_one_line_error(cli("distill-images", "--data-dir", tmp_path / "nope"), "does not exist")
     assert_one_line_error(cli("distill-images", "--data-dir", tmp_path), "missing train-images")
 

@@ -50,7 +50,7 @@ def test_wandb_offline(tmp_path):
 
 def test_unknown_or_missing_tracker_is_refused_before_running(tmp_path):
     proc = cli("distill", "--track", "mlflow", "--out", tmp_path / "x")
-    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    assert proc.returncode == 2 and "unknown 'mlflow'" in proc.stderr
 
 
 def test_a_tracker_that_is_not_installed_is_named(monkeypatch):

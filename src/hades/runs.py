@@ -186,6 +186,16 @@ def _same_unfinished_run(out: Path, cfg) -> bool:
 
 def _prepare(out: Path, resume: bool, cfg):
     """Check and lock the run directory; returns the held lock."""
+    if not resume and out.is_dir():  # before anything is created in it
+        ours = {*RUN_FILES, CHECKPOINT, LOCK, "tensorboard", "wandb"}
+        strangers = sorted(
+            p.name for p in out.iterdir() if p.name not in ours and p.suffix != ".png" and not p.name.startswith(".")
+        )  # dotfiles (.DS_Store, .git, a user's notes) do not make a directory someone else's
+        if strangers:
+            raise HadesError(
+                f"{out} holds files that are not a hades run's ({', '.join(strangers[:3])}"
+                f"{', ...' if len(strangers) > 3 else ''}); choose an empty or new --out (nothing was written)"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = _lock(out)

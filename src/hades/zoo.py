@@ -34,8 +34,9 @@ def cards() -> dict[str, dict]:
 
 
 def entry_dir(name: str) -> Path:
-    """The directory of zoo entry ``name`` (bare Brax names work: ``hopper`` is ``brax/hopper``)."""
-    for candidate in (name, f"brax/{name}"):
+    """The directory of zoo entry ``name`` (bare Brax names work: ``hopper`` is ``brax/hopper``; the
+    image entries answer to the CLI's dataset names too: ``fashion-mnist`` is ``fashion_mnist``)."""
+    for candidate in (name, f"brax/{name}", name.replace("-", "_")):
         d = ZOO_DIR / slug(candidate)
         if (d / "dataset.safetensors").is_file():
             return d
