@@ -48,24 +48,57 @@ BASELINE_IGNORES = (
 )
 
 
+# --help sections: a nested config class is a section of its own; top-level fields by name
+SECTIONS = {
+    "PolicyConfig": "policy",
+    "BCConfig": "inner loop (behaviour cloning)",
+    "ESConfig": "outer loop (evolution strategy)",
+    "LearnerConfig": "learners (HaDES-R)",
+}
+TOP_SECTIONS = {
+    "environment": ("env", "backend", "dataset", "data_dir"),
+    "evaluation": (
+        "eval_envs", "eval_steps", "fixed_length", "fixed_fitness", "actions", "obs_norm", "obs_std_floor",
+        "eval_every", "eval_episodes", "eval_policies", "eval_classifiers", "holdout", "fitness_batch",
+    ),
+    "devices": ("memory_check", "devices", "chunk"),
+}  # fmt: skip
+
+
+def _section_of(cls, name: str) -> str:
+    for section, names in TOP_SECTIONS.items():
+        if name in names:
+            return section
+    return "run"
+
+
 def _add_options(parser: argparse.ArgumentParser, defaults, skip=(), default_text: str | None = None) -> None:
     """One option per leaf field of the config instance ``defaults`` (its values shown as defaults,
-    or ``default_text`` where the default comes from elsewhere, e.g. the dataset's run)."""
+    or ``default_text`` where the default comes from elsewhere, e.g. the dataset's run), in --help
+    sections: run, environment, policy, inner loop, outer loop, learners, evaluation, devices."""
     values = flatten(dataclasses.asdict(defaults))
+    owner = {}
+    for f in dataclasses.fields(defaults):
+        sub = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(sub):
+            owner.update({g.name: SECTIONS.get(type(sub).__name__, "run") for g in fields_of(type(sub))})
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields_of(type(defaults)):
         if f.name in skip:
             continue
+        section = owner.get(f.name) or _section_of(type(defaults), f.name)
+        if section not in groups:
+            groups[section] = parser.add_argument_group(section)
+        add = groups[section].add_argument
         flag = "--" + f.name.replace("_", "-")
         default = values[f.name]
         help_ = f"{f.metadata.get('help', '')} (default: {default_text or repr(default)})"
         kind = type(default)
         if kind is bool:
-            parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_
-            )
+            add(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
         else:
             choices = f.metadata.get("choices")
-            parser.add_argument(
+            add(
                 flag,
                 dest=f.name,
                 type=kind,
@@ -914,23 +947,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"hades: error: {self.prog.removeprefix('hades ')}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``preset``, the run commands' --help shows that preset's values."""
     from hades import __version__
+    from hades.config import make_config, make_image_config
+
+    rl_defaults, image_defaults, shown = DistillConfig(), ImageDistillConfig(), ""
+    try:
+        if preset in PRESETS:
+            rl_defaults, shown = make_config(preset), preset
+        elif preset in IMAGE_PRESETS:
+            image_defaults, shown = make_image_config(preset), preset
+    except HadesError:
+        pass
 
     p = _Parser(prog="hades", description="Behaviour distillation with evolution strategies (HaDES).")
     p.add_argument("--version", action="version", version=f"hades {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_, defaults, presets in (
-        ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", DistillConfig(), PRESETS),
-        ("baseline", "the direct-ES baseline: evolve the policy weights themselves", DistillConfig(), PRESETS),
+        ("distill", "evolve a dataset (default: CartPole-v1, HaDES-R)", rl_defaults, PRESETS),
+        ("baseline", "the direct-ES baseline: evolve the policy weights themselves", rl_defaults, PRESETS),
         (
             "distill-images",
             "supervised distillation: one synthetic image per class (MNIST, FashionMNIST)",
-            ImageDistillConfig(),
+            image_defaults,
             IMAGE_PRESETS,
         ),
     ):
-        c = sub.add_parser(name, help=help_, description=help_)
+        described = help_ + (f" (defaults below: preset {shown})" if shown and presets.get(shown) is not None else "")
+        c = sub.add_parser(name, help=help_, description=described)
         c.add_argument(
             "--preset", choices=list(presets), help="named config (see `hades presets`); options override it"
         )
@@ -1222,7 +1267,11 @@ def _one_line_warnings() -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wanted = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--preset"), None)
+    wanted = wanted or next((a.split("=", 1)[1] for a in argv if a.startswith("--preset=")), None)
+    help_asked = any(a in ("-h", "--help") for a in argv)
+    args = build_parser(wanted if help_asked else None).parse_args(argv)
     from hades.devices import use_host_cores
 
     use_host_cores()  # before JAX starts: split populations over the CPU cores

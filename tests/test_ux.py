@@ -1,0 +1,80 @@
+"""The command line as a researcher meets it: help in sections with a preset's values, one-line
+errors that suggest the right name, --version, --config FILE, presets one by one, wandb names."""
+
+import json
+
+import pytest
+from helpers import cli
+
+from hades import __version__
+
+
+def test_help_is_in_sections_and_shows_the_presets_values():
+    plain = cli("distill", "--help").stdout
+    for section in ("run:", "environment:", "policy:", "inner loop (behaviour cloning):",
+                    "outer loop (evolution strategy):", "learners (HaDES-R):", "evaluation:", "devices:"):  # fmt: skip
+        assert f"\n{section}\n" in plain, section
+    assert "BC full-batch gradient steps (the paper's 'epochs') (default: 100)" in " ".join(plain.split())
+    breakout = " ".join(cli("distill", "--preset", "breakout", "--help").stdout.split())
+    assert "(default: 16)" in breakout.split("--bc-steps INT BC full-batch")[1][:80] and "preset breakout" in breakout
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["distill", "--preset", "brekout"], "did you mean breakout"),
+        (["distill", "--strategy", "CMAES", "--generations", "1"], "did you mean CMA_ES"),
+        (["reproduce", "--envs", "breakot", "--plan"], "did you mean breakout"),
+        (["presets", "paper-minatr"], "did you mean paper-minatar"),
+    ],
+)
+def test_mistyped_names_get_a_suggestion_in_one_line(args, says):
+    out = cli(*args)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "usage:" not in out.stderr
+
+
+def test_reproduce_takes_preset_names_for_environments(tmp_path):
+    out = cli("reproduce", "--tier", "smoke", "--envs", "breakout,hopper", "--plan", "--out", tmp_path / "g")
+    assert out.returncode == 0, out.stderr
+    assert "Breakout-MinAtar" in out.stdout and "brax/hopper" in out.stdout
+
+
+def test_version_and_presets():
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"hades {__version__}"
+    listing = cli("presets").stdout.splitlines()
+    assert all(len(line) < 140 for line in listing) and any(line.startswith("paper-minatar ") for line in listing)
+    one = cli("presets", "paper-minatar").stdout
+    assert "--bc-steps" in one and "64" in one and "(hades baseline only)" in one
+
+
+def test_a_saved_config_runs_again_with_overrides(tmp_path):
+    small = "--population 8 --generations 1 --width 8 --depth 1 --bc-steps 5 --eval-envs 2 --eval-steps 20".split()
+    first = cli("distill", *small, "--eval-episodes", "2", "--eval-policies", "2", "--quiet", "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    again = cli(
+        "distill", "--config", tmp_path / "a" / "config.json", "--seed", "3", "--quiet", "--out", tmp_path / "b"
+    )
+    assert again.returncode == 0, again.stderr
+    a, b = (json.loads((tmp_path / d / "config.json").read_text()) for d in "ab")
+    assert b.pop("seed") == 3 and a.pop("seed") == 0 and a == b
+    both = cli("distill", "--config", tmp_path / "a" / "config.json", "--preset", "breakout", "--out", tmp_path / "c")
+    assert both.returncode == 2 and "drop --preset" in both.stderr
+
+
+def test_wandb_project_comes_from_the_flag_or_the_environment(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    seen = {}
+    fake = types.SimpleNamespace(init=lambda **kw: seen.update(kw) or types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    import hades.tracking
+
+    monkeypatch.setattr(hades.tracking, "check", lambda kind: None)
+    hades.tracking.Tracker("wandb", tmp_path, {}, "run", project="mine", entity="lab")
+    assert (seen["project"], seen["entity"]) == ("mine", "lab")
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    hades.tracking.Tracker("wandb", tmp_path, {}, "run")
+    assert seen["project"] == "from-env"
