@@ -43,7 +43,7 @@ def test_no_temporary_files_left(tmp_path):
 def test_corrupt_file(tmp_path):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(b"\x00garbage" * 3)
-    with pytest.raises(HadesError, match="not a readable safetensors"):
+    with pytest.raises(HadesError, match="not a safetensors file"):
         load_dataset(path)
 
 

@@ -73,17 +73,30 @@ def learnable_split(directory: Path, prefix: str, n: int, rng):
         (directory / (stem + ".gz")).write_bytes(gzip.compress(idx_bytes(arr, magic)))
 
 
-@pytest.fixture(scope="module", params=["generated", "shared"])
-def image_data(request, tmp_path_factory):
-    """A small generated IDX set (every clone), and ../shared/data's MNIST subset where it is beside
-    the clone (CI); without it the second case runs on the generated set too, so nothing skips."""
-    if request.param == "shared" and (SHARED / "mnist-5k").is_dir():
-        return SHARED / "mnist-5k", 5000
+def _generated(tmp_path_factory):
     d = tmp_path_factory.mktemp("idx")
     rng = np.random.default_rng(0)
     learnable_split(d, "train", 2000, rng)
     learnable_split(d, "t10k", 500, rng)
     return d, 2000
+
+
+# the generated set on every clone; ../shared/data's MNIST subset as well where it is beside the
+# clone (CI): nothing skips either way
+SOURCES = ["generated"] + (["shared"] if (SHARED / "mnist-5k").is_dir() else [])
+
+
+@pytest.fixture(scope="module", params=SOURCES)
+def image_data(request, tmp_path_factory):
+    """A small generated, learnable IDX set, or ../shared's real MNIST subset."""
+    if request.param == "shared":
+        return SHARED / "mnist-5k", 5000
+    return _generated(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def generated_data(tmp_path_factory):
+    return _generated(tmp_path_factory)
 
 
 def test_tiny_image_run_on_mnist(tmp_path, image_data):
@@ -113,13 +126,13 @@ def test_tiny_image_run_on_mnist(tmp_path, image_data):
     assert len((tmp_path / "img" / "metrics.jsonl").read_text().splitlines()) == 4
 
 
-def test_es_improves_the_fitness(tmp_path, image_data):
+def test_es_improves_the_fitness(tmp_path, generated_data):
     """A few dozen generations lower the loss on the (fixed, full) training images of the population."""
     d = ImageDistiller(
         make_image_config(
             None,
             dataset="mnist",
-            data_dir=str(image_data[0]),
+            data_dir=str(generated_data[0]),
             population=16,
             generations=45,
             fitness_batch=0,
