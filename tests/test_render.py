@@ -57,3 +57,18 @@ def test_mp4_without_ffmpeg_is_refused_before_training(tmp_path, monkeypatch):
     ds = load_dataset(DATA / "cartpole_hades_r.safetensors")
     with pytest.raises(HadesError, match="MP4 needs ffmpeg"):
         hades.render.render_dataset(ds, tmp_path / "x.mp4")
+
+
+def test_the_drawing_stage_reports_every_frame(tmp_path):
+    from hades.artifacts import load_dataset
+    from hades.render import render_dataset
+
+    seen = []
+    info = render_dataset(
+        load_dataset("zoo:CartPole-v1"),
+        tmp_path / "c.gif",
+        eval_steps=40,
+        max_frames=5,
+        on_frame=lambda d, t: seen.append((d, t)),
+    )
+    assert seen[-1] == (info["frames"], info["frames"]) and {t for _, t in seen} == {info["frames"]}

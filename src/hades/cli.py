@@ -750,6 +750,15 @@ def _cmd_render(args) -> int:
     if args.fps < 1 or args.max_frames < 1:
         raise HadesError(f"--fps and --max-frames must be >= 1 (got {args.fps}, {args.max_frames})")
     ds = load_dataset(args.dataset)
+    bar = {}
+
+    def on_frame(done, total):  # the drawing stage takes longest: a bar over its frames
+        if "b" not in bar:
+            from tqdm import tqdm
+
+            bar["b"] = tqdm(total=total, unit="frame", desc="drawing", file=sys.stderr, leave=False)
+        bar["b"].update(done - bar["b"].n)
+
     info = render_dataset(
         ds,
         _check_output(args.output, args.dataset),
@@ -763,7 +772,10 @@ def _cmd_render(args) -> int:
         fps=args.fps,
         max_frames=args.max_frames,
         progress=_say,
+        on_frame=on_frame,
     )
+    if "b" in bar:
+        bar["b"].close()
     print(json.dumps(info))
     return 0
 

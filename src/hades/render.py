@@ -47,10 +47,11 @@ def render_dataset(
     fps: int = 30,
     max_frames: int = 300,
     progress=None,
+    on_frame=None,
 ) -> dict:
     """Train one policy by BC on ``ds`` with the settings of the run that made it, record one
     episode and draw it into ``output``; ``None`` options take the dataset's run's setting;
-    ``progress(text)`` is told each stage as it starts.
+    ``progress(text)`` is told each stage as it starts, ``on_frame(done, total)`` each drawn frame.
     ``own_init`` (HaDES-F) trains from ``init.safetensors`` beside ``dataset_path``."""
     from hades.bc import make_bc_train
     from hades.envs import make_env
@@ -87,7 +88,7 @@ def render_dataset(
     name = Path(dataset_path).name if dataset_path else "the dataset"
     title = f"{env.name}: policy trained on {name}"
     say(f"drawing {Path(output).name} ({len(rewards)} steps, at most {max_frames} frames)")
-    return animate(env, states, obs, rewards, output, fps=fps, max_frames=max_frames, title=title)
+    return animate(env, states, obs, rewards, output, fps=fps, max_frames=max_frames, title=title, on_frame=on_frame)
 
 
 def record_episode(
@@ -231,8 +232,11 @@ def _rect(x, y, w, h):
     return Rectangle((x, y), w, h, color="C0")
 
 
-def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: int = 300, title: str = "") -> dict:
-    """Draw the recorded episode into ``path`` (.gif, .mp4 or .html); returns what was drawn."""
+def animate(
+    env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: int = 300, title: str = "", on_frame=None
+) -> dict:
+    """Draw the recorded episode into ``path`` (.gif, .mp4 or .html); returns what was drawn.
+    ``on_frame(done, total)`` is told as each frame is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,6 +253,8 @@ def animate(env: Env, states, obs, rewards, path, *, fps: int = 30, max_frames: 
     fig, ax = plt.subplots(figsize=(4.5, 3.6))
 
     def update(k):
+        if on_frame is not None:
+            on_frame(k + 1, len(frames))
         i = frames[k]
         ax.clear()
         draw(ax, i)
