@@ -352,3 +352,24 @@ def test_released_breakout_datasets_retrain_to_the_official_figures(seed, offici
 def test_released_hopper_dataset_retrains_to_the_official_figure():
     s = retrain("hopper_D64_hades-r_seed0.safetensors", "paper-brax", 4, 4, backend="positional")
     assert abs(s["return_mean"] - 1770) <= s["return_ci95"], (s["return_mean"], s["return_ci95"])
+
+
+def test_shipped_statistics_are_checked_against_their_sums(monkeypatch, tmp_path):
+    """The official statistics ship with SHA256SUMS; a changed file is refused in one line."""
+    import shutil
+    from importlib.resources import files
+
+    from hades.errors import HadesError
+    from hades.normalization import official_statistics
+
+    copy = tmp_path / "hades"
+    shutil.copytree(str(files("hades") / "official_stats"), copy / "official_stats")
+    (copy / "official_stats" / "var_Breakout-MinAtar.npy").chmod(0o644)
+    data = bytearray((copy / "official_stats" / "var_Breakout-MinAtar.npy").read_bytes())
+    data[-1] ^= 1
+    (copy / "official_stats" / "var_Breakout-MinAtar.npy").write_bytes(bytes(data))
+    import importlib.resources
+
+    monkeypatch.setattr(importlib.resources, "files", lambda package: copy)
+    with pytest.raises(HadesError, match="SHA256SUMS"):
+        official_statistics("Breakout-MinAtar", (10, 10, 4))

@@ -81,15 +81,24 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
 
 def official_statistics(env_name: str, obs_shape) -> ObsNorm:
     """The official code's stored statistics for ``env_name`` (``Breakout-MinAtar``, ``brax/hopper``)."""
+    import hashlib
+    import io
     from importlib.resources import files
 
     import numpy as np
 
     stem = env_name.removeprefix("brax/")
     folder = files("hades") / "official_stats"
+    sums = dict(line.split()[::-1] for line in (folder / "SHA256SUMS").read_text().splitlines() if line.strip())
     try:
-        with (folder / f"mean_{stem}.npy").open("rb") as fm, (folder / f"var_{stem}.npy").open("rb") as fv:
-            mean, var = np.load(fm, allow_pickle=False), np.load(fv, allow_pickle=False)
+        raw = {}
+        for kind in ("mean", "var"):
+            name = f"{kind}_{stem}.npy"
+            raw[kind] = (folder / name).read_bytes()
+            if hashlib.sha256(raw[kind]).hexdigest() != sums.get(name):
+                raise HadesError(f"hades/official_stats/{name} does not match its SHA256SUMS entry: reinstall hades")
+        mean = np.load(io.BytesIO(raw["mean"]), allow_pickle=False)
+        var = np.load(io.BytesIO(raw["var"]), allow_pickle=False)
     except FileNotFoundError:
         known = sorted(p.name[5:-4] for p in folder.iterdir() if p.name.startswith("mean_"))
         raise HadesError(
