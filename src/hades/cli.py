@@ -65,7 +65,7 @@ TOP_SECTIONS = {
 }  # fmt: skip
 
 
-def _section_of(cls, name: str) -> str:
+def _section_of(name: str) -> str:
     for section, names in TOP_SECTIONS.items():
         if name in names:
             return section
@@ -86,7 +86,7 @@ def _add_options(parser: argparse.ArgumentParser, defaults, skip=(), default_tex
     for f in fields_of(type(defaults)):
         if f.name in skip:
             continue
-        section = owner.get(f.name) or _section_of(type(defaults), f.name)
+        section = owner.get(f.name) or _section_of(f.name)
         if section not in groups:
             groups[section] = parser.add_argument_group(section)
         add = groups[section].add_argument
@@ -136,6 +136,11 @@ def _retrain(args) -> RetrainConfig:
 
 def _given(args, cls, skip=()) -> dict:
     return {f.name: getattr(args, f.name) for f in fields_of(cls) if f.name not in skip and hasattr(args, f.name)}
+
+
+def _progress(args) -> _Progress:
+    """The progress reporter a run command's flags ask for (--quiet, --track, --wandb-*)."""
+    return _Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity))
 
 
 class _Progress:
@@ -252,7 +257,7 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
         cfg,
         out,
         resume=bool(args.resume),
-        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
+        reporter=_progress(args),
     )
     if summary.pop("already_finished", False):
         print(f"hades: {out} already finished all {cfg.generations} generations; nothing was redone", file=sys.stderr)
@@ -288,7 +293,7 @@ def _cmd_sweep_size(args) -> int:
         raise HadesError("--sizes must be >= 1")
     given = {k: v for k, v in _given(args, DistillConfig).items() if k != "dataset_size"}
     report = dict(
-        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
+        reporter=_progress(args),
         on_row=lambda r: print(json.dumps(r), flush=True),
     )
     if args.seeds is not None:
@@ -377,25 +382,35 @@ def _bar(total: int, unit: str):
     return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
+class _Bars:
+    """Progress bars made on first report, one per key (a file, a stage): ``bars(key, done, total)``
+    moves ``key``'s bar to ``done``; ``close()`` ends them all. Quiet: nothing is drawn."""
+
+    def __init__(self, quiet: bool = False, **tqdm_options):
+        self.quiet, self.options, self.bars = quiet, tqdm_options, {}
+
+    def __call__(self, key: str, done: int, total: int | None) -> None:
+        if self.quiet:
+            return
+        if key not in self.bars:
+            from tqdm import tqdm
+
+            self.bars[key] = tqdm(total=total, desc=key, file=sys.stderr, **self.options)
+        self.bars[key].update(done - self.bars[key].n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 def _cmd_data(args) -> int:
     from hades.data import cache_dir, download
 
-    bars: dict = {}
-
-    def progress(name, done, total):
-        if args.quiet:
-            return
-        if name not in bars:
-            from tqdm import tqdm
-
-            bars[name] = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr)
-        bars[name].update(done - bars[name].n)
-
+    bars = _Bars(args.quiet, unit="B", unit_scale=True)
     try:
-        where = download(args.dataset, args.dir or None, progress=progress)
+        where = download(args.dataset, args.dir or None, progress=bars)
     finally:
-        for bar in bars.values():
-            bar.close()
+        bars.close()
     print(
         json.dumps({"dataset": args.dataset, "dir": str(where), "default": str(where) == str(cache_dir(args.dataset))})
     )
@@ -467,7 +482,7 @@ def _cmd_reproduce(args) -> int:
         envs=envs,
         variants=variants,
         seeds=seeds,
-        reporter=_Progress(args.quiet, args.track, (args.wandb_project, args.wandb_entity)),
+        reporter=_progress(args),
         on_cell=on_cell,
     )
     return finish("wrote", TIERS[args.tier].name)
@@ -750,15 +765,7 @@ def _cmd_render(args) -> int:
     if args.fps < 1 or args.max_frames < 1:
         raise HadesError(f"--fps and --max-frames must be >= 1 (got {args.fps}, {args.max_frames})")
     ds = load_dataset(args.dataset)
-    bar = {}
-
-    def on_frame(done, total):  # the drawing stage takes longest: a bar over its frames
-        if "b" not in bar:
-            from tqdm import tqdm
-
-            bar["b"] = tqdm(total=total, unit="frame", desc="drawing", file=sys.stderr, leave=False)
-        bar["b"].update(done - bar["b"].n)
-
+    bars = _Bars(unit="frame", leave=False)  # the drawing stage takes longest: a bar over its frames
     info = render_dataset(
         ds,
         _check_output(args.output, args.dataset),
@@ -772,10 +779,9 @@ def _cmd_render(args) -> int:
         fps=args.fps,
         max_frames=args.max_frames,
         progress=_say,
-        on_frame=on_frame,
+        on_frame=lambda done, total: bars("drawing", done, total),
     )
-    if "b" in bar:
-        bar["b"].close()
+    bars.close()
     print(json.dumps(info))
     return 0
 

@@ -65,12 +65,6 @@ def group_runs(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
     only when every setting but the seed and output-only fields agrees (and, where given, their
     ``length``); settings sharing an environment and method are told apart by the options in
     which they differ (e.g. ``hades-f dataset_size=8``)."""
-    return _groups(summaries)
-
-
-def _groups(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Seeds of one setting together; settings sharing an environment and method are told apart
-    by the options in which they differ (e.g. ``hades-f evolve_bc=True``)."""
     by_setting: dict[str, list[dict]] = {}
     for s in summaries:
         by_setting.setdefault(json.dumps(_setting(s), sort_keys=True, default=str), []).append(s)
@@ -93,7 +87,7 @@ def _mean_ci(values) -> tuple[float, float]:
 
 def table(run_dirs) -> list[dict]:
     """One row per (environment, method): seeds, mean and 95% CI of the final figures."""
-    groups = _groups([read_summary(run_dir) for run_dir in run_dirs])
+    groups = group_runs([read_summary(run_dir) for run_dir in run_dirs])
     rows = []
     for (env, method), runs in groups.items():
         cfg = runs[0].get("config", {})
