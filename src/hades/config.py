@@ -107,11 +107,15 @@ MAX_COUNTS = {
 
 
 def check_bounds(cfg) -> None:
-    """Refuse a seed outside [0, 2^32) and a count above ``MAX_COUNTS`` in any (nested) config."""
+    """Refuse, in any (nested) config, a value outside its field's ``choices``, a seed outside
+    [0, 2^32) and a count above ``MAX_COUNTS``."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
         if dataclasses.is_dataclass(value):
             check_bounds(value)
+        elif choices and value not in choices:
+            raise HadesError(f"unknown {f.name} {value!r}; choose one of {', '.join(map(str, choices))}")
         elif f.name == "seed" and not 0 <= value <= MAX_SEED:
             raise HadesError(f"--seed must be in [0, {MAX_SEED}] (got {value})")
         elif f.name in MAX_COUNTS and value > MAX_COUNTS[f.name]:
@@ -276,10 +280,9 @@ class ESConfig:
             raise HadesError(f"--sigma-limit must be in [0, --sigma] (got {self.sigma_limit})")
         if not (math.isfinite(self.es_adam_b1) and 0 <= self.es_adam_b1 < 1):
             raise HadesError(f"--es-adam-b1 must be in [0, 1) (got {self.es_adam_b1})")
-        if self.es_rank_ties not in RANK_TIES:
-            raise HadesError(f"unknown es_rank_ties {self.es_rank_ties!r}; choose one of {', '.join(RANK_TIES)}")
         if not (math.isfinite(self.es_temperature) and self.es_temperature >= 0):
             raise HadesError(f"--es-temperature must be a finite number >= 0 (got {self.es_temperature})")
+        check_bounds(self)  # choices (es_rank_ties, ...)
         return self
 
 
@@ -546,16 +549,7 @@ class DistillConfig:
             raise HadesError(f"--obs-std-floor must be a finite number > 0 (got {self.obs_std_floor})")
         if not (math.isfinite(self.init_scale) and self.init_scale >= 0):
             raise HadesError(f"--init-scale must be a finite number >= 0 (got {self.init_scale})")
-        for name, value, choices in (
-            ("policy_init", self.policy.policy_init, POLICY_INITS),
-            ("fixed_fitness", self.fixed_fitness, FIXED_FITNESSES),
-            ("direct_init", self.direct_init, DIRECT_INITS),
-            ("label_layout", self.label_layout, LABEL_LAYOUTS),
-            ("learner_env_keys", self.learner_env_keys, LEARNER_ENV_KEYS),
-        ):
-            if value not in choices:
-                raise HadesError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-        check_bounds(self)
+        check_bounds(self)  # choices (policy_init, fixed_fitness, label_layout, ...), seed, counts
         return self
 
 
