@@ -82,7 +82,7 @@ def test_forged_artifact_fields_are_refused_by_train_and_show(tmp_path, change, 
     if "obs_std" in change.get("tensors", {}) and "obs_std" not in t:
         change["tensors"]["obs_mean"] = np.zeros(4, np.float32)
     bad = forge(CARTPOLE, tmp_path / "bad.safetensors", **change)
-    for command in (["train", bad, "--seeds", "1", "--episodes", "1"], ["show", bad, "-o", tmp_path / "x.png"]):
+    for command in (["train", bad, "--policies", "1", "--episodes", "1"], ["show", bad, "-o", tmp_path / "x.png"]):
         assert says in one_line_error(cli(*command)), command
     assert not (tmp_path / "x.png").exists()
 
@@ -281,7 +281,7 @@ def test_random_mutations_end_in_a_result_or_one_line(tmp_path, count, seed):
         t0 = time.time()
         for command in (
             ["show", path, "-o", tmp_path / "out.png"],
-            ["train", path, "--seeds", "1", "--episodes", "1", "--eval-steps", "20", "--bc-steps", "5"],
+            ["train", path, "--policies", "1", "--episodes", "1", "--eval-steps", "20", "--bc-steps", "5"],
         ):
             out = cli(*command)
             assert out.returncode in (0, 2), (kind, change, out.returncode, out.stderr[-1500:])

@@ -75,7 +75,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert json.loads(proc.stdout)["out"] == str(out)
     ds = out / "dataset.safetensors"
 
-    proc = hades("train", ds, "--seeds", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
+    proc = hades("train", ds, "--policies", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert len(result["returns_per_policy"]) == 2 and result["episodes"] == 4 and result["init"] == "fresh"
@@ -83,7 +83,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["episode_length_max"] <= 20 and 1 <= result["distinct_episodes"] <= 4
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
 
-    proc = hades("train", ds, "--preset", "paper-brax", "--seeds", 1, "--episodes", 1, "--eval-steps", 20)
+    proc = hades("train", ds, "--preset", "paper-brax", "--policies", 1, "--episodes", 1, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact
     assert result["policy"] == {
@@ -114,7 +114,7 @@ def test_hades_f_trains_from_its_own_init(tmp_path):
     assert hades("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
     f_ds = f_out / "dataset.safetensors"
     assert (f_out / "init.safetensors").is_file()  # the init the dataset is tied to, saved
-    proc = hades("train", f_ds, "--own-init", "--seeds", 2, "--episodes", 2, "--eval-steps", 20)
+    proc = hades("train", f_ds, "--own-init", "--policies", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["policy"]["width"] == 16 and result["init"] == "own"  # the run's own architecture and init

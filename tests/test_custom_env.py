@@ -101,10 +101,10 @@ def test_command_line_reference_distils_and_artifacts_rebuild_it(tmp_path):
     assert json.loads(proc.stdout)["final_return_mean"] > 0.9
     dataset = tmp_path / "run" / "dataset.safetensors"
     # the artifact names the code; only the user's own --env lets hades import it
-    refused = hades("train", dataset, "--seeds", 2, "--episodes", 2, env=env)
+    refused = hades("train", dataset, "--policies", 2, "--episodes", 2, env=env)
     assert refused.returncode == 2 and f"pass --env {ref}" in refused.stderr, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    train = hades("train", dataset, "--env", ref, "--seeds", 2, "--episodes", 2, env=env)
+    train = hades("train", dataset, "--env", ref, "--policies", 2, "--episodes", 2, env=env)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["env"] == ref and json.loads(train.stdout)["return_mean"] > 0.9
     render = hades("render", dataset, "--env", ref, "-o", tmp_path / "c.gif", "--max-frames", 5, env=env)

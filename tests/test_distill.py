@@ -96,7 +96,7 @@ def test_evolved_bc_hyperparameters_are_genes_and_stored(tmp_path, tiny_config):
             "hades.cli",
             "train",
             str(tmp_path / "r" / "dataset.safetensors"),
-            "--seeds",
+            "--policies",
             "1",
             "--episodes",
             "1",

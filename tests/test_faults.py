@@ -205,7 +205,7 @@ def test_train_refuses_broken_normalisation(tmp_path, field, value):
     import dataclasses
 
     save_dataset(tmp_path / "d.safetensors", dataclasses.replace(ds, **stats))
-    assert field in one_line_error(cli("train", tmp_path / "d.safetensors", "--seeds", "1", "--episodes", "1"))
+    assert field in one_line_error(cli("train", tmp_path / "d.safetensors", "--policies", "1", "--episodes", "1"))
 
 
 def test_a_non_finite_state_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, monkeypatch):

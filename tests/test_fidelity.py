@@ -342,7 +342,7 @@ def retrain(name, preset, seeds, episodes, **env):
 
 @pytest.mark.parametrize("seed, official", [(0, 10.7), (1, 12.0)])
 def test_released_breakout_datasets_retrain_to_the_official_figures(seed, official):
-    """`hades train DATASET --preset paper-minatar --seeds 8 --episodes 8 --seed 1000` against the
+    """`hades train DATASET --preset paper-minatar --policies 8 --episodes 8 --seed 1000` against the
     official retrain script's figure (fresh inits; docs/fidelity.md)."""
     s = retrain(f"breakout_D16_hades-r_seed{seed}.safetensors", "paper-minatar", 8, 8)
     assert abs(s["return_mean"] - official) <= s["return_ci95"], (s["return_mean"], s["return_ci95"], official)

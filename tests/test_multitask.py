@@ -12,7 +12,7 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
     a_path, b_path = DATA / "cartpole_hades_r.safetensors", DATA / "breakout_hades_f.safetensors"
     out = tmp_path / "m.safetensors"
     proc = hades(
-        "merge", a_path, b_path, "-o", out, "--evaluate", "--seeds", "2", "--episodes", "2", "--eval-steps", "100"
+        "merge", a_path, b_path, "-o", out, "--evaluate", "--policies", "2", "--episodes", "2", "--eval-steps", "100"
     )
     assert proc.returncode == 0, proc.stderr
     a, b, m = load_dataset(a_path), load_dataset(b_path), load_dataset(out)

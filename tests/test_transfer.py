@@ -19,7 +19,7 @@ def test_transfer_sweep_writes_every_result(tmp_path):
         "1e-3,1e-2",
         "--epochs",
         "20,100",
-        "--seeds",
+        "--policies",
         "1",
         "--episodes",
         "2",
@@ -84,7 +84,7 @@ def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):
     )
     ds = load_dataset(DATA / "cartpole_hades_r.safetensors")
     rows = transfer.transfer_sweep(
-        ds, [8], [1e-2], [100], seeds=2, episodes=2, depths=[1, 3], activations=["relu", "gelu"]
+        ds, [8], [1e-2], [100], policies=2, episodes=2, depths=[1, 3], activations=["relu", "gelu"]
     )
     assert [(p.width, p.activation, p.depth) for p in built] == [
         (8, "relu", 1),
@@ -105,7 +105,7 @@ def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):
         "1e-2",
         "--epochs",
         "10",
-        "--seeds",
+        "--policies",
         "1",
         "--episodes",
         "1",

@@ -78,3 +78,19 @@ def test_wandb_project_comes_from_the_flag_or_the_environment(monkeypatch, tmp_p
     monkeypatch.setenv("WANDB_PROJECT", "from-env")
     hades.tracking.Tracker("wandb", tmp_path, {}, "run")
     assert seen["project"] == "from-env"
+
+
+def test_seeds_always_names_run_seeds_and_policies_counts_fresh_policies():
+    # --seeds is a list of run seeds wherever it is accepted; the number of fresh policies that
+    # train / transfer / merge retrain is --policies, and the old spelling says so in one line
+    train_help = " ".join(cli("train", "--help").stdout.split())
+    assert "--policies POLICIES fresh policies trained per setting" in train_help and "--seeds" not in train_help
+    for command in ("reproduce", "sweep-size", "tune"):
+        assert "comma-separated" in " ".join(cli(command, "--help").stdout.split()).split("--seeds SEEDS ")[-1][:60], (
+            command
+        )
+    listed = cli("train", "zoo:CartPole-v1", "--seeds", "0,1,2")
+    assert listed.returncode == 2 and "--policies N" in listed.stderr and len(listed.stderr.strip().splitlines()) == 1
+    old = cli("train", "zoo:CartPole-v1", "--seeds", "1", "--episodes", "1", "--eval-steps", "10")
+    assert old.returncode == 0 and "is now --policies N" in old.stderr
+    assert len(json.loads(old.stdout)["returns_per_policy"]) == 1

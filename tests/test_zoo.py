@@ -74,7 +74,7 @@ def test_every_card_is_what_its_command_measures(name):
 def test_zoo_names_on_the_command_line(tmp_path):
     listing = cli("zoo")
     assert listing.returncode == 0 and all(name in listing.stdout for name in CARDS)
-    train = hades("train", "zoo:CartPole-v1", "--seeds", 1, "--episodes", 1)
+    train = hades("train", "zoo:CartPole-v1", "--policies", 1, "--episodes", 1)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["env"] == "CartPole-v1"
     show = hades("show", "zoo:CartPole-v1", cwd=tmp_path)

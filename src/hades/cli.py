@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from hades.config import (
     make_image_config,
     replace_flat,
 )
-from hades.errors import HadesError
+from hades.errors import HadesError, HadesWarning
 
 # options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
 # one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
@@ -128,9 +129,23 @@ def _add_retrain_options(parser: argparse.ArgumentParser, **defaults) -> None:
         default = getattr(cfg, f.name)
         help_ = f"{f.metadata['help']} (default: {default})"
         parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=default, help=help_)
+    # hades < 0.4 spelled --policies as --seeds; --seeds now always names run seeds (reproduce,
+    # sweep-size, tune), so the old spelling is read as a count with a one-line note
+    parser.add_argument("--seeds", dest="legacy_seeds", help=argparse.SUPPRESS)
 
 
 def _retrain(args) -> RetrainConfig:
+    """The retraining settings of a train / transfer / merge command, validated."""
+    if args.legacy_seeds is not None:
+        if not args.legacy_seeds.strip().isdigit():
+            raise HadesError(
+                f"{args.command}: the number of fresh policies is --policies N (--seeds names run seeds, "
+                f"in reproduce, sweep-size and tune; got --seeds {args.legacy_seeds!r})"
+            )
+        warnings.warn(
+            f"{args.command} --seeds N is now --policies N (the number of fresh policies)", HadesWarning, stacklevel=1
+        )
+        args.policies = int(args.legacy_seeds)
     return RetrainConfig(**{f.name: getattr(args, f.name) for f in fields_of(RetrainConfig)}).validate()
 
 
@@ -299,9 +314,7 @@ def _cmd_sweep_size(args) -> int:
     if args.seeds is not None:
         if "seed" in given:
             raise HadesError("give --seed or --seeds, not both")
-        seeds = _floats(args.seeds, "seeds", int)
-        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise HadesError("--seeds must be distinct seeds >= 0")
+        seeds = _seed_list(args.seeds)
         by_seed = {s: [make_config(args.preset, **given, seed=s, dataset_size=n) for n in sizes] for s in seeds}
         configs = by_seed[seeds[0]]  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep")
@@ -342,10 +355,7 @@ def _cmd_tune(args) -> int:
     from hades.tune import report_markdown, tune
 
     methods = [m.strip() for m in args.variants.split(",") if m.strip()]
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    except ValueError:
-        raise HadesError(f"--seeds takes comma-separated integers (got {args.seeds!r})") from None
+    seeds = tuple(_seed_list(args.seeds))
     out = Path(args.out or f"runs/tune-{args.preset or 'default'}")
     overrides = _given(args, DistillConfig, skip=("variant", "seed", "env"))
     total = args.trials * len(methods)
@@ -448,7 +458,7 @@ def _cmd_reproduce(args) -> int:
         return finish("rewrote", rewrite_results(out)["tier"])
     envs = args.envs.split(",") if args.envs else None
     variants = args.variants.split(",") if args.variants else None
-    seeds = _floats(args.seeds, "seeds", int) if args.seeds else None
+    seeds = _seed_list(args.seeds) if args.seeds else None
     cells = plan(args.tier, envs, variants, seeds)  # refuses bad input before anything runs
     if args.plan:
         for c in cells:
@@ -505,7 +515,7 @@ def _cmd_train(args) -> int:
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
-    _retrain(args)
+    retrain = _retrain(args)
     init = own_init_params(_resolved(args.dataset), ds, policy_cfg) if args.own_init else None
     actions = args.actions or base.actions
     backend = args.backend or base.backend
@@ -513,17 +523,17 @@ def _cmd_train(args) -> int:
     check_dataset(ds, env)  # a dataset that does not fit is refused before any work
     t0 = time.perf_counter()
     _say(
-        f"training {args.seeds} {'own-init' if args.own_init else 'fresh'} policies by BC "
+        f"training {retrain.policies} {'own-init' if args.own_init else 'fresh'} policies by BC "
         f"and running {args.episodes} episodes each"
     )
     rollouts = train_and_evaluate(
         ds,
         policy_cfg,
         bc_cfg,
-        num_policies=args.seeds,
-        episodes=args.episodes,
-        eval_steps=args.eval_steps,
-        seed=args.seed,
+        num_policies=retrain.policies,
+        episodes=retrain.episodes,
+        eval_steps=retrain.eval_steps,
+        seed=retrain.seed,
         env_name=args.env,
         init_params=init,
         backend=backend,
@@ -644,6 +654,15 @@ def _floats(text: str, name: str, kind=float, positive: bool = False) -> list:
     return values
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds``: the run seeds a grid, sweep or study runs, comma-separated, distinct, >= 0
+    (the one meaning of --seeds; retraining commands count fresh policies with --policies)."""
+    seeds = _floats(text, "seeds", int)
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise HadesError(f"--seeds takes distinct comma-separated seeds >= 0 (got {text!r})")
+    return seeds
+
+
 def _cmd_transfer(args) -> int:
     from hades.artifacts import load_dataset
     from hades.plots import transfer_figure
@@ -655,7 +674,7 @@ def _cmd_transfer(args) -> int:
     depths = _floats(args.depths, "depths", int) if args.depths else None
     activations = [a.strip() for a in args.activations.split(",") if a.strip()] if args.activations else None
     check_architectures(depths, activations)  # before any progress line
-    _retrain(args)
+    retrain = _retrain(args)
     labels = (
         args.labels.split(",")
         if args.labels
@@ -678,7 +697,7 @@ def _cmd_transfer(args) -> int:
             settings = args.sample or len(lrs) * len(epochs)
             archs = len(widths) * len(depths or [0]) * len(activations or [0])
             _say(
-                f"{label}: {archs} architectures x {settings} (lr, steps) settings x {args.seeds} seeds "
+                f"{label}: {archs} architectures x {settings} (lr, steps) settings x {retrain.policies} policies "
                 "(each architecture compiles once)"
             )
 
@@ -696,11 +715,11 @@ def _cmd_transfer(args) -> int:
             widths,
             lrs,
             epochs,
-            seeds=args.seeds,
+            policies=retrain.policies,
             sample=args.sample,
-            episodes=args.episodes,
-            eval_steps=args.eval_steps,
-            seed=args.seed,
+            episodes=retrain.episodes,
+            eval_steps=retrain.eval_steps,
+            seed=retrain.seed,
             depths=depths,
             activations=activations,
             progress=progress,
@@ -731,7 +750,7 @@ def _cmd_merge(args) -> int:
     print(f"wrote {out}: {merged.size} states of {merged.states.shape[1]} features ({merged.env})", file=sys.stderr)
     if not args.evaluate:
         return 0
-    _retrain(args)
+    retrain = _retrain(args)
     base = run_config(a)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
@@ -741,10 +760,10 @@ def _cmd_merge(args) -> int:
         merged,
         policy_cfg,
         bc_cfg,
-        num_policies=args.seeds,
-        episodes=args.episodes,
-        eval_steps=args.eval_steps,
-        seed=args.seed,
+        num_policies=retrain.policies,
+        episodes=retrain.episodes,
+        eval_steps=retrain.eval_steps,
+        seed=retrain.seed,
         actions=base.actions,
         progress=_say,
     )
@@ -1106,7 +1125,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         "options default to the settings the dataset was evolved with.",
     )
     t.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME (see `hades zoo`)")
-    _add_retrain_options(t, seeds=5, episodes=10)
+    _add_retrain_options(t, policies=5, episodes=10)
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
     t.add_argument(
@@ -1131,7 +1150,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         "transfer",
         help="train many fresh policies per width (activation, depth), learning rate and epochs on datasets",
         description="Transfer sweep (paper Fig. 4): for every width (x activation x depth), train policies "
-        "over a grid (or --sample random draws) of BC learning rates and epochs, --seeds each, in one "
+        "over a grid (or --sample random draws) of BC learning rates and epochs, --policies each, in one "
         "compiled call per architecture; write transfer.json, transfer.csv and transfer.png "
         "into --out. Several datasets are compared side by side.",
     )
@@ -1162,7 +1181,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         help="instead of the grid, this many random (log-uniform lr, uniform epochs) draws per width "
         "(default: 0, the grid)",
     )
-    _add_retrain_options(tr, seeds=2, episodes=5)  # --seeds: policies per (learning rate, epochs) pair
+    _add_retrain_options(tr, policies=2, episodes=5)  # policies per (learning rate, epochs) pair
     tr.add_argument("-o", "--out", default="transfer", help="output directory (default: transfer)")
     tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
     mg = sub.add_parser(
@@ -1177,7 +1196,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     mg.add_argument("b", help="second dataset.safetensors (or zoo:NAME)")
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
-    _add_retrain_options(mg, seeds=5, episodes=10)
+    _add_retrain_options(mg, policies=5, episodes=10)
     _add_options(mg, PolicyConfig(), default_text="the first dataset's run's setting")
     _add_options(mg, BCConfig(), default_text="the first dataset's run's setting")
     rd = sub.add_parser(
@@ -1269,10 +1288,6 @@ def _close_bars() -> None:
 
 def _one_line_warnings() -> None:
     """hades' own warnings as one line each (``hades: warning: ...``), the rest as Python shows them."""
-    import warnings
-
-    from hades.errors import HadesWarning
-
     show = warnings.showwarning
 
     def one_line(message, category, filename, lineno, file=None, line=None):

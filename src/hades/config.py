@@ -201,14 +201,14 @@ class RetrainConfig:
     """How ``train``, ``transfer`` and ``merge`` train and evaluate fresh policies on a dataset
     (the evaluation protocol: whole episodes unless capped, and a capped result says so)."""
 
-    seeds: int = knob(5, "policies trained per setting (fresh initialisations)")
+    policies: int = knob(5, "fresh policies trained per setting (each its own initialisation)")
     episodes: int = knob(10, "evaluation episodes per policy")
     eval_steps: int = knob(0, "step cap per episode (0: whole episodes; a capped result says so)")
     seed: int = knob(0, "random seed")
 
     def validate(self) -> RetrainConfig:
-        if self.seeds < 1 or self.episodes < 1 or self.eval_steps < 0:
-            raise HadesError("--seeds and --episodes must be >= 1, --eval-steps >= 0")
+        if self.policies < 1 or self.episodes < 1 or self.eval_steps < 0:
+            raise HadesError("--policies and --episodes must be >= 1, --eval-steps >= 0")
         check_bounds(self)
         return self
 

@@ -1,7 +1,7 @@
 """Transfer sweeps (paper Fig. 4): does a dataset train policies other than the one it was evolved for?
 
 For every architecture (width x activation x depth), ``transfer_sweep`` trains fresh policies over a
-grid (or a random sample) of BC learning rates and step counts ("epochs"), several seeds each, and
+grid (or a random sample) of BC learning rates and step counts ("epochs"), several policies each, and
 rolls each out. A whole architecture group trains in ONE compiled, vmapped call: the learning rate
 and step count are traced values (``bc.make_bc_train``), the scan runs the group's largest step
 count and each policy stops at its own.
@@ -25,14 +25,14 @@ DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # three orders of magn
 DEFAULT_EPOCHS = (100, 200, 300, 400, 500)
 
 
-def settings(lrs, epochs, seeds: int, sample: int, rng: np.random.Generator) -> list[tuple[float, int, int]]:
-    """(lr, steps, seed index) per policy: the full grid x seeds, or ``sample`` random draws
+def settings(lrs, epochs, policies: int, sample: int, rng: np.random.Generator) -> list[tuple[float, int, int]]:
+    """(lr, steps, seed index) per policy: the full grid x ``policies``, or ``sample`` random draws
     (log-uniform learning rate, uniform steps, over the ranges the lists span)."""
     if sample:
         lr = np.exp(rng.uniform(np.log(min(lrs)), np.log(max(lrs)), sample))
         steps = rng.integers(min(epochs), max(epochs) + 1, sample)
         return [(float(a), int(b), i) for i, (a, b) in enumerate(zip(lr, steps))]
-    return [(float(a), int(b), s) for a, b, s in itertools.product(lrs, epochs, range(seeds))]
+    return [(float(a), int(b), s) for a, b, s in itertools.product(lrs, epochs, range(policies))]
 
 
 def transfer_sweep(
@@ -41,7 +41,7 @@ def transfer_sweep(
     lrs=DEFAULT_LRS,
     epochs=DEFAULT_EPOCHS,
     *,
-    seeds: int = 2,
+    policies: int = 2,
     sample: int = 0,
     episodes: int = 5,
     eval_steps: int = 0,
@@ -56,12 +56,12 @@ def transfer_sweep(
     if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
     check_architectures(depths, activations)
-    if seeds < 1 or episodes < 1 or sample < 0:
-        raise HadesError("--seeds and --episodes must be >= 1, --sample >= 0")
+    if policies < 1 or episodes < 1 or sample < 0:
+        raise HadesError("--policies and --episodes must be >= 1, --sample >= 0")
     base = run_config(ds)
     env = make_env(ds.env, backend or base.backend)
     rng = np.random.default_rng(seed)
-    plan = settings(lrs, epochs, seeds, sample, rng)
+    plan = settings(lrs, epochs, policies, sample, rng)
     rows = []
     groups = itertools.product(widths, activations or [base.policy.activation], depths or [base.policy.depth])
     for w, (width, activation, depth) in enumerate(groups):
