@@ -92,3 +92,25 @@ def test_wide_presets_are_the_learners_experiments_hades_r_wide(wide, base):
     # docs/experiments.md section 0 measured these as `--preset BASE --variant hades-r --learners wide`
     assert make_config(wide) == make_config(base, variant="hades-r", learners="wide")
     assert make_config(wide).learner.learners == "wide" and make_config(wide).variant == "hades-r"
+
+
+@pytest.mark.parametrize(
+    "cpu, paper, departures",
+    [
+        ("breakout", "paper-minatar", {"sigma"}),
+        ("space-invaders", "paper-minatar", {"sigma"}),
+        ("freeway", "paper-minatar", {"sigma"}),
+        ("hopper", "paper-brax", {"backend"}),
+        ("humanoid", "paper-brax", {"backend"}),
+    ],
+)
+def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, paper, departures):
+    # the inner loop stays the paper's; what differs is the outer budget (population, generations,
+    # fitness episodes), the width the CPU can afford, and settings docs/reproduction.md justifies
+    from hades.config import CPU_OUTER_BUDGET, PRESETS, flatten
+
+    env = PRESETS[cpu]["env"]
+    a, b = flatten(make_config(cpu).to_dict()), flatten(make_config(paper, env=env).to_dict())
+    differ = {k for k in a if a[k] != b[k]}
+    assert differ <= set(CPU_OUTER_BUDGET) | departures | {"eval_policies"}, differ
+    assert {"bc_steps", "bc_lr", "bc_anneal", "bc_adam_eps", "bc_max_grad_norm", "init_scale"}.isdisjoint(differ)

@@ -16,7 +16,7 @@ def test_help_is_in_sections_and_shows_the_presets_values():
         assert f"\n{section}\n" in plain, section
     assert "BC full-batch gradient steps (the paper's 'epochs') (default: 100)" in " ".join(plain.split())
     breakout = " ".join(cli("distill", "--preset", "breakout", "--help").stdout.split())
-    assert "(default: 16)" in breakout.split("--bc-steps INT BC full-batch")[1][:80] and "preset breakout" in breakout
+    assert "(default: 64)" in breakout.split("--bc-steps INT BC full-batch")[1][:80] and "preset breakout" in breakout
 
 
 @pytest.mark.parametrize(

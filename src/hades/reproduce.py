@@ -9,8 +9,9 @@ the random-policy return, the budget, wall time and the paper's number) and
 
 Tiers:
 - ``smoke``: a few seconds per cell, to check the grid runs end to end (its numbers mean nothing).
-- ``cpu``: the per-environment CPU presets (``hades presets``), Brax on spring physics and
-  fewer generations, sized so the whole grid runs on a 2-core machine in hours, not days.
+- ``cpu``: the per-environment CPU presets (``hades presets``: the paper-* presets' inner loop
+  with the outer budget scaled and width 64), Brax on spring physics and fewer generations, sized
+  so the whole grid runs on a 2-core machine in hours, not days.
 - ``gpu``: the paper-* presets (the official code's settings) with fewer generations, sized by
   estimate for about an hour per environment on one accelerator.
 - ``paper``: the paper-* presets at the paper's full budget.
@@ -98,8 +99,8 @@ TIERS = {
     ),
     "cpu": Tier(
         "cpu",
-        "CPU presets: MinAtar population 128 x 200 generations (width 64); Brax spring physics, "
-        "population 64 x 60 generations (width 64, 16 states)",
+        "CPU presets (the paper-* presets' inner loop, the outer budget scaled, width 64): MinAtar "
+        "population 128 x 200 generations; Brax spring physics, population 64 x 60 generations",
         minatar=(None, {}),
         brax=(None, {"generations": 60}),
     ),
