@@ -7,10 +7,11 @@ import pytest
 
 from hades.config import PolicyConfig
 from hades.envs import Env, make_env
-from hades.evaluation import ci95, random_policy_return, summarize
+from hades.evaluation import random_policy_return, summarize
 from hades.normalization import ObsNorm, RolloutStats
 from hades.policies import make_policy
 from hades.rollout import distinct_episodes, episode_cap, make_rollout, random_rollout
+from hades.stats import ci95
 
 
 def endless_env(limit: int) -> Env:
@@ -150,3 +151,9 @@ def test_fixed_length_rollouts_run_through_episode_boundaries():
     assert fixed.returns.tolist() == [7.0, 7.0]  # the mean of the 4 completed episodes, not their sum
     short = jax.jit(make_rollout(env, policy, 2, max_steps=5, fixed_length=True))(params, jax.random.PRNGKey(1), norm)
     assert short.returns.tolist() == [5.0, 5.0]  # none completed: the partial return, never 0
+
+
+def test_ci95_uses_student_t_at_every_sample_size():
+    # the t quantile at 63 degrees of freedom is 1.998, not the normal 1.96 (2% wider)
+    v = np.arange(64.0)
+    assert ci95(v) == pytest.approx(1.99834 * v.std(ddof=1) / 8, rel=1e-4)

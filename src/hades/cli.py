@@ -906,11 +906,13 @@ def _cmd_plot(args) -> int:
 
 def _cmd_table(args) -> int:
     from hades.artifacts import atomic_write
-    from hades.report import markdown, table
+    from hades.report import aggregate_section, markdown, table
 
     rows = table(args.runs)
-    text = markdown(rows)
-    print(text, end="")
+    print(markdown(rows), end="")
+    _, aggregates = aggregate_section(rows)
+    if aggregates:
+        print("\n" + aggregates, end="")
     if args.json:
         atomic_write(args.json, json.dumps(rows, indent=1))
         print(f"wrote {args.json}", file=sys.stderr)

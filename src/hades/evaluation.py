@@ -18,7 +18,6 @@ policies by BC (vmapped: one compiled call) and rolls each out for ``episodes`` 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import jax
@@ -34,49 +33,7 @@ from hades.errors import HadesError
 from hades.normalization import ObsNorm
 from hades.policies import make_policy, param_count
 from hades.rollout import Rollouts, distinct_episodes, episode_cap, make_rollout, random_rollout
-
-# two-sided 95% Student t quantiles by degrees of freedom (1..30); normal beyond
-_T95 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-
-
-def ci95(values) -> float:
-    """Half-width of the 95% confidence interval of the mean of ``values`` (Student t); nan for one value."""
-    v = np.asarray(values, np.float64).ravel()
-    if v.size < 2:
-        return float("nan")
-    t = _T95[v.size - 2] if v.size - 1 <= len(_T95) else 1.960
-    return float(t * v.std(ddof=1) / math.sqrt(v.size))
+from hades.stats import ci95
 
 
 def summarize(r: Rollouts, env: Env, max_steps: int = 0, prefix: str = "") -> dict:

@@ -25,8 +25,9 @@ from hades.config import BCConfig, PolicyConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.evaluation import ci95, evaluate_policies, input_norm, train_and_evaluate
+from hades.evaluation import evaluate_policies, input_norm, train_and_evaluate
 from hades.policies import Policy, make_policy
+from hades.stats import ci95
 
 
 def _stats(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -107,7 +107,7 @@ def curve_panels(
     Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
 
-    from hades.evaluation import ci95
+    from hades.stats import ci95
 
     plt = _plt()
     n = len(panels)

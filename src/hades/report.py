@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hades.errors import HadesError
-from hades.evaluation import ci95
+from hades.stats import mean_ci
 
 
 def read_summary(run_dir) -> dict:
@@ -80,11 +80,6 @@ def group_runs(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
-def _mean_ci(values) -> tuple[float, float]:
-    v = [x for x in values if x is not None]
-    return (float(np.mean(v)), ci95(v)) if v else (float("nan"), float("nan"))
-
-
 def table(run_dirs) -> list[dict]:
     """One row per (environment, method): seeds, mean and 95% CI of the final figures."""
     groups = group_runs([read_summary(run_dir) for run_dir in run_dirs])
@@ -101,12 +96,12 @@ def table(run_dirs) -> list[dict]:
             "wall_seconds_mean": float(np.mean([r.get("wall_seconds", np.nan) for r in runs])),
         }
         if method.endswith("images"):
-            row["accuracy_mean"], row["accuracy_ci95"] = _mean_ci([r.get("final_accuracy_mean") for r in runs])
+            row["accuracy_mean"], row["accuracy_ci95"] = mean_ci([r.get("final_accuracy_mean") for r in runs])
             row["class_mean_accuracy"] = float(np.mean([r.get("class_mean_accuracy_mean", np.nan) for r in runs]))
         else:
-            row["return_mean"], row["return_ci95"] = _mean_ci([r.get("final_return_mean") for r in runs])
+            row["return_mean"], row["return_ci95"] = mean_ci([r.get("final_return_mean") for r in runs])
             if method.startswith("hades-f"):
-                row["own_init_return_mean"], row["own_init_return_ci95"] = _mean_ci(
+                row["own_init_return_mean"], row["own_init_return_ci95"] = mean_ci(
                     [r.get("final_own_init_return_mean") for r in runs]
                 )
             row["random_return_mean"] = float(np.mean([r.get("random_return_mean", np.nan) for r in runs]))
@@ -116,6 +111,23 @@ def table(run_dirs) -> list[dict]:
         row["per_seed"] = [r.get("final_accuracy_mean", r.get("final_return_mean")) for r in runs]
         rows.append(row)
     return rows
+
+
+def aggregate_section(rows: list[dict]) -> tuple[dict | None, str]:
+    """Cross-environment aggregates of RL rows (``hades.aggregate``: IQM and probability of
+    improvement with stratified-bootstrap intervals) and their Markdown; where rows span one
+    environment, nothing; where rliable is not installed, a one-line note saying how to get it."""
+    rl = [r for r in rows if r.get("return_mean") is not None and np.isfinite(r["return_mean"])]
+    if len({r["env"] for r in rl}) < 2:
+        return None, ""
+    from hades.aggregate import aggregates
+    from hades.aggregate import markdown as aggregate_markdown
+
+    try:
+        agg = aggregates(rl)
+    except HadesError as e:
+        return None, f"(no cross-environment aggregates: {e})\n"
+    return agg, aggregate_markdown(agg)
 
 
 def number(x, digits: int = 3) -> str:

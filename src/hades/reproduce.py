@@ -28,7 +28,7 @@ import numpy as np
 from hades.artifacts import atomic_write
 from hades.config import VARIANTS, make_config
 from hades.errors import HadesError
-from hades.report import number, pm, table
+from hades.report import aggregate_section, number, pm, table
 from hades.runs import CHECKPOINT, Reporter, read_metrics, run
 
 MINATAR_PRESETS = {
@@ -334,9 +334,12 @@ def write_results(out_dir, tier: str) -> dict:
     cells = collect(out)  # read once for the rows and the command
     rows = results(out, tier, cells)
     command = grid_command(out, tier, cells)
+    agg, agg_text = aggregate_section(rows)
     result = {"tier": tier, "description": TIERS[tier].description, "command": command, "rows": rows}
+    if agg:
+        result["aggregates"] = agg
     atomic_write(out / "reproduction.json", json.dumps(result, indent=1))
-    atomic_write(out / "reproduction.md", markdown(rows, tier, command))
+    atomic_write(out / "reproduction.md", markdown(rows, tier, command) + ("\n" + agg_text if agg_text else ""))
     return result
 
 

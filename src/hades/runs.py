@@ -438,7 +438,7 @@ def size_sweep_seeds(configs_by_seed: dict[int, list], out_dir, *, reporter: Rep
     :func:`size_sweep`), then per size the mean over seeds of the final return with its 95%
     t interval over seeds (and of HaDES-F's own-init return and the random policy's), written to
     ``out_dir/size_sweep.json``. Returns the aggregated rows."""
-    from hades.evaluation import ci95  # deferred: evaluation imports the environment adapters
+    from hades.stats import ci95
 
     out = Path(out_dir)
     per_seed = {
