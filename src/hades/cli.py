@@ -392,6 +392,51 @@ def _bar(total: int, unit: str):
     return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
+class _Stages:
+    """A progress bar over the stages of work done in single compiled calls (train, merge
+    --evaluate, transfer): ``stages(text)`` ends the previous stage and starts ``text``; the
+    elapsed time ticks every second while a stage runs (nothing inside a compiled call can report
+    finer progress). Quiet: nothing is drawn."""
+
+    def __init__(self, total: int, quiet: bool = False, unit: str = "stage"):
+        self.bar, self.stop = None, None
+        if quiet:
+            return
+        import threading
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, desc="hades")
+        self.stop = threading.Event()
+        self.started = False
+
+        def tick():
+            while not self.stop.wait(1.0):
+                self.bar.refresh()
+
+        threading.Thread(target=tick, daemon=True).start()
+
+    def __call__(self, text: str) -> None:
+        if self.bar is None:
+            return
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description_str(text)
+
+    def write(self, line: str) -> None:
+        """A line above the bar (none when quiet)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.stop.set()
+            if self.started:
+                self.bar.update(1)
+            self.bar.close()
+
+
 class _Bars:
     """Progress bars made on first report, one per key (a file, a stage): ``bars(key, done, total)``
     moves ``key``'s bar to ``done``; ``close()`` ends them all. Quiet: nothing is drawn."""
@@ -522,9 +567,10 @@ def _cmd_train(args) -> int:
     env = make_env(args.env or ds.env, backend)
     check_dataset(ds, env)  # a dataset that does not fit is refused before any work
     t0 = time.perf_counter()
-    _say(
-        f"training {retrain.policies} {'own-init' if args.own_init else 'fresh'} policies by BC "
-        f"and running {args.episodes} episodes each"
+    stages = _Stages(1, args.quiet)
+    stages(
+        f"training {retrain.policies} {'own-init' if args.own_init else 'fresh'} policies by BC, "
+        f"{retrain.episodes} episodes each"
     )
     rollouts = train_and_evaluate(
         ds,
@@ -539,7 +585,9 @@ def _cmd_train(args) -> int:
         backend=backend,
         actions=actions,
     )
-    _say(f"done in {time.perf_counter() - t0:.1f} s")
+    stages.close()
+    if not args.quiet:
+        _say(f"done in {time.perf_counter() - t0:.1f} s")
     result = {
         "dataset": str(args.dataset),
         "env": env.name,
@@ -688,27 +736,30 @@ def _cmd_transfer(args) -> int:
     except OSError as e:
         raise HadesError(f"cannot write to {out}: {e.strerror or e}") from None
     results, first_env = {}, None
+    archs = len(widths) * len(depths or [0]) * len(activations or [0])
+    stages = _Stages(archs * len(args.datasets), args.quiet, unit="architecture")
     for label, path in zip(labels, args.datasets):
         ds = load_dataset(path)
         if ds.variant in ("supervised", "multitask"):
             raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
         first_env = first_env or ds.env
-        if not args.quiet:
-            settings = args.sample or len(lrs) * len(epochs)
-            archs = len(widths) * len(depths or [0]) * len(activations or [0])
-            _say(
-                f"{label}: {archs} architectures x {settings} (lr, steps) settings x {retrain.policies} policies "
-                "(each architecture compiles once)"
-            )
+        settings = args.sample or len(lrs) * len(epochs)
+        stages.write(
+            f"hades: {label}: {archs} architectures x {settings} (lr, steps) settings x {retrain.policies} "
+            "policies (each architecture compiles once)"
+        )
+        stages(f"{label}: architecture 1 of {archs}")
+        done = [0]  # architectures of this dataset finished
 
-        def progress(group, returns, label=label):
-            if not args.quiet:
-                top = np.sort(returns)[len(returns) // 2 :].mean()
-                print(
-                    f"{label}: {group}: median return {number(np.median(returns), 4)} "
-                    f"(top half {number(top, 4)}) over {len(returns)} policies",
-                    file=sys.stderr,
-                )
+        def progress(group, returns, label=label, done=done):
+            top = np.sort(returns)[len(returns) // 2 :].mean()
+            stages.write(
+                f"hades: {label}: {group}: median return {number(np.median(returns), 4)} "
+                f"(top half {number(top, 4)}) over {len(returns)} policies"
+            )
+            done[0] += 1
+            if done[0] < archs:
+                stages(f"{label}: architecture {done[0] + 1} of {archs}")
 
         rows = transfer_sweep(
             ds,
@@ -725,6 +776,7 @@ def _cmd_transfer(args) -> int:
             progress=progress,
         )
         results[label] = (rows, own_group(ds))
+    stages.close()
     summary = save_transfer(out, results, args.datasets)
     transfer_figure(results, out / "transfer.png", title=f"{first_env}: policies trained on the dataset(s)")
     per = "per_architecture" if depths or activations else "per_width"
@@ -751,6 +803,7 @@ def _cmd_merge(args) -> int:
     if not args.evaluate:
         return 0
     retrain = _retrain(args)
+    stages = _Stages(4, args.quiet)  # evaluate_merge reports 4 stages: merged, untrained, A alone, B alone
     base = run_config(a)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
@@ -765,8 +818,9 @@ def _cmd_merge(args) -> int:
         eval_steps=retrain.eval_steps,
         seed=retrain.seed,
         actions=base.actions,
-        progress=_say,
+        progress=stages,
     )
+    stages.close()
     result |= {"merged": str(out), "policy": dataclasses.asdict(policy_cfg), "bc": dataclasses.asdict(bc_cfg)}
     from hades.artifacts import atomic_write
     from hades.plots import merge_figure
@@ -1146,6 +1200,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         choices=ACTION_MODES,
         help="sample from the policies or act greedily (default: the dataset's run's setting)",
     )
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_options(t, PolicyConfig(), default_text="the dataset's run's setting")
     _add_options(t, BCConfig(), default_text="the dataset's run's setting")
     tr = sub.add_parser(
@@ -1185,7 +1240,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     )
     _add_retrain_options(tr, policies=2, episodes=5)  # policies per (learning rate, epochs) pair
     tr.add_argument("-o", "--out", default="transfer", help="output directory (default: transfer)")
-    tr.add_argument("--quiet", action="store_true", help="no per-width progress lines")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar or per-architecture lines")
     mg = sub.add_parser(
         "merge",
         help="merge two tasks' datasets into one zero-padded multi-task dataset",
@@ -1199,6 +1254,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
     _add_retrain_options(mg, policies=5, episodes=10)
+    mg.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_options(mg, PolicyConfig(), default_text="the first dataset's run's setting")
     _add_options(mg, BCConfig(), default_text="the first dataset's run's setting")
     rd = sub.add_parser(
