@@ -42,7 +42,7 @@ def test_every_entry_loads_and_matches_its_environment(name):
     if card.get("random_return_ci95") is not None:  # cards since tools/zoo_add.py compared intervals
         low = card["fresh"]["return_mean"] - card["fresh"]["return_ci95"]
         assert low > card["random_return_mean"] + card["random_return_ci95"]
-    assert card["fresh"]["command"] == f"hades train zoo:{name} --seeds 5 --episodes 10 --seed 1000"
+    assert card["fresh"]["command"] == f"hades train zoo:{name} --policies 5 --episodes 10 --seed 1000"
 
 
 # one entry per environment family in the default suite (gymnax classic, MinAtar, Brax), all with -m slow

@@ -31,8 +31,8 @@ from hades.artifacts import INIT_FILE, atomic_write, load_dataset, save_dataset 
 from hades.report import pm  # noqa: E402
 from hades.zoo import ZOO_DIR, slug  # noqa: E402
 
-FRESH = ["--seeds", "5", "--episodes", "10", "--seed", "1000"]
-OWN = ["--own-init", "--seeds", "1", "--episodes", "20", "--seed", "1000"]
+FRESH = ["--policies", "5", "--episodes", "10", "--seed", "1000"]
+OWN = ["--own-init", "--policies", "1", "--episodes", "20", "--seed", "1000"]
 
 
 def hades_train(name: str, extra: list[str]) -> dict:

@@ -892,6 +892,67 @@ PRESETS.update(
     }
 )
 
+# hades 0.3's CPU presets, kept under NAME-0.3 so every figure measured with them (the first cpu
+# grid, docs/results.md, docs/experiments.md, the zoo's first cards) can be re-run as published.
+# They cut HaDES' inner loop (16 BC steps at 0.01, annealed), which left policies near-uniform.
+_MINATAR_CPU_03 = dict(
+    dataset_size=16,
+    obs_norm="constant",
+    generations=200,
+    eval_envs=4,
+    eval_steps=0,
+    actions="sample",
+    width=64,
+    depth=2,
+    activation="relu",
+    bc_lr=0.01,
+    bc_anneal=True,
+    bc_steps=16,
+    bc_max_grad_norm=0.5,
+    strategy="SNES",
+    population=128,
+    sigma=0.1,
+    es_temperature=20.0,
+    variant="hades-f",
+    eval_every=10,
+    eval_episodes=32,
+    direct_es=dict(sigma=0.1),
+)
+_BRAX_CPU_03 = dict(
+    backend="spring",
+    variant="hades-f",
+    dataset_size=16,
+    obs_norm="running",
+    width=64,
+    depth=2,
+    activation="tanh",
+    bc_lr=0.005,
+    bc_steps=100,
+    bc_max_grad_norm=0.5,
+    eval_envs=4,
+    eval_steps=0,
+    actions="sample",
+    strategy="Open_ES",
+    population=64,
+    sigma=0.03,
+    es_lr=0.05,
+    generations=150,
+    eval_every=10,
+    eval_episodes=8,
+    eval_policies=2,
+    checkpoint_every=10,
+)
+LEGACY_PRESETS = {
+    "breakout-0.3": dict(_MINATAR_CPU_03, env="Breakout-MinAtar"),
+    "breakout-p512-0.3": dict(_MINATAR_CPU_03, env="Breakout-MinAtar", population=512, generations=400, eval_every=50),
+    "space-invaders-0.3": dict(_MINATAR_CPU_03, env="SpaceInvaders-MinAtar"),
+    "asterix-0.3": dict(_MINATAR_CPU_03, env="Asterix-MinAtar"),
+    "freeway-0.3": dict(_MINATAR_CPU_03, env="Freeway-MinAtar"),
+    **{f"{name}-0.3": dict(_BRAX_CPU_03, env=f"brax/{name}") for name in BRAX_NAMES},
+    "hopper-wide-0.3": dict(_BRAX_CPU_03, env="brax/hopper", variant="hades-r", learners="wide"),
+}
+PRESETS.update(LEGACY_PRESETS)
+
 # one line per preset for `hades presets`
 PRESET_DESCRIPTIONS = {
     "cartpole": "CartPole-v1, the default run (HaDES-R, 4 states): seconds on a CPU",
@@ -913,6 +974,10 @@ PRESET_DESCRIPTIONS = {
     "paper-brax": "the official Brax code exactly (population 2048, 2000 generations): accelerators",
     "cpu": "distill-images on a CPU: about 7 minutes",
     "paper-images": "the released image code exactly (CNN, population 512, 1000 generations): accelerators",
+    **{
+        name: f"hades 0.3's {name.removesuffix('-0.3')} preset (16 BC steps at 0.01), for published figures"
+        for name in LEGACY_PRESETS
+    },
 }
 
 
