@@ -29,8 +29,8 @@ use_host_cores()
 
 import jax  # noqa: E402
 
-from hades.config import make_config  # noqa: E402
 from hades.distill import Distiller  # noqa: E402
+from hades.presets import make_config  # noqa: E402
 
 # case -> (preset, the paper's Table 4 seconds per generation on 8 V100s)
 CASES = {"hopper": ("paper-brax", 5.6), "breakout": ("paper-minatar", 1.6)}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import jax  # noqa: E402
 
-from hades.config import make_config  # noqa: E402
+from hades.presets import make_config  # noqa: E402
 from hades.runs import make_driver  # noqa: E402
 
 

@@ -42,8 +42,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hades.config import make_config  # noqa: E402
 from hades.devices import map_population, shard_population  # noqa: E402
+from hades.presets import make_config  # noqa: E402
 from hades.rollout import make_rollout  # noqa: E402
 from hades.runs import make_driver  # noqa: E402
 

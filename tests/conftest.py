@@ -12,7 +12,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest
 
-from hades.config import make_config
+from hades.presets import make_config
 
 # A tiny, fast configuration: a few seconds per run, including compilation.
 TINY = dict(

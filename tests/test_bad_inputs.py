@@ -160,7 +160,7 @@ def test_plot_and_table_refuse_json_that_is_not_an_object(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    from hades.config import make_config
+    from hades.presets import make_config
     from hades.runs import run
 
     out = tmp_path_factory.mktemp("fin") / "run"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hades.config import make_config, make_image_config
 from hades.errors import HadesError
+from hades.presets import make_config, make_image_config
 
 
 def test_paper_minatar_is_the_official_minatar_setting():
@@ -107,7 +107,8 @@ def test_wide_presets_are_the_learners_experiments_hades_r_wide(wide, base):
 def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, paper, departures):
     # the inner loop stays the paper's; what differs is the outer budget (population, generations,
     # fitness episodes), the width the CPU can afford, and settings docs/reproduction.md justifies
-    from hades.config import CPU_OUTER_BUDGET, PRESETS, flatten
+    from hades.config import flatten
+    from hades.presets import CPU_OUTER_BUDGET, PRESETS
 
     env = PRESETS[cpu]["env"]
     a, b = flatten(make_config(cpu).to_dict()), flatten(make_config(paper, env=env).to_dict())

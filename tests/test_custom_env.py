@@ -68,9 +68,9 @@ SMALL_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()] + ["--si
 
 def test_python_object_distils_saves_retrains(tmp_path):
     from hades.artifacts import load_dataset
-    from hades.config import make_config
     from hades.envs import make_env, register
     from hades.evaluation import run_config, train_and_evaluate
+    from hades.presets import make_config
     from hades.runs import run
 
     env = Corridor()

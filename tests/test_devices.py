@@ -38,7 +38,7 @@ def test_more_devices_than_visible_is_a_clear_error(tiny_config):
 
 _SHARDED_RUN = """
 import sys, numpy as np
-from hades.config import make_config
+from hades.presets import make_config
 from hades.runs import make_driver
 import jax
 assert len(jax.devices()) == 2, jax.devices()

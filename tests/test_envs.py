@@ -3,12 +3,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import BRAX_NAMES, ENV_SPECS, PolicyConfig, make_config
+from hades.config import PolicyConfig
 from hades.distill import Distiller
 from hades.envs import make_env
+from hades.envtable import BRAX_NAMES, ENV_SPECS
 from hades.errors import HadesError
 from hades.normalization import ObsNorm, reference_statistics
 from hades.policies import make_policy
+from hades.presets import make_config
 from hades.rollout import make_rollout
 
 

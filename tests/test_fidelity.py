@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hades.config import make_config, make_image_config, replace_flat
+from hades.config import replace_flat
 from hades.es import Strategy
+from hades.presets import make_config, make_image_config
 
 # -- evosax <= 0.1.5, written from its definitions ------------------------------------------------
 

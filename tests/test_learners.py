@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from hades.bc import make_bc_train
-from hades.config import LEARNER_OPTIMIZERS, BCConfig, PolicyConfig, make_config
+from hades.config import LEARNER_OPTIMIZERS, BCConfig, PolicyConfig
 from hades.errors import HadesError
 from hades.learners import LearnerSpace, describe, scaled
 from hades.policies import make_policy
+from hades.presets import make_config
 
 OBS, ACTIONS, MAX_WIDTH = 5, 3, 32
 

@@ -106,8 +106,8 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
 def test_size_sweep_over_seeds_aggregates_finished_runs(tmp_path):
     """``hades sweep-size --seeds``: per size, the mean over seeds with its 95% t interval; finished
     runs (summary.json present) are read back, not rerun."""
-    from hades.config import make_config
     from hades.plots import size_sweep_figure
+    from hades.presets import make_config
     from hades.runs import size_sweep_seeds
     from hades.stats import ci95
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hades.config import make_image_config
 from hades.errors import HadesError
 from hades.plots import run_figures
+from hades.presets import make_image_config
 from hades.runs import run
 from hades.supervised import IMAGES_MAGIC, LABELS_MAGIC, ImageDistiller, load_split, read_idx
 

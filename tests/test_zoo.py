@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT, cli, hades
 
 from hades.artifacts import load_dataset
-from hades.config import ENV_SPECS
+from hades.envtable import ENV_SPECS
 from hades.errors import HadesError
 from hades.zoo import ZOO_DIR, cards, resolve
 

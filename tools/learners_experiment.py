@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 import numpy as np  # noqa: E402
 
 from hades.artifacts import atomic_write, load_dataset  # noqa: E402
-from hades.config import make_config  # noqa: E402
 from hades.evaluation import ci95, run_config, summarize, train_and_evaluate  # noqa: E402
+from hades.presets import make_config  # noqa: E402
 from hades.report import number, pm  # noqa: E402
 from hades.runs import CHECKPOINT, run  # noqa: E402
 

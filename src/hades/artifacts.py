@@ -32,7 +32,8 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from hades import __version__
-from hades.dataset import Dataset, PolicyWeights
+from hades.config import PolicyConfig
+from hades.dataset import Dataset, PolicyWeights, run_config
 from hades.errors import HadesError, HadesWarning
 
 DATASET_FORMAT = "hades.dataset"
@@ -367,3 +368,23 @@ def save_checkpoint(path, leaves: list[np.ndarray], metadata: dict) -> None:
 def load_checkpoint(path) -> tuple[list[np.ndarray], dict[str, str]]:
     t, meta = _read_tensors(path, CHECKPOINT_FORMAT)
     return [t[k] for k in sorted(t)], meta
+
+
+def own_init_params(dataset_path, ds: Dataset, policy_cfg: PolicyConfig):
+    """The saved initialisation a HaDES-F dataset is tied to (``init.safetensors`` beside it);
+    refused for other variants, another architecture, or a run directory without it."""
+    if ds.variant != "hades-f":
+        raise HadesError(
+            f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
+            f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)"
+        )
+    if policy_cfg != run_config(ds).policy:
+        raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
+    path = Path(dataset_path).parent / INIT_FILE
+    if not path.is_file():
+        raise HadesError(
+            f"no {INIT_FILE} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
+            "saved initialisation (written by hades >= 0.2)"
+        )
+    params, _, _, _ = load_policy(path)
+    return params

@@ -18,8 +18,6 @@ from hades.config import (
     ACTION_MODES,
     ACTIVATIONS,
     BACKENDS,
-    IMAGE_PRESETS,
-    PRESETS,
     BCConfig,
     DistillConfig,
     ImageDistillConfig,
@@ -28,11 +26,10 @@ from hades.config import (
     RetrainConfig,
     fields_of,
     flatten,
-    make_config,
-    make_image_config,
     replace_flat,
 )
 from hades.errors import HadesError, HadesWarning
+from hades.presets import IMAGE_PRESETS, PRESETS, make_config, make_image_config
 
 # options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
 # one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
@@ -544,9 +541,9 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from hades.artifacts import load_dataset
+    from hades.artifacts import load_dataset, own_init_params
     from hades.envs import make_env
-    from hades.evaluation import check_dataset, own_init_params, run_config, summarize, train_and_evaluate
+    from hades.evaluation import check_dataset, run_config, summarize, train_and_evaluate
 
     ds = load_dataset(args.dataset)
     if ds.variant == "supervised":
@@ -974,7 +971,7 @@ def _cmd_table(args) -> int:
 
 
 def _cmd_envs(args) -> int:
-    from hades.config import ENV_SPECS
+    from hades.envtable import ENV_SPECS
 
     for name, (shape, space, count, limit) in ENV_SPECS.items():
         kind = "actions" if space == "discrete" else "dims"
@@ -993,7 +990,7 @@ def _cmd_envs(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from hades.config import PRESET_DESCRIPTIONS
+    from hades.presets import PRESET_DESCRIPTIONS
 
     every = {**PRESETS, **IMAGE_PRESETS}
     if args.name:
@@ -1043,7 +1040,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``preset``, the run commands' --help shows that preset's values."""
     from hades import __version__
-    from hades.config import make_config, make_image_config
+    from hades.presets import make_config, make_image_config
 
     rl_defaults, image_defaults, shown = DistillConfig(), ImageDistillConfig(), ""
     try:

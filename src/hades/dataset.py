@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from hades import __version__
+from hades.config import DistillConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,3 +95,8 @@ class PolicyWeights:
     config: dict = dataclasses.field(default_factory=dict)
     obs_mean: np.ndarray | None = None
     obs_std: np.ndarray | None = None
+
+
+def run_config(ds: Dataset) -> DistillConfig:
+    """The run config a dataset records (defaults for an artifact that records none)."""
+    return DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()

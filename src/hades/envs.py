@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hades.config import BACKENDS, BRAX_NAMES, ENV_SPECS
+from hades.config import BACKENDS
+from hades.envtable import BRAX_NAMES, ENV_SPECS
 from hades.errors import HadesError
 
 

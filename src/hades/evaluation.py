@@ -18,15 +18,13 @@ policies by BC (vmapped: one compiled call) and rolls each out for ``episodes`` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hades.bc import make_bc_train
-from hades.config import BCConfig, DistillConfig, PolicyConfig
-from hades.dataset import Dataset
+from hades.config import BCConfig, PolicyConfig
+from hades.dataset import Dataset, run_config  # noqa: F401 (run_config: re-exported)
 from hades.devices import check_memory
 from hades.envs import Env, make_env
 from hades.errors import HadesError
@@ -89,39 +87,12 @@ def check_dataset(ds: Dataset, env: Env) -> None:
         raise HadesError("dataset holds non-finite values")
 
 
-def run_config(ds: Dataset) -> DistillConfig:
-    """The run config a dataset records (defaults for an artifact that records none)."""
-    return DistillConfig.from_dict(ds.config) if ds.config else DistillConfig()
-
-
 def input_norm(ds: Dataset, obs_shape) -> ObsNorm:
     """The fixed observation normalisation a policy trained on ``ds`` acts with (the identity for
     datasets without statistics, and for per-rollout normalisation, which the rollout does)."""
     if ds.normalised:
         return ObsNorm(jnp.asarray(ds.obs_mean), jnp.asarray(ds.obs_std))
     return ObsNorm.identity(obs_shape)
-
-
-def own_init_params(dataset_path, ds: Dataset, policy_cfg: PolicyConfig):
-    """The saved initialisation a HaDES-F dataset is tied to (``init.safetensors`` beside it);
-    refused for other variants, another architecture, or a run directory without it."""
-    from hades.artifacts import INIT_FILE, load_policy
-
-    if ds.variant != "hades-f":
-        raise HadesError(
-            f"--own-init retrains a HaDES-F dataset from its run's fixed initialisation; "
-            f"{dataset_path} is a {ds.variant} dataset (train it from fresh inits)"
-        )
-    if policy_cfg != run_config(ds).policy:
-        raise HadesError("--own-init retrains the run's own architecture; drop --width/--depth/--activation")
-    path = Path(dataset_path).parent / INIT_FILE
-    if not path.is_file():
-        raise HadesError(
-            f"no {INIT_FILE} beside {dataset_path}: --own-init needs the HaDES-F run directory's "
-            "saved initialisation (written by hades >= 0.2)"
-        )
-    params, _, _, _ = load_policy(path)
-    return params
 
 
 def evaluate_policies(

@@ -53,9 +53,10 @@ def render_dataset(
     episode and draw it into ``output``; ``None`` options take the dataset's run's setting;
     ``progress(text)`` is told each stage as it starts, ``on_frame(done, total)`` each drawn frame.
     ``own_init`` (HaDES-F) trains from ``init.safetensors`` beside ``dataset_path``."""
+    from hades.artifacts import own_init_params
     from hades.bc import make_bc_train
     from hades.envs import make_env
-    from hades.evaluation import check_dataset, input_norm, own_init_params, run_config
+    from hades.evaluation import check_dataset, input_norm, run_config
     from hades.policies import make_policy
 
     _check_writer(output)  # before training: a missing ffmpeg is known now

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from hades.artifacts import atomic_write
-from hades.config import VARIANTS, make_config
+from hades.config import VARIANTS
 from hades.errors import HadesError
+from hades.presets import make_config
 from hades.report import aggregate_section, number, pm, table
 from hades.runs import CHECKPOINT, Reporter, read_metrics, run
 
@@ -137,7 +138,7 @@ class Cell:
 def _paper_env(name: str) -> str:
     """A paper environment by its id, its bare Brax name or the CPU preset named after it
     (``breakout`` -> ``Breakout-MinAtar``, ``hopper`` -> ``brax/hopper``)."""
-    from hades.config import PRESETS
+    from hades.presets import PRESETS
 
     if name in PAPER_ENVS:
         return name

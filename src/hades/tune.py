@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades.config import make_config
 from hades.errors import HadesError
+from hades.presets import make_config
 
 
 @dataclass(frozen=True)
