@@ -68,6 +68,7 @@ SMALL_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()] + ["--si
 
 def test_python_object_distils_saves_retrains(tmp_path):
     from hades.artifacts import load_dataset
+    from hades.config import RetrainConfig
     from hades.envs import make_env, register
     from hades.evaluation import run_config, train_and_evaluate
     from hades.presets import make_config
@@ -82,7 +83,7 @@ def test_python_object_distils_saves_retrains(tmp_path):
     ds = load_dataset(tmp_path / "run" / "dataset.safetensors")
     assert ds.env == "python/Corridor"
     assert ds.env_spec == {"obs_shape": [2], "action_space": "discrete", "action_count": 2, "episode_limit": 12}
-    rollouts = train_and_evaluate(ds, run_config(ds).policy, run_config(ds).bc, num_policies=2, episodes=2)
+    rollouts = train_and_evaluate(ds, run_config(ds).policy, run_config(ds).bc, RetrainConfig(2, 2))
     assert float(rollouts.returns.mean()) > 0.9
     # register() names a factory; a name is refused twice unless replaced on purpose
     assert make_env(register("corridor-6", lambda: (env, CorridorParams(goal=3)))).max_steps == 12

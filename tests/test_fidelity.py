@@ -329,12 +329,13 @@ RELEASED = Path(__file__).parent / "data" / "official"  # copies of ../shared/re
 
 def retrain(name, preset, seeds, episodes, **env):
     from hades.artifacts import load_dataset
+    from hades.config import RetrainConfig
     from hades.evaluation import run_config, summarize, train_and_evaluate
 
     ds = load_dataset(RELEASED / name)
     cfg = make_config(preset, env=ds.env)
     rollouts = train_and_evaluate(
-        ds, cfg.policy, cfg.bc, num_policies=seeds, episodes=episodes, seed=1000, actions=run_config(ds).actions, **env
+        ds, cfg.policy, cfg.bc, RetrainConfig(seeds, episodes, seed=1000), actions=run_config(ds).actions, **env
     )
     from hades.envs import make_env
 

@@ -4,6 +4,8 @@ import json
 
 from helpers import DATA, cli, hades
 
+from hades.config import RetrainConfig
+
 
 def test_transfer_sweep_writes_every_result(tmp_path):
     ds = DATA / "cartpole_hades_r.safetensors"
@@ -84,7 +86,7 @@ def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):
     )
     ds = load_dataset(DATA / "cartpole_hades_r.safetensors")
     rows = transfer.transfer_sweep(
-        ds, [8], [1e-2], [100], policies=2, episodes=2, depths=[1, 3], activations=["relu", "gelu"]
+        ds, [8], [1e-2], [100], RetrainConfig(policies=2, episodes=2), depths=[1, 3], activations=["relu", "gelu"]
     )
     assert [(p.width, p.activation, p.depth) for p in built] == [
         (8, "relu", 1),

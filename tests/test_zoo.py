@@ -51,11 +51,12 @@ BRIEF = ("CartPole-v1", "Breakout-MinAtar", "brax/hopper")
 
 @pytest.mark.parametrize("name", [n if n in BRIEF else pytest.param(n, marks=pytest.mark.slow) for n in RL])
 def test_every_rl_entry_retrains_briefly(name):
+    from hades.config import RetrainConfig
     from hades.evaluation import run_config, train_and_evaluate
 
     ds = load_dataset(f"zoo:{name}")
     cfg = run_config(ds)
-    r = train_and_evaluate(ds, cfg.policy, cfg.bc, num_policies=1, episodes=1, eval_steps=20, backend=cfg.backend)
+    r = train_and_evaluate(ds, cfg.policy, cfg.bc, RetrainConfig(1, 1, eval_steps=20), backend=cfg.backend)
     assert np.isfinite(r.returns).all() and int(r.lengths.max()) <= 20
 
 

@@ -39,10 +39,12 @@ sys.path.insert(0, str(ROOT / "examples"))
 import numpy as np  # noqa: E402
 
 from hades.artifacts import atomic_write, load_dataset  # noqa: E402
-from hades.evaluation import ci95, run_config, summarize, train_and_evaluate  # noqa: E402
+from hades.config import RetrainConfig  # noqa: E402
+from hades.evaluation import run_config, summarize, train_and_evaluate  # noqa: E402
 from hades.presets import make_config  # noqa: E402
 from hades.report import number, pm  # noqa: E402
 from hades.runs import CHECKPOINT, run  # noqa: E402
+from hades.stats import ci95  # noqa: E402
 
 METHODS = {
     "hades-f": {"variant": "hades-f"},
@@ -77,7 +79,7 @@ def score(cell: Path, fits: int, episodes: int) -> dict:
     cfg = run_config(ds)
     t = time.time()
     rollouts = train_and_evaluate(
-        ds, cfg.policy, cfg.bc, num_policies=5, episodes=10, seed=1000, backend=cfg.backend, actions=cfg.actions
+        ds, cfg.policy, cfg.bc, RetrainConfig(5, 10, seed=1000), backend=cfg.backend, actions=cfg.actions
     )
     from hades.envs import make_env
 

@@ -259,7 +259,9 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
     elif getattr(args, "config", None):
         if args.preset:
             raise HadesError("--config FILE is a whole config; drop --preset (options given still override it)")
-        saved = _json_object(args.config)
+        from hades.rundir import json_object
+
+        saved = json_object(args.config)
         cfg = replace_flat(cls.from_dict(saved), {**given, **(fixed or {})}).validate()
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     else:
@@ -570,17 +572,7 @@ def _cmd_train(args) -> int:
         f"{retrain.episodes} episodes each"
     )
     rollouts = train_and_evaluate(
-        ds,
-        policy_cfg,
-        bc_cfg,
-        num_policies=retrain.policies,
-        episodes=retrain.episodes,
-        eval_steps=retrain.eval_steps,
-        seed=retrain.seed,
-        env_name=args.env,
-        init_params=init,
-        backend=backend,
-        actions=actions,
+        ds, policy_cfg, bc_cfg, retrain, env=env, init_params=init, backend=backend, actions=actions
     )
     stages.close()
     if not args.quiet:
@@ -608,17 +600,6 @@ def _zoo_name(path) -> str | None:
     from hades.zoo import PREFIX
 
     return str(path)[len(PREFIX) :] if str(path).startswith(PREFIX) else None
-
-
-def _json_object(path) -> dict:
-    """A JSON file that must hold an object, or a one-line error."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HadesError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
-    if not isinstance(value, dict):
-        raise HadesError(f"{path}: not a JSON object (got a {type(value).__name__})")
-    return value
 
 
 def _check_output(out, *inputs) -> Path:
@@ -763,11 +744,8 @@ def _cmd_transfer(args) -> int:
             widths,
             lrs,
             epochs,
-            policies=retrain.policies,
+            retrain,
             sample=args.sample,
-            episodes=retrain.episodes,
-            eval_steps=retrain.eval_steps,
-            seed=retrain.seed,
             depths=depths,
             activations=activations,
             progress=progress,
@@ -810,10 +788,7 @@ def _cmd_merge(args) -> int:
         merged,
         policy_cfg,
         bc_cfg,
-        num_policies=retrain.policies,
-        episodes=retrain.episodes,
-        eval_steps=retrain.eval_steps,
-        seed=retrain.seed,
+        retrain,
         actions=base.actions,
         progress=stages,
     )
@@ -895,27 +870,19 @@ def _cmd_plot(args) -> int:
 
     from hades.plots import curve_panels
     from hades.report import group_runs
-    from hades.runs import read_metrics
+    from hades.rundir import read_run
 
     panels: dict[str, dict[str, list[list[dict]]]] = {}
     reference: dict[str, dict[str, float]] = {}
     keys: set[str] = set()
     runs: list[dict] = []
-    for run_dir in map(Path, args.runs):
-        if not run_dir.is_dir():
-            raise HadesError(f"{run_dir}: no such run directory")
-        try:
-            cfg = json.loads((run_dir / "config.json").read_text())
-            rows = read_metrics(run_dir)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise HadesError(f"{run_dir}: not a readable run directory ({e.__class__.__name__})") from None
-        if not isinstance(cfg, dict) or not ({"env", "variant"} <= cfg.keys() or "dataset" in cfg):
-            raise HadesError(f"{run_dir / 'config.json'}: not a hades run config (a JSON object with env and variant)")
-        images = "env" not in cfg
+    for run_dir in map(read_run, args.runs):
+        rows = run_dir.metrics()
+        cfg = run_dir.config
         runs.append(
             {
                 "env": cfg.get("env"),
-                "variant": "supervised" if images else cfg["variant"],
+                "variant": run_dir.variant,
                 "dataset": cfg.get("dataset"),
                 "model": cfg.get("model"),
                 "config": cfg,
@@ -923,11 +890,9 @@ def _cmd_plot(args) -> int:
                 "rows": rows,
             }
         )
-        panel = cfg.get("dataset") if images else cfg["env"]
         keys.update(k for r in rows for k, v in r.items() if v is not None)
-        summary = run_dir / "summary.json"
-        if summary.is_file() and "random_return_mean" in (s := _json_object(summary)):
-            reference.setdefault(panel, {})["random policy"] = s["random_return_mean"]
+        if run_dir.finished and "random_return_mean" in run_dir.summary:
+            reference.setdefault(run_dir.panel, {})["random policy"] = run_dir.summary["random_return_mean"]
     for (panel, label), group in group_runs(runs).items():
         panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
     for panel, labels in panels.items():  # say why runs of one method were not pooled as seeds

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hades.bc import make_bc_train
-from hades.config import BCConfig, PolicyConfig
+from hades.config import BCConfig, PolicyConfig, RetrainConfig
 from hades.dataset import Dataset, run_config  # noqa: F401 (run_config: re-exported)
 from hades.devices import check_memory
 from hades.envs import Env, make_env
@@ -149,28 +149,33 @@ def train_and_evaluate(
     ds: Dataset,
     policy_cfg: PolicyConfig,
     bc_cfg: BCConfig,
+    retrain: RetrainConfig | None = None,
     *,
-    num_policies: int = 5,
-    episodes: int = 10,
-    eval_steps: int = 0,
-    seed: int = 0,
-    env_name: str | None = None,
+    env: Env | str | None = None,
     init_params=None,
     backend: str = "positional",
     actions: str = "sample",
 ) -> Rollouts:
-    """Rollouts [num_policies, episodes] of BC policies trained on ``ds``.
+    """Rollouts [retrain.policies, retrain.episodes] of BC policies trained on ``ds`` (the
+    evaluation protocol's retraining: ``retrain`` says how many policies, episodes, the step cap
+    and the seed). ``env``: an environment already built (and checked), an id, or None for the
+    dataset's (built on ``backend``).
 
     ``init_params`` (one policy's params) trains every policy from that initialisation instead of
     fresh ones (HaDES-F datasets are tied to their run's init).
     """
-    env = make_env(env_name or ds.env, backend)
-    run = make_trainer(ds, env, policy_cfg, bc_cfg, episodes=episodes, eval_steps=eval_steps, actions=actions)
-    k_init, k_env = jax.random.split(jax.random.PRNGKey(seed))
+    retrain = retrain or RetrainConfig()
+    n = retrain.policies
+    if not isinstance(env, Env):
+        env = make_env(env or ds.env, backend)
+    run = make_trainer(
+        ds, env, policy_cfg, bc_cfg, episodes=retrain.episodes, eval_steps=retrain.eval_steps, actions=actions
+    )
+    k_init, k_env = jax.random.split(jax.random.PRNGKey(retrain.seed))
     if init_params is None:
-        inits = run.policy_init(jax.random.split(k_init, num_policies))
+        inits = run.policy_init(jax.random.split(k_init, n))
     else:
-        inits = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_policies, *a.shape)), init_params)
-    lrs = jnp.full(num_policies, bc_cfg.bc_lr, jnp.float32)
-    steps = jnp.full(num_policies, bc_cfg.bc_steps, jnp.int32)
-    return jax.device_get(run(inits, jax.random.split(k_env, num_policies), lrs, steps))
+        inits = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), init_params)
+    lrs = jnp.full(n, bc_cfg.bc_lr, jnp.float32)
+    steps = jnp.full(n, bc_cfg.bc_steps, jnp.int32)
+    return jax.device_get(run(inits, jax.random.split(k_env, n), lrs, steps))

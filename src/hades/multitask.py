@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hades.bc import make_bc_train
-from hades.config import BCConfig, PolicyConfig
+from hades.config import BCConfig, PolicyConfig, RetrainConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
@@ -145,16 +145,14 @@ def merged_returns(
     merged: Dataset,
     policy_cfg: PolicyConfig,
     bc_cfg: BCConfig,
+    retrain: RetrainConfig | None = None,
     *,
-    num_policies: int,
-    episodes: int,
-    eval_steps: int = 0,
-    seed: int = 0,
     train: bool = True,
     actions: str = "sample",
 ) -> list[np.ndarray]:
-    """Per task: [num_policies, episodes] returns of agents trained on the merged dataset (or, with
+    """Per task: [retrain.policies, retrain.episodes] returns of agents trained on the merged dataset (or, with
     ``train=False``, of the untrained initialisations: the random-policy reference)."""
+    retrain = retrain or RetrainConfig()
     tasks = tasks_of(merged)
     total_in = int(merged.states.shape[1])
     out_dim = int(merged.actions.shape[1]) if merged.action_space == "continuous" else tasks[-1]["out_slice"][1]
@@ -162,23 +160,23 @@ def merged_returns(
     policy = make_policy(policy_cfg, (total_in,), discrete, out_dim)
     bc = make_bc_train(policy, bc_cfg)
     x, y = jnp.asarray(merged.inputs()), jnp.asarray(merged.actions)
-    k_init, k_env = jax.random.split(jax.random.PRNGKey(seed))
-    inits = jax.vmap(policy.init)(jax.random.split(k_init, num_policies))
+    k_init, k_env = jax.random.split(jax.random.PRNGKey(retrain.seed))
+    inits = jax.vmap(policy.init)(jax.random.split(k_init, retrain.policies))
     params = jax.jit(jax.vmap(lambda p: bc(p, x, y)[0]))(inits) if train else inits
     out = []
     for i, task in enumerate(tasks):
         env = make_env(task["env"], task.get("backend", "positional"))
         view = task_view(merged, i)
         norm = input_norm(view, env.obs_shape)
-        keys = jax.random.split(jax.random.fold_in(k_env, i), num_policies)
+        keys = jax.random.split(jax.random.fold_in(k_env, i), retrain.policies)
         rollouts = evaluate_policies(
             env,
             task_policy(policy, task, total_in),
             params,
             keys,
             norm,
-            episodes=episodes,
-            eval_steps=eval_steps,
+            episodes=retrain.episodes,
+            eval_steps=retrain.eval_steps,
             actions=actions,
         )
         out.append(np.asarray(rollouts.returns))
@@ -191,11 +189,8 @@ def evaluate_merge(
     merged: Dataset,
     policy_cfg: PolicyConfig,
     bc_cfg: BCConfig,
+    retrain: RetrainConfig | None = None,
     *,
-    num_policies: int = 5,
-    episodes: int = 10,
-    eval_steps: int = 0,
-    seed: int = 0,
     actions: str = "sample",
     progress=None,
 ) -> dict:
@@ -207,42 +202,17 @@ def evaluate_merge(
     (the merged architecture's initialisations) in task i; 1 means no loss from merging.
     """
     say = progress or (lambda text: None)
-    say(f"training {num_policies} agents on the merged dataset, {episodes} episodes per environment")
-    merged_r = merged_returns(
-        merged,
-        policy_cfg,
-        bc_cfg,
-        num_policies=num_policies,
-        episodes=episodes,
-        eval_steps=eval_steps,
-        seed=seed,
-        actions=actions,
-    )
+    retrain = retrain or RetrainConfig()
+    n = retrain.policies
+    say(f"training {n} agents on the merged dataset, {retrain.episodes} episodes per environment")
+    merged_r = merged_returns(merged, policy_cfg, bc_cfg, retrain, actions=actions)
     say("untrained agents (the random reference)")
-    random_r = merged_returns(
-        merged,
-        policy_cfg,
-        bc_cfg,
-        num_policies=num_policies,
-        episodes=episodes,
-        eval_steps=eval_steps,
-        seed=seed,
-        train=False,
-        actions=actions,
-    )
+    random_r = merged_returns(merged, policy_cfg, bc_cfg, retrain, train=False, actions=actions)
     result = {"tasks": []}
     for i, (ds, task) in enumerate(zip((a, b), tasks_of(merged))):
-        say(f"training {num_policies} agents on {task['env']}'s own dataset")
+        say(f"training {n} agents on {task['env']}'s own dataset")
         single = train_and_evaluate(
-            ds,
-            policy_cfg,
-            bc_cfg,
-            num_policies=num_policies,
-            episodes=episodes,
-            eval_steps=eval_steps,
-            seed=seed,
-            backend=task.get("backend", "positional"),
-            actions=actions,
+            ds, policy_cfg, bc_cfg, retrain, backend=task.get("backend", "positional"), actions=actions
         ).returns
         r_single, r_merged, r_random = float(single.mean()), float(merged_r[i].mean()), float(random_r[i].mean())
         gap = r_single - r_random
@@ -255,7 +225,7 @@ def evaluate_merge(
                 "random_return": r_random,
                 "normalised_return": (r_merged - r_random) / gap if abs(gap) > 1e-8 else None,
                 # 95% t intervals over the policies' mean returns (None with one policy)
-                **{f"{k}_ci95": ci95(np.asarray(v).mean(1)) if num_policies > 1 else None for k, v in per.items()},
+                **{f"{k}_ci95": ci95(np.asarray(v).mean(1)) if n > 1 else None for k, v in per.items()},
                 **{f"{k}_per_seed": [float(x) for x in np.asarray(v).mean(1)] for k, v in per.items()},
             }
         )

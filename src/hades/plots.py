@@ -358,22 +358,14 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
 def run_figures(out) -> list[Path]:
     """Draw a finished or running run directory's figures from its files: ``learning_curve.png``
     and, for an image run, ``images.png`` (the distilled images above the class means)."""
-    import json
+    from hades.rundir import read_run
 
-    from hades.runs import read_metrics
-
-    out = Path(out)
-    cfg = json.loads((out / "config.json").read_text())
-    images = "dataset" in cfg and "env" not in cfg
+    run_dir = read_run(out)
+    out, cfg, images = run_dir.path, run_dir.config, run_dir.images
     title = f"{cfg['dataset']} {cfg['model']}" if images else f"{cfg['env']} {cfg['variant']}"
     eval_key = "eval_accuracy_mean" if images else "eval_return_mean"
-    random = None
-    try:
-        summary = json.loads((out / "summary.json").read_text())
-        random = summary.get("random_return_mean") if isinstance(summary, dict) and not images else None
-    except (OSError, ValueError):
-        pass  # a running run has no summary yet
-    learning_curve(read_metrics(out), out / "learning_curve.png", title=title, eval_key=eval_key, random=random)
+    random = run_dir.summary.get("random_return_mean") if run_dir.finished and not images else None
+    learning_curve(run_dir.metrics(), out / "learning_curve.png", title=title, eval_key=eval_key, random=random)
     drawn = [out / "learning_curve.png"]
     if images and (out / "dataset.safetensors").is_file():
         from hades.artifacts import load_dataset

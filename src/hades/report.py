@@ -9,25 +9,17 @@ accuracy (images), the distinct evaluation episodes and the budget.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from hades.errors import HadesError
+from hades.rundir import read_run
 from hades.stats import mean_ci
 
 
 def read_summary(run_dir) -> dict:
-    path = Path(run_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HadesError(
-            f"{run_dir}: no readable summary.json (is the run finished?) ({e.__class__.__name__})"
-        ) from None
-    if not isinstance(summary, dict):
-        raise HadesError(f"{path}: not a run summary (a JSON {type(summary).__name__}, not an object)")
-    return summary
+    """A finished run's summary.json (one-line errors for an unfinished or corrupt run)."""
+    return read_run(run_dir, finished=True).summary
 
 
 def _group_key(s: dict) -> tuple[str, str]:

@@ -30,7 +30,8 @@ from hades.config import VARIANTS
 from hades.errors import HadesError
 from hades.presets import make_config
 from hades.report import aggregate_section, number, pm, table
-from hades.runs import CHECKPOINT, Reporter, read_metrics, run
+from hades.rundir import read_metrics, read_run
+from hades.runs import CHECKPOINT, Reporter, run
 
 MINATAR_PRESETS = {
     "Breakout-MinAtar": "breakout",
@@ -226,7 +227,7 @@ def reproduce(
             run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
             write_results(out, tier)  # the results follow the grid cell by cell
         if on_cell:
-            on_cell(i, len(cells), cell, json.loads((d / "summary.json").read_text()))
+            on_cell(i, len(cells), cell, read_run(d, finished=True).summary)
     return write_results(out, tier)
 
 
@@ -235,11 +236,10 @@ def collect(out_dir) -> list[dict]:
     whether it finished (has its summary)."""
     found = []
     for cfg_path in sorted(Path(out_dir).glob("*/*/seed*/config.json")):
-        d = cfg_path.parent
-        cfg = json.loads(cfg_path.read_text())
-        finished = (d / "summary.json").is_file()
+        r = read_run(cfg_path.parent)
+        cfg = r.config
         found.append(
-            {"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": d, "finished": finished}
+            {"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": r.path, "finished": r.finished}
         )
     return found
 

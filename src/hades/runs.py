@@ -60,6 +60,7 @@ from hades.dataset import Dataset, PolicyWeights
 from hades.devices import is_main_process, place
 from hades.errors import HadesError
 from hades.provenance import provenance
+from hades.rundir import read_metrics  # noqa: F401 (re-exported: runs.read_metrics)
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG_KINDS = {cls.__name__: cls for cls in (DistillConfig, ImageDistillConfig)}
@@ -262,30 +263,6 @@ def _checkpoint(d, state, out: Path, wall: float) -> None:
 
 def _scalars(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if k != "finite" and np.ndim(v) == 0}
-
-
-def read_metrics(out, upto: int | None = None) -> list[dict]:
-    """The rows of ``out/metrics.jsonl`` (up to generation ``upto``); [] when there is none. A
-    last line cut short by a killed writer is dropped; any other unreadable line is an error."""
-    path = Path(out) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise HadesError(f"{path}: unreadable ({e.__class__.__name__})") from None
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # a torn last write
-            raise HadesError(f"{path}: line {i + 1} is not JSON") from None
-        if not (isinstance(row, dict) and isinstance(row.get("generation"), int)):
-            raise HadesError(f"{path}: line {i + 1} is not a metrics row (no integer generation)")
-        rows.append(row)
-    return [r for r in rows if upto is None or r["generation"] <= upto]
 
 
 def _resumed_metrics(out: Path, generation: int) -> list[dict]:

@@ -14,7 +14,7 @@ import itertools
 import jax
 import numpy as np
 
-from hades.config import ACTIVATIONS, BCConfig, PolicyConfig
+from hades.config import ACTIVATIONS, BCConfig, PolicyConfig, RetrainConfig
 from hades.dataset import Dataset
 from hades.envs import make_env
 from hades.errors import HadesError
@@ -40,28 +40,28 @@ def transfer_sweep(
     widths=DEFAULT_WIDTHS,
     lrs=DEFAULT_LRS,
     epochs=DEFAULT_EPOCHS,
+    retrain: RetrainConfig | None = None,
     *,
-    policies: int = 2,
     sample: int = 0,
-    episodes: int = 5,
-    eval_steps: int = 0,
-    seed: int = 0,
     depths=None,
     activations=None,
     backend: str | None = None,
     progress=None,
 ) -> list[dict]:
     """One row per trained policy: width, activation, depth, lr, epochs, seed, return (mean over
-    ``episodes``). ``depths`` / ``activations`` default to the dataset's run's."""
+    ``retrain.episodes``); ``retrain.policies`` per (lr, epochs) pair, or ``sample`` random draws.
+    ``depths`` / ``activations`` default to the dataset's run's."""
     if not widths or not lrs or not epochs or min(widths) < 1 or min(epochs) < 1 or min(lrs) <= 0:
         raise HadesError("widths, learning rates and epochs must be non-empty and positive")
     check_architectures(depths, activations)
-    if policies < 1 or episodes < 1 or sample < 0:
-        raise HadesError("--policies and --episodes must be >= 1, --sample >= 0")
+    retrain = retrain or RetrainConfig(policies=2, episodes=5)
+    retrain.validate()
+    if sample < 0:
+        raise HadesError("--sample must be >= 0")
     base = run_config(ds)
     env = make_env(ds.env, backend or base.backend)
-    rng = np.random.default_rng(seed)
-    plan = settings(lrs, epochs, policies, sample, rng)
+    rng = np.random.default_rng(retrain.seed)
+    plan = settings(lrs, epochs, retrain.policies, sample, rng)
     rows = []
     groups = itertools.product(widths, activations or [base.policy.activation], depths or [base.policy.depth])
     for w, (width, activation, depth) in enumerate(groups):
@@ -72,12 +72,12 @@ def transfer_sweep(
             env,
             policy_cfg,
             bc_cfg,
-            episodes=episodes,
-            eval_steps=eval_steps,
+            episodes=retrain.episodes,
+            eval_steps=retrain.eval_steps,
             max_steps=max(s[1] for s in plan),
             actions=base.actions,
         )
-        key = jax.random.fold_in(jax.random.PRNGKey(seed), w)
+        key = jax.random.fold_in(jax.random.PRNGKey(retrain.seed), w)
         k_init, k_env = jax.random.split(key)
         n = len(plan)
         inits = run.policy_init(jax.random.split(k_init, n))
