@@ -1,0 +1,7 @@
+"""``python -m hades.cli``: the ``hades`` command."""
+
+import sys
+
+from hades.cli import main
+
+sys.exit(main())
