@@ -168,6 +168,7 @@ def test_help_tells_the_truth(capsys):
             assert option.count("default:") <= 1, (cmd, option)
 
 
+@pytest.mark.slow  # the default suite keeps the library-level test of the same feature
 def test_wide_learners_and_soft_labels_from_the_command_line(tmp_path):
     """--learners wide (linear models among the depths) and an evolved label temperature run,
     and the artifact names the soft targets its learner trains on."""

@@ -113,9 +113,7 @@ def test_reference_statistics_floor_the_std():
     assert float(norm.std.min()) >= 0.1
 
 
-@pytest.mark.parametrize(
-    "name", [n if n in ("hopper", "inverted_pendulum") else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES]
-)
+@pytest.mark.parametrize("name", [n if n == "hopper" else pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES])
 def test_every_brax_environment_runs_one_generation(name, tiny_config):
     d = Distiller(tiny_config(env=f"brax/{name}", backend="spring", obs_norm="running", eval_steps=10))
     state, metrics = d.step(d.init())
@@ -143,6 +141,7 @@ def test_unknown_backend():
         make_config(None, env="brax/hopper", backend="bullet")
 
 
+@pytest.mark.slow  # an optional suite; the Python-object path itself: test_custom_env (default suite)
 def test_xland_minigrid_through_the_python_path(tiny_config):
     """XLand-MiniGrid has its own TimeStep API: its adapter sits beside gymnax's and Brax's."""
     xminigrid = pytest.importorskip("xminigrid")

@@ -62,7 +62,13 @@ SPACES = {
 
 @pytest.mark.parametrize(
     "space, discrete",
-    [("wide", True), ("wide", False), ("activations", True), ("depths", False), ("optimizers", True)],
+    [
+        pytest.param("wide", True, marks=pytest.mark.slow),
+        ("wide", False),
+        ("activations", True),
+        ("depths", False),
+        ("optimizers", True),
+    ],  # fmt: skip
 )
 def test_a_sampled_learner_trains_like_the_learner_built_for_real(space, discrete):
     cfg = _space(**SPACES[space])[0]
