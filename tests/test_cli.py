@@ -83,9 +83,11 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["episode_length_max"] <= 20 and 1 <= result["distinct_episodes"] <= 4
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
 
-    proc = hades("train", ds, "--preset", "paper-brax", "--policies", 1, "--episodes", 1, "--eval-steps", 20)
+    proc = hades(
+        "train", ds, "--preset", "paper-brax", "--bc-steps", 3, "--policies", 1, "--episodes", 1, "--eval-steps", 20
+    )
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact
+    result = json.loads(proc.stdout)  # the paper's Brax inner loop on any artifact (options still win)
     assert result["policy"] == {
         "width": 512,
         "depth": 2,
@@ -93,7 +95,8 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
         "precision": "float32",
         "policy_init": "orthogonal",
     }
-    assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 400, 0.5)
+    assert (result["bc"]["bc_lr"], result["bc"]["bc_steps"], result["bc"]["bc_max_grad_norm"]) == (0.005, 3, 0.5)
+    assert result["bc"]["bc_adam_eps"] == 1e-5
 
     assert_one_line_error(cli("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
     assert_one_line_error(cli("train", ds, "--env", "Acrobot-v1"), "does not fit")
