@@ -13,6 +13,21 @@ TINY_ARGS = (
 ).split()
 
 
+def one_line_error(proc, code=2) -> str:
+    """The one ``hades: error`` line of a refused command (exit ``code``, no traceback)."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("hades: error")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def assert_one_line_error(proc, pattern: str) -> None:
+    """Stricter: stderr is that one line and nothing else, and it names ``pattern``."""
+    assert one_line_error(proc) == proc.stderr.strip(), proc.stderr
+    assert pattern in proc.stderr, proc.stderr
+
+
 def hades(*args, **kwargs):
     """Run ``hades ARGS`` in a fresh process (the way a user does) and capture its output."""
     return subprocess.run(

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import DATA, cli
+from helpers import DATA, cli, one_line_error
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
@@ -18,14 +18,6 @@ from hades.artifacts import _write_tensors, load_dataset, save_checkpoint
 from hades.errors import HadesError, HadesWarning
 
 CARTPOLE = DATA / "cartpole_hades_r.safetensors"
-
-
-def one_line_error(proc, code=2):
-    assert proc.returncode == code, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("hades: error")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
 
 
 def parts(path):

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from helpers import TINY_ARGS, cli, hades
+from helpers import TINY_ARGS, assert_one_line_error, cli, hades
 
 from hades.cli import main
 
@@ -45,13 +45,6 @@ def test_the_command_line_starts_without_jax():
 
     code = "import sys, hades.cli; sys.exit('jax' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-
-
-def assert_one_line_error(proc, pattern):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hades: error:") and pattern in lines[0], proc.stderr
 
 
 def test_unknown_environment_and_strategy(tmp_path):

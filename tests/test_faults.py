@@ -12,22 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, hades
+from helpers import TINY_ARGS, cli, hades, one_line_error
 from safetensors.numpy import load_file
 
 from hades.artifacts import load_checkpoint, load_dataset
 from hades.errors import HadesError
 
-TINY = ["--population", "8", "--width", "16", "--depth", "1", "--bc-steps", "10", "--eval-envs", "2"]
-TINY += ["--eval-steps", "30", "--eval-episodes", "2", "--eval-policies", "2", "--quiet", "--checkpoint-every", "1"]
-
-
-def one_line_error(proc, code=2):
-    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("hades: error")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
+# the shared tiny run without its generation count (each test sets its own), checkpointing every generation
+TINY = [a for k, v in zip(TINY_ARGS[::2], TINY_ARGS[1::2]) if k != "--generations" for a in (k, v)]
+TINY += ["--quiet", "--checkpoint-every", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -108,8 +108,8 @@ def test_size_sweep_over_seeds_aggregates_finished_runs(tmp_path):
     runs (summary.json present) are read back, not rerun."""
     from hades.plots import size_sweep_figure
     from hades.presets import make_config
-    from hades.runs import size_sweep_seeds
     from hades.stats import ci95
+    from hades.sweeps import size_sweep_seeds
 
     returns = {0: {4: 100.0, 8: 300.0}, 1: {4: 200.0, 8: 320.0}, 2: {4: 150.0, 8: 340.0}}
     for s, by_size in returns.items():

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from hades.artifacts import INIT_FILE, atomic_write, load_dataset, save_dataset  # noqa: E402
 from hades.report import pm  # noqa: E402
+from hades.rundir import read_run  # noqa: E402
 from hades.zoo import ZOO_DIR, slug  # noqa: E402
 
 FRESH = ["--policies", "5", "--episodes", "10", "--seed", "1000"]
@@ -106,7 +107,7 @@ def main() -> None:
     p.add_argument("runs", nargs="+", help="finished run directories of that environment")
     p.add_argument("--command", help="the command that made the runs (default: the runs' recorded command line)")
     args = p.parse_args()
-    summaries = [(Path(r), json.loads((Path(r) / "summary.json").read_text())) for r in args.runs]
+    summaries = [(Path(r), read_run(r, finished=True).summary) for r in args.runs]
     images = summaries[0][1].get("variant") == "supervised"
     if images:
         chosen, rule = summaries[0], "the first run given (image datasets are never chosen on test accuracy)"

@@ -246,10 +246,6 @@ class RLDriver:
             **self.random_reference(),
         }
 
-    @property
-    def title(self) -> str:
-        return f"{self.cfg.env} {self.cfg.variant}"
-
     def solution(self, state: RunState):
         """The ES mean: the current dataset (in the policy's input units) or weights."""
         return self.es.mean(state.es_state)

@@ -181,10 +181,6 @@ class Strategy:
     def mean(self, state):
         return self.algo.get_mean(state)
 
-    def std(self, state):
-        """The current search std (mean over dimensions), or nan for strategies without one."""
-        return jnp.mean(state.std) if hasattr(state, "std") else jnp.float32(jnp.nan)
-
 
 def all_finite(tree) -> jax.Array:
     """True when every value of a pytree (a search distribution's mean, say) is finite."""

@@ -71,7 +71,6 @@ class Driver(Protocol):
 
     cfg: Any  # a frozen config with generations, eval_every, checkpoint_every, to_dict()
     eval_keys: tuple[str, ...]  # the keys of evaluate() that go into every metrics row
-    title: str  # names the run in figures
 
     def init(self) -> Any:
         """The initial state: a pytree with an int32 ``generation`` counter."""
@@ -377,78 +376,3 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     reporter.finish(out, summary)
     return summary
-
-
-def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=None) -> list[dict]:
-    """One run per config (``hades sweep-size``: the same run at several dataset sizes) into
-    ``out_dir/size_N``; finished sizes are read back, interrupted ones resumed. Writes
-    ``size_sweep.json`` and returns its rows (final return per size)."""
-    out = Path(out_dir)
-    rows = []
-    for cfg in configs:
-        run_dir = out / f"size_{cfg.dataset_size}"
-        if (run_dir / "summary.json").is_file():
-            summary = json.loads((run_dir / "summary.json").read_text())
-        else:
-            summary = run(cfg, run_dir, resume=(run_dir / CHECKPOINT).is_file(), reporter=reporter)
-        rows.append(
-            {
-                "dataset_size": cfg.dataset_size,
-                "final_return_mean": summary["final_return_mean"],
-                "final_return_std": summary["final_return_std"],
-                "final_return_ci95": summary.get("final_return_ci95"),
-                "own_init_return_mean": summary.get("final_own_init_return_mean"),
-                "random_return_mean": summary.get("random_return_mean"),
-                "wall_seconds": summary["wall_seconds"],
-                "run": str(run_dir),
-            }
-        )
-        if on_row is not None:
-            on_row(rows[-1])
-    result = {"env": configs[0].env, "variant": configs[0].variant, "results": rows}
-    atomic_write(out / "size_sweep.json", json.dumps(result, indent=1))
-    return rows
-
-
-def size_sweep_seeds(configs_by_seed: dict[int, list], out_dir, *, reporter: Reporter | None = None, on_row=None):
-    """``hades sweep-size --seeds``: one size sweep per seed into ``out_dir/seed<S>`` (each as
-    :func:`size_sweep`), then per size the mean over seeds of the final return with its 95%
-    t interval over seeds (and of HaDES-F's own-init return and the random policy's), written to
-    ``out_dir/size_sweep.json``. Returns the aggregated rows."""
-    from hades.stats import ci95
-
-    out = Path(out_dir)
-    per_seed = {
-        s: size_sweep(cfgs, out / f"seed{s}", reporter=reporter, on_row=on_row) for s, cfgs in configs_by_seed.items()
-    }
-    seeds = list(per_seed)
-    rows = []
-    for i, size in enumerate(r["dataset_size"] for r in per_seed[seeds[0]]):
-        runs_ = [per_seed[s][i] for s in seeds]
-
-        def agg(key, runs_=runs_):
-            v = [r[key] for r in runs_ if r.get(key) is not None]
-            return (float(np.mean(v)), ci95(v), v) if v else (None, None, [])
-
-        mean, ci, values = agg("final_return_mean")
-        own, own_ci, own_values = agg("own_init_return_mean")
-        rows.append(
-            {
-                "dataset_size": size,
-                "seeds": seeds,
-                "final_return_mean": mean,
-                "final_return_ci95": ci,
-                "final_return_per_seed": values,
-                "own_init_return_mean": own,
-                "own_init_return_ci95": own_ci,
-                "own_init_return_per_seed": own_values,
-                "random_return_mean": agg("random_return_mean")[0],
-                "wall_seconds": float(np.mean([r["wall_seconds"] for r in runs_])),
-            }
-        )
-    cfg = configs_by_seed[seeds[0]][0]
-    atomic_write(
-        out / "size_sweep.json",
-        json.dumps({"env": cfg.env, "variant": cfg.variant, "seeds": seeds, "results": rows}, indent=1),
-    )
-    return rows

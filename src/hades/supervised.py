@@ -235,10 +235,6 @@ class ImageDistiller:
             **self._baseline,
         }
 
-    @property
-    def title(self) -> str:
-        return f"{self.cfg.dataset} {self.cfg.model}"
-
     def own_init(self, state: ImageRunState):
         return None  # classifiers are freshly initialised every generation
 

@@ -93,7 +93,7 @@ def _cmd_distill(args, fixed=None) -> int:
 def _cmd_sweep_size(args) -> int:
     """One distillation per dataset size (the other options shared), then return against size."""
     from hades.plots import size_sweep_figure
-    from hades.runs import size_sweep, size_sweep_seeds
+    from hades.sweeps import size_sweep, size_sweep_seeds
 
     sizes = _floats(args.sizes, "sizes", int)
     if min(sizes) < 1:
