@@ -158,3 +158,38 @@ def test_validation_images_are_held_out_of_the_fitness(image_data):
     flat = lambda a: {x.tobytes() for x in a}
     assert not flat(d.val_x[:200]) & flat(d.train_x)  # (no duplicate images across these)
     assert d.evaluate(d.init())["split"] == "validation" and d.final_evaluate(d.init())["split"] == "test"
+
+
+_SHARDED_IMAGES = """
+import sys, numpy as np
+from hades.presets import make_image_config
+from hades.supervised import ImageDistiller
+out = []
+for devices in (1, 2):
+    cfg = make_image_config(None, data_dir=sys.argv[1], population=8, generations=2, holdout=20, eval_classifiers=2,
+                            bc_steps=5, devices=devices)
+    d = ImageDistiller(cfg)
+    s = d.init()
+    for _ in range(2):
+        s, _ = d.step(s)
+    out.append((np.asarray(d.es.mean(s.es_state)), 1 if d.mesh is None else d.mesh.devices.size))
+print(np.array_equal(out[0][0], out[1][0]), out[0][1], out[1][1])
+"""
+
+
+def test_image_population_over_two_devices_gives_the_images_of_one(tmp_path):
+    # the image driver scores its population the way the RL drivers do (over the device mesh,
+    # a few candidates at a time), and the split does not change what it evolves
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 120), ("t10k", 40)):
+        write_split(tmp_path, prefix, n, True, rng)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run(
+        [sys.executable, "-c", _SHARDED_IMAGES, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "1", "2"], out.stdout

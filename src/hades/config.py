@@ -562,6 +562,18 @@ class ImageDistillConfig:
     eval_every: int = knob(50, "measure validation accuracy every this many generations (0: only at the end)")
     eval_classifiers: int = knob(20, "classifiers (fresh initialisations) trained on the images per accuracy figure")
     checkpoint_every: int = knob(100, "write a resumable checkpoint every this many generations")
+    devices: int = knob(
+        1,
+        "devices to spread the population over (1: one, the default; 0: as many as divide the "
+        "population; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+        bounds="[0, inf)",
+    )
+    chunk: int = knob(
+        0,
+        "candidates scored at a time (0: 4 per device on the full training set, to bound memory; the "
+        "whole population with --fitness-batch); must divide the population",
+        bounds="[0, inf)",
+    )
     bc: BCConfig = field(
         default_factory=lambda: BCConfig(bc_lr=0.1, bc_steps=100, bc_max_grad_norm=0.0, bc_optimizer="sgd")
     )

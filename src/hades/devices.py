@@ -105,6 +105,12 @@ def map_population(fn, population, mesh: Mesh | None, chunk: int = 0):
     return jax.tree.map(lambda a: a.reshape((size,) + a.shape[2:]), out)
 
 
+def score_population(fn, population, mesh: Mesh | None, chunk: int = 0):
+    """What every ES driver's generation does with its candidates: ``fn`` on each (over the
+    mesh, ``chunk`` at a time; ``map_population``), the results gathered on every device."""
+    return replicate(map_population(fn, population, mesh, chunk), mesh)
+
+
 def replicate(tree, mesh: Mesh | None):
     """Inside jit: gather a population-sized result onto every device, so reductions over the
     population (the ES update) add in the same order as on one device: same seed, same dataset."""

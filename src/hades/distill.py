@@ -33,10 +33,10 @@ from flax import struct
 from hades.bc import make_bc_train, uniform_labels
 from hades.config import DistillConfig
 from hades.dataset import Dataset
-from hades.devices import auto_chunk, check_memory, map_population, place, population_mesh, replicate
+from hades.devices import auto_chunk, check_memory, place, population_mesh, replicate, score_population
 from hades.envs import make_env
 from hades.errors import HadesError
-from hades.es import Strategy, all_finite
+from hades.es import Strategy, all_finite, generation_metrics
 from hades.evaluation import random_policy_return, summarize
 from hades.learners import LearnerSpace
 from hades.normalization import ObsNorm, RunningStats, official_statistics, reference_statistics
@@ -175,21 +175,17 @@ class RLDriver:
         population, es_state = self.es.ask(k_ask, state.es_state)
         learners = self.learners(k_learners, state, self.cfg.num_inits)
         score = lambda sol: self.score(self.rollout, sol, learners, k_env, state.norm)
-        rollouts, losses = replicate(map_population(score, population, self.mesh, self.chunk), self.mesh)
+        rollouts, losses = score_population(score, population, self.mesh, self.chunk)
         population = replicate(population, self.mesh)
         fitness = fitness_of(rollouts, pooled=self.cfg.fixed_fitness == "pooled")
         es_state = self.es.tell(k_tell, population, fitness, es_state)
         metrics = {
-            "fitness_mean": fitness.mean(),
-            "fitness_max": fitness.max(),
-            "fitness_min": fitness.min(),
-            "bc_loss": losses.mean(),
+            **generation_metrics(fitness, losses, self.es.mean(es_state)),
             # the work this generation did: environment steps of the fitness episodes (steps taken
             # until each episode ended or hit the cap) and BC sample-steps (candidates x learners x
             # BC steps run x dataset size), so speed compares per unit of work across implementations
             "env_steps": rollouts.lengths.sum(dtype=jnp.float32),
             "bc_sample_steps": jnp.float32(self.bc_sample_steps()),
-            "finite": jnp.all(jnp.isfinite(fitness)) & all_finite(self.es.mean(es_state)),
         }
         state = state.replace(es_state=es_state, generation=state.generation + 1)
         if self.running_norm:

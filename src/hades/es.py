@@ -185,3 +185,16 @@ class Strategy:
 def all_finite(tree) -> jax.Array:
     """True when every value of a pytree (a search distribution's mean, say) is finite."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def generation_metrics(fitness: jax.Array, bc_loss: jax.Array, mean) -> dict:
+    """The metrics every ES driver logs per generation (RL and images alike): the population's
+    fitness, the inner loop's loss, and whether the fitness and the new search mean are finite
+    (``runs.run`` stops a run, keeping its last good checkpoint, when they are not)."""
+    return {
+        "fitness_mean": fitness.mean(),
+        "fitness_max": fitness.max(),
+        "fitness_min": fitness.min(),
+        "bc_loss": bc_loss.mean(),
+        "finite": jnp.all(jnp.isfinite(fitness)) & all_finite(mean),
+    }

@@ -30,8 +30,9 @@ from flax import struct
 from hades.bc import make_bc_train
 from hades.config import ImageDistillConfig
 from hades.dataset import Dataset
+from hades.devices import population_mesh, replicate, score_population
 from hades.errors import HadesError
-from hades.es import Strategy, all_finite
+from hades.es import Strategy, generation_metrics
 from hades.policies import make_classifier
 
 NUM_CLASSES = 10
@@ -135,6 +136,12 @@ class ImageDistiller:
         root = jax.random.PRNGKey(cfg.seed)
         self._setup_key, self._gen_key, self._eval_key = (jax.random.fold_in(root, i) for i in range(3))
         self.es = Strategy(cfg.es, jnp.zeros((NUM_CLASSES, *shape)))
+        # the population over --devices (one by default) and, on the full training set, a few
+        # candidates at a time to bound memory (the RL drivers' map, so images shard the same way)
+        self.mesh = population_mesh(cfg.devices, cfg.es.population)
+        per = 1 if self.mesh is None else int(self.mesh.devices.size)
+        fits = [c for c in (4 * per, 2 * per, per) if cfg.es.population % c == 0]
+        self.chunk = cfg.chunk or (0 if cfg.fitness_batch else fits[0])
         self._train_x, self._train_y = jnp.asarray(self.train_x), jnp.asarray(self.train_y)
         self.step = jax.jit(self._generation)
         self._accuracies = jax.jit(self._test_accuracies, static_argnums=2)
@@ -170,18 +177,10 @@ class ImageDistiller:
             fit, inner = jax.vmap(one)(inits)
             return fit.mean(), inner.mean()
 
-        if self.cfg.fitness_batch:
-            fit, inner = jax.vmap(fitness)(population)
-        else:  # the full training set: a few candidates at a time to bound memory
-            fit, inner = jax.lax.map(fitness, population, batch_size=4)
+        fit, inner = score_population(fitness, population, self.mesh, self.chunk)
+        population = replicate(population, self.mesh)
         es_state = self.es.tell(k_tell, population, fit, es_state)
-        metrics = {
-            "fitness_mean": fit.mean(),
-            "fitness_max": fit.max(),
-            "fitness_min": fit.min(),
-            "bc_loss": inner.mean(),
-            "finite": jnp.all(jnp.isfinite(fit)) & all_finite(self.es.mean(es_state)),
-        }
+        metrics = generation_metrics(fit, inner, self.es.mean(es_state))
         return state.replace(es_state=es_state, generation=state.generation + 1), metrics
 
     def _test_accuracies(self, images, key, split: str):
