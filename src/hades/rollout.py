@@ -59,6 +59,38 @@ class Rollouts:
     completed: jax.Array  # [num_envs] int32
 
 
+@struct.dataclass
+class _Episodes:
+    """A fixed-length rollout's episode bookkeeping per env: the running episode's return, the
+    returns and count of completed episodes, and the last completed one's return."""
+
+    running: jax.Array
+    completed_sum: jax.Array
+    completed_n: jax.Array
+    last: jax.Array
+
+
+@struct.dataclass
+class _Loop:
+    """The rollout's while-loop state: the step, the envs, the per-rollout statistics, and per env
+    the return and length so far, whether it is done (and ended inside the cap), its trajectory
+    fingerprint; the observation sums for running normalisation; ``episodes`` with fixed_length."""
+
+    t: jax.Array
+    obs: jax.Array
+    state: object
+    stats: object
+    ret: jax.Array
+    length: jax.Array
+    done: jax.Array
+    ended: jax.Array
+    fp: jax.Array
+    obs_n: jax.Array
+    obs_sum: jax.Array
+    obs_sq: jax.Array
+    episodes: _Episodes | None = None
+
+
 def fitness_of(r: Rollouts, pooled: bool = False) -> jax.Array:
     """Fitness of rollouts stacked [candidates, learners, envs]: the mean return, or (``pooled``,
     the official Brax fitness) the mean over every episode completed by any env and learner (0 where
@@ -103,101 +135,102 @@ def make_rollout(
         obs, state = jax.vmap(env.reset)(reset_keys)
         step_key = jax.random.fold_in(key, 1)
 
-        def cond(carry):
+        def cond(c: _Loop):
             if fixed_length:
-                return carry["t"] < cap
-            return jnp.logical_and(carry["t"] < cap, ~jnp.all(carry["done"]))
+                return c.t < cap
+            return jnp.logical_and(c.t < cap, ~jnp.all(c.done))
 
-        def restart(c, nobs, nstate, reward, now_done):
+        def restart(c: _Loop, nobs, nstate, reward, now_done):
             """fixed_length: bank each finished episode's return and reset its environment."""
-            ep_ret = c["ep_ret"] + reward
-            reset_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 2), c["t"]), num_envs)
+            e = c.episodes
+            ep_ret = e.running + reward
+            reset_keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 2), c.t), num_envs)
             robs, rstate = jax.vmap(env.reset)(reset_keys)
             pick = lambda a, b: jnp.where(now_done.reshape(now_done.shape + (1,) * (a.ndim - 1)), a, b)
-            return {
-                "obs_next": pick(robs, nobs),
-                "state_next": jax.tree.map(pick, rstate, nstate),
-                "ep_ret": jnp.where(now_done, 0.0, ep_ret),
-                "done_sum": c["done_sum"] + jnp.where(now_done, ep_ret, 0.0),
-                "done_n": c["done_n"] + now_done.astype(jnp.int32),
-                "last_ret": jnp.where(now_done, ep_ret, c["last_ret"]),
-            }
+            episodes = _Episodes(
+                running=jnp.where(now_done, 0.0, ep_ret),
+                completed_sum=e.completed_sum + jnp.where(now_done, ep_ret, 0.0),
+                completed_n=e.completed_n + now_done.astype(jnp.int32),
+                last=jnp.where(now_done, ep_ret, e.last),
+            )
+            return pick(robs, nobs), jax.tree.map(pick, rstate, nstate), episodes
 
-        def body(c):
-            live = ~c["done"]
+        def body(c: _Loop) -> _Loop:
+            live = ~c.done
             w = live.astype(jnp.float32).reshape((num_envs,) + (1,) * len(env.obs_shape))
-            obs = c["obs"]
+            obs = c.obs
             # fixed_length: every env runs all the time, and the statistics see all of it
             seen = jnp.ones_like(live) if fixed_length else live
-            stats = c["stats"].update(obs, seen) if per_rollout_norm else c["stats"]
+            stats = c.stats.update(obs, seen) if per_rollout_norm else c.stats
             inputs = jax.vmap(stats)(obs) if per_rollout_norm else jax.vmap(norm)(obs)
-            k_act, k_env = jax.random.split(jax.random.fold_in(step_key, c["t"]))
+            k_act, k_env = jax.random.split(jax.random.fold_in(step_key, c.t))
             act_keys = jax.random.split(k_act, num_envs)
             env_keys = jax.random.split(k_env, num_envs)
             action = jax.vmap(lambda x, k: act(params, x, k))(inputs, act_keys)
-            nobs, nstate, reward, now_done = jax.vmap(env.step)(env_keys, c["state"], action)
+            nobs, nstate, reward, now_done = jax.vmap(env.step)(env_keys, c.state, action)
             act_code = action.astype(jnp.float32).reshape(num_envs, -1) @ project_act
             code = (obs * project_obs).sum(obs_axes) + 0.5 * act_code + reward
-            extra = {}
+            episodes = c.episodes
             if fixed_length:
-                extra = restart(c, nobs, nstate, reward, now_done)
-                nobs, nstate = extra.pop("obs_next"), extra.pop("state_next")
-            return {
-                **extra,
-                "t": c["t"] + 1,
-                "obs": nobs,
-                "state": nstate,
-                "stats": stats,
-                "ret": c["ret"] + jnp.where(live, reward, 0.0),
-                "len": c["len"] + live.astype(jnp.int32),
-                "done": c["done"] | now_done,
-                "ended": c["ended"] | (live & now_done),
-                "fp": jnp.where(live, c["fp"] * 1.0001 + code, c["fp"]),
-                "n": c["n"] + live.sum(),
-                "sum": c["sum"] + (w * obs).sum(0),
-                "sq": c["sq"] + (w * obs**2).sum(0),
-            }
+                nobs, nstate, episodes = restart(c, nobs, nstate, reward, now_done)
+            return _Loop(
+                t=c.t + 1,
+                obs=nobs,
+                state=nstate,
+                stats=stats,
+                ret=c.ret + jnp.where(live, reward, 0.0),
+                length=c.length + live.astype(jnp.int32),
+                done=c.done | now_done,
+                ended=c.ended | (live & now_done),
+                fp=jnp.where(live, c.fp * 1.0001 + code, c.fp),
+                obs_n=c.obs_n + live.sum(),
+                obs_sum=c.obs_sum + (w * obs).sum(0),
+                obs_sq=c.obs_sq + (w * obs**2).sum(0),
+                episodes=episodes,
+            )
 
-        init = {
-            "t": jnp.int32(0),
-            "obs": obs,
-            "state": state,
-            "stats": RolloutStats.fresh(env.obs_shape) if per_rollout_norm else (),
-            "ret": jnp.zeros(num_envs),
-            "len": jnp.zeros(num_envs, jnp.int32),
-            "done": jnp.zeros(num_envs, bool),
-            "ended": jnp.zeros(num_envs, bool),
-            "fp": jnp.zeros(num_envs),
-            "n": jnp.float32(0.0),
-            "sum": zeros,
-            "sq": zeros,
-        }
-        if fixed_length:
-            init |= {
-                "ep_ret": jnp.zeros(num_envs),
-                "done_sum": jnp.zeros(num_envs),
-                "done_n": jnp.zeros(num_envs, jnp.int32),
-                "last_ret": jnp.zeros(num_envs),
-            }
+        init = _Loop(
+            t=jnp.int32(0),
+            obs=obs,
+            state=state,
+            stats=RolloutStats.fresh(env.obs_shape) if per_rollout_norm else (),
+            ret=jnp.zeros(num_envs),
+            length=jnp.zeros(num_envs, jnp.int32),
+            done=jnp.zeros(num_envs, bool),
+            ended=jnp.zeros(num_envs, bool),
+            fp=jnp.zeros(num_envs),
+            obs_n=jnp.float32(0.0),
+            obs_sum=zeros,
+            obs_sq=zeros,
+            episodes=_Episodes(
+                running=jnp.zeros(num_envs),
+                completed_sum=jnp.zeros(num_envs),
+                completed_n=jnp.zeros(num_envs, jnp.int32),
+                last=jnp.zeros(num_envs),
+            )
+            if fixed_length
+            else None,
+        )
         c = jax.lax.while_loop(cond, body, init)
-        returns, lengths = c["ret"], c["len"]
-        completed_return, completed = c["ret"], jnp.ones(num_envs, jnp.int32)
+        returns, lengths = c.ret, c.length
+        completed_return, completed = c.ret, jnp.ones(num_envs, jnp.int32)
         if fixed_length:
+            e = c.episodes
             if fixed_fitness == "last":
-                returns = c["last_ret"]
+                returns = e.last
             else:
-                returns = jnp.where(c["done_n"] > 0, c["done_sum"] / jnp.maximum(c["done_n"], 1), c["ret"])
-            lengths = jnp.full(num_envs, c["t"], jnp.int32)
-            completed_return, completed = c["done_sum"], c["done_n"]
+                returns = jnp.where(e.completed_n > 0, e.completed_sum / jnp.maximum(e.completed_n, 1), c.ret)
+            lengths = jnp.full(num_envs, c.t, jnp.int32)
+            completed_return, completed = e.completed_sum, e.completed_n
         return Rollouts(
             returns=returns,
             lengths=lengths,
-            ended=c["ended"],
-            fingerprint=c["fp"],
-            obs_count=c["n"],
-            obs_sum=c["sum"],
-            obs_sum_sq=c["sq"],
-            steps=c["t"],
+            ended=c.ended,
+            fingerprint=c.fp,
+            obs_count=c.obs_n,
+            obs_sum=c.obs_sum,
+            obs_sum_sq=c.obs_sq,
+            steps=c.t,
             completed_return=completed_return,
             completed=completed,
         )
