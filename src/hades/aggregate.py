@@ -34,17 +34,19 @@ def scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str], list[str
     methods = list(dict.fromkeys(r["method"] for r in rows))
     envs = list(dict.fromkeys(r["env"] for r in rows))
     cell = {(r["env"], r["method"]): r for r in rows}
-    used, left_out = [], []
+    best: dict[str, float] = {}  # per environment used: the best method's mean return
+    left_out = []
     for env in envs:
         mine = [cell.get((env, m)) for m in methods]
         if any(r is None for r in mine):
             left_out.append(f"{env} (not every method ran)")
             continue
-        best, random = max(r["return_mean"] for r in mine), mine[0]["random_return_mean"]
-        if random is None or not np.isfinite(random) or best <= random:
+        top, random = max(r["return_mean"] for r in mine), mine[0]["random_return_mean"]
+        if random is None or not np.isfinite(random) or top <= random:
             left_out.append(f"{env} (no method above random)")
             continue
-        used.append(env)
+        best[env] = top
+    used = list(best)
     if not used:
         return {}, [], left_out
     k = min(len(cell[(e, m)]["per_seed"]) for e in used for m in methods)
@@ -53,10 +55,8 @@ def scores(rows: list[dict]) -> tuple[dict[str, np.ndarray], list[str], list[str
         columns = []
         for e in used:
             r = cell[(e, m)]
-            best = max(cell[(e, x)]["return_mean"] for x in methods)
-            columns.append(
-                (np.asarray(r["per_seed"][:k], np.float64) - r["random_return_mean"]) / (best - r["random_return_mean"])
-            )
+            random = r["random_return_mean"]
+            columns.append((np.asarray(r["per_seed"][:k], np.float64) - random) / (best[e] - random))
         out[m] = np.stack(columns, axis=1)
     return out, used, left_out
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hades.config import (
-    DistillConfig,
-)
+from hades.config import DistillConfig
 
 
 def _progress(args) -> _Progress:
