@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from hades.chunking import Machine, Workload, choose_chunk
 from hades.errors import HadesError
 
 AXIS = "pop"
@@ -53,40 +54,18 @@ def shard_population(tree, mesh: Mesh | None):
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
 
 
-CPU_CHUNK_PER_DEVICE = 16
-
-
-ACCELERATOR_MEMORY_SHARE = 0.6  # of the devices' memory a generation may plan to use (XLA needs headroom)
-
-
 def auto_chunk(
-    chunk: int,
-    population: int,
-    mesh: Mesh | None,
-    candidate_bytes: int = 0,
-    fixed_bytes: int = 0,
-    backend: str | None = None,
-    memory: int | None = None,
+    chunk: int, work: Workload, mesh: Mesh | None, backend: str | None = None, memory: int | None = None
 ) -> int:
-    """``chunk`` as given, or for 0:
-    - CPU: 16 candidates per device (measured 1.5-1.9x faster than the whole population at
-      populations of 256-1024: the BC working set, policies and Adam moments, stays in cache);
-    - accelerators: the whole population (0) when its estimated memory (``fixed_bytes`` plus
-      ``candidate_bytes`` per candidate) fits in ``ACCELERATOR_MEMORY_SHARE`` of the devices'
-      memory (``memory``: measured by ``available_memory``), else the largest chunk that does
-      (a divisor of the population and a multiple of the device count); the CPU cache heuristic
-      says nothing about an accelerator, its memory does."""
+    """``chunk`` as given, or for 0 the chunk the cost model predicts fastest for ``work`` on
+    this machine (``hades.chunking``: cache sizes from the OS, the devices' memory from
+    ``available_memory``; ``backend`` and ``memory`` override what is detected)."""
     if chunk:
         return chunk
     devices = 1 if mesh is None else int(mesh.devices.size)
-    if (backend or jax.default_backend()) == "cpu":
-        size = CPU_CHUNK_PER_DEVICE * devices
-        return size if population > size and population % size == 0 else 0
-    budget = ACCELERATOR_MEMORY_SHARE * (available_memory() if memory is None else memory) - fixed_bytes
-    if candidate_bytes <= 0 or population * candidate_bytes <= budget:
-        return 0
-    fits = [c for c in range(devices, population, devices) if population % c == 0 and c * candidate_bytes <= budget]
-    return max(fits) if fits else devices  # the smallest chunk; the memory check says if even it is too big
+    backend = backend or jax.default_backend()
+    machine = Machine.detect(backend, devices, available_memory() if memory is None else memory)
+    return choose_chunk(machine, work)
 
 
 def map_population(fn, population, mesh: Mesh | None, chunk: int = 0):

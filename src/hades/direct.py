@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hades.chunking import Workload
 from hades.dataset import PolicyWeights
 from hades.distill import RLDriver, RunState
 
@@ -29,6 +30,21 @@ class DirectES(RLDriver):
     def candidate_bytes(self) -> int:
         width = self.cfg.policy.width * self.cfg.policy.depth
         return 4 * (2 * self.n_params() + self.cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape))))
+
+    def workload(self) -> Workload:
+        cfg = self.cfg
+        obs = int(np.prod(self.env.obs_shape))
+        hidden = cfg.policy.width * cfg.policy.depth
+        return Workload.direct(
+            cfg.es.population,
+            self.n_params(),
+            hidden,
+            cfg.eval_envs,
+            self.rollout_steps(),
+            obs,
+            self.candidate_bytes(),
+            self.es_bytes(),
+        )
 
     def score(self, rollout, solution, learners, env_key, norm):
         rollouts = rollout(solution, env_key, norm)

@@ -31,6 +31,7 @@ import numpy as np
 from flax import struct
 
 from hades.bc import make_bc_train, uniform_labels
+from hades.chunking import Workload
 from hades.config import DistillConfig
 from hades.dataset import Dataset
 from hades.devices import auto_chunk, check_memory, place, population_mesh, replicate, score_population
@@ -73,7 +74,7 @@ class RLDriver:
         self.cfg = cfg.validate()
         self.env = env = make_env(cfg.env, cfg.backend)
         self.mesh = population_mesh(cfg.devices, cfg.es.population)
-        self.chunk = auto_chunk(cfg.chunk, cfg.es.population, self.mesh, self.candidate_bytes(), self.es_bytes())
+        self.chunk = auto_chunk(cfg.chunk, self.workload(), self.mesh)
         if self.mesh is not None and self.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         if cfg.memory_check:
@@ -117,6 +118,14 @@ class RLDriver:
     def candidate_bytes(self) -> int:
         """Estimated memory one candidate needs while it is scored."""
         raise NotImplementedError
+
+    def workload(self) -> Workload:
+        """One generation's work per candidate, for the chunk cost model (``hades.chunking``)."""
+        raise NotImplementedError
+
+    def rollout_steps(self) -> int:
+        """Loop iterations of a fitness rollout: its cap, else the episode limit (whole episodes)."""
+        return self.cfg.eval_steps or self.env.max_steps or 1000
 
     def memory_estimate(self) -> int:
         """Estimated bytes of one generation: the ES's population and state, plus the candidates
@@ -324,6 +333,22 @@ class Distiller(RLDriver):
         train = 5 * self.n_params() + 3 * cfg.dataset_size * width  # params, grads, Adam, activations
         act = cfg.eval_envs * (width + 2 * int(np.prod(self.env.obs_shape)))
         return 4 * k * (train + act)
+
+    def workload(self) -> Workload:
+        cfg = self.cfg
+        return Workload.hades(
+            cfg.es.population,
+            self.n_params(),
+            cfg.policy.width * cfg.policy.depth,
+            1 if cfg.variant == "hades-f" else cfg.num_inits,
+            cfg.dataset_size,
+            self.max_bc_steps,
+            cfg.eval_envs,
+            self.rollout_steps(),
+            int(np.prod(self.env.obs_shape)),
+            self.candidate_bytes(),
+            self.es_bytes(),
+        )
 
     def bc_sample_steps(self) -> int:
         cfg = self.cfg
