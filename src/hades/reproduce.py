@@ -28,6 +28,7 @@ import numpy as np
 from hades.artifacts import atomic_write
 from hades.config import VARIANTS
 from hades.errors import HadesError
+from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 from hades.report import aggregate_section, number, pm, table
 from hades.rundir import read_metrics, read_run
@@ -202,6 +203,15 @@ def _claim(out: Path, tier: str) -> None:
         raise HadesError(f"{out} holds a {stored} grid; give another --out for the {tier} tier")
 
 
+def run_cell(cell: Cell, out_dir: str, reporter: Reporter | None = None) -> dict:
+    """One grid cell into its run directory (resumed from its checkpoint, never rerun once
+    finished); returns its summary. What every launcher runs, here or on a worker."""
+    d = cell.directory(Path(out_dir))
+    if not (d / "summary.json").is_file():
+        run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
+    return read_run(d, finished=True).summary
+
+
 def reproduce(
     tier: str,
     out_dir,
@@ -211,23 +221,39 @@ def reproduce(
     seeds=None,
     reporter: Reporter | None = None,
     on_cell=None,
+    launcher: Launcher | None = None,
+    on_status=None,
 ) -> dict:
     """Run (or continue) the grid into ``out_dir``; returns the ``reproduction.json`` content.
-    ``on_cell(index, total, cell, summary_or_None)`` is called before a cell runs (None) and with
-    its summary once it is finished (also for cells finished earlier); the results files are
-    rewritten after every cell that ran."""
+    ``on_cell(index, total, cell, summary_or_None)`` is called before a cell runs here (None) and
+    with its summary once it is finished (also for cells finished earlier); the results files are
+    rewritten after every cell that ran, by this process alone. With a ``launcher`` other than
+    local the unfinished cells run as its tasks (``on_status(done, running, failed, total)``)."""
     cells = plan(tier, envs, variants, seeds)
     out = Path(out_dir)
     _claim(out, tier)
+    todo = [i for i, c in enumerate(cells) if not (c.directory(out) / "summary.json").is_file()]
     for i, cell in enumerate(cells):
-        d = cell.directory(out)
-        if not (d / "summary.json").is_file():
-            if on_cell:
-                on_cell(i, len(cells), cell, None)
-            run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
-            write_results(out, tier)  # the results follow the grid cell by cell
+        if i not in todo and on_cell:
+            on_cell(i, len(cells), cell, read_run(cell.directory(out), finished=True).summary)
+    remote = launcher is not None and launcher.kind != "local"
+    units = [
+        Unit(f"{cells[i].env} {cells[i].variant} seed {cells[i].seed}", run_cell, (cells[i], str(out))) for i in todo
+    ]
+    index = {u.name: i for u, i in zip(units, todo)}
+
+    def done(unit: Unit, summary: dict) -> None:
+        write_results(out, tier)  # the results follow the grid cell by cell
         if on_cell:
-            on_cell(i, len(cells), cell, read_run(d, finished=True).summary)
+            on_cell(index[unit.name], len(cells), cells[index[unit.name]], summary)
+
+    if remote:
+        launch(units, launcher, on_done=done, on_status=on_status)
+    else:
+        for unit, i in zip(units, todo):
+            if on_cell:
+                on_cell(i, len(cells), cells[i], None)
+            done(unit, run_cell(cells[i], str(out), reporter))
     return write_results(out, tier)
 
 

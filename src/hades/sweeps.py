@@ -9,9 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from hades.artifacts import atomic_write
+from hades.launch import Launcher, Unit, launch
 from hades.rundir import json_object
 from hades.runs import CHECKPOINT, Reporter, run
 from hades.stats import ci95
+
+
+def run_size(cfg, run_dir: str, reporter: Reporter | None = None) -> dict:
+    """One size's run: read back when finished, resumed when interrupted; its summary."""
+    d = Path(run_dir)
+    if (d / "summary.json").is_file():
+        return json_object(d / "summary.json")
+    return run(cfg, d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
 
 
 def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=None) -> list[dict]:
@@ -22,10 +31,7 @@ def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=Non
     rows = []
     for cfg in configs:
         run_dir = out / f"size_{cfg.dataset_size}"
-        if (run_dir / "summary.json").is_file():
-            summary = json_object(run_dir / "summary.json")
-        else:
-            summary = run(cfg, run_dir, resume=(run_dir / CHECKPOINT).is_file(), reporter=reporter)
+        summary = run_size(cfg, str(run_dir), reporter)
         rows.append(
             {
                 "dataset_size": cfg.dataset_size,
@@ -45,13 +51,29 @@ def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=Non
     return rows
 
 
-def size_sweep_seeds(configs_by_seed: dict[int, list], out_dir, *, reporter: Reporter | None = None, on_row=None):
+def size_sweep_seeds(
+    configs_by_seed: dict[int, list],
+    out_dir,
+    *,
+    reporter: Reporter | None = None,
+    on_row=None,
+    launcher: Launcher | None = None,
+    on_status=None,
+):
     """``hades sweep-size --seeds``: one size sweep per seed into ``out_dir/seed<S>`` (each as
     :func:`size_sweep`), then per size the mean over seeds of the final return with its 95%
     t interval over seeds (and of HaDES-F's own-init return and the random policy's), written to
-    ``out_dir/size_sweep.json``. Returns the aggregated rows."""
+    ``out_dir/size_sweep.json``. Returns the aggregated rows. With a ``launcher`` other than
+    local, every (seed, size) run is a task of its own, and the sweeps are read back after."""
 
     out = Path(out_dir)
+    if launcher is not None and launcher.kind != "local":
+        units = [
+            Unit(f"seed {s} size {c.dataset_size}", run_size, (c, str(out / f"seed{s}" / f"size_{c.dataset_size}")))
+            for s, cfgs in configs_by_seed.items()
+            for c in cfgs
+        ]
+        launch(units, launcher, on_status=on_status)
     per_seed = {
         s: size_sweep(cfgs, out / f"seed{s}", reporter=reporter, on_row=on_row) for s, cfgs in configs_by_seed.items()
     }

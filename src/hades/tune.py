@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hades.errors import HadesError
+from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 
 
@@ -124,12 +125,13 @@ def tune(
     sampler_seed: int = 0,
     on_trial=None,
     reporter_factory=None,
+    launcher: Launcher | None = None,
+    on_status=None,
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
     every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial."""
     optuna = _optuna()
-    from hades.runs import Reporter, run
 
     out = Path(out_dir)
     overrides = dict(overrides or {})
@@ -142,52 +144,105 @@ def tune(
     bases = {m: make_config(preset, **({"env": env} if env else {}), variant=m, **overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
-    results = {}
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remote = launcher is not None and launcher.kind != "local"
+    units = []
     for method, base in bases.items():
         name = study_name(base.env, method)
         space = space_for(preset, env, method)
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+        existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
+        existing.set_user_attr("base", base.to_dict())
+        finished = len(existing.get_trials(deepcopy=False, states=done))
         # a continued study must not replay the sampler's first proposals: seed it past what it has
-        study = optuna.load_study(
-            study_name=name,
-            storage=storage,
-            sampler=optuna.samplers.TPESampler(seed=sampler_seed + len(existing.get_trials(deepcopy=False))),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-        )
-        study.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
-        study.set_user_attr("base", base.to_dict())
+        first = sampler_seed + len(existing.get_trials(deepcopy=False))
+        job = _Study(preset, env, method, str(out), tuple(seeds), overrides, trials)
+        if finished >= trials:
+            continue
+        if remote:  # one trial per task, each with its own sampler seed; the study is shared in study.db
+            units += [
+                Unit(f"{name} trial {finished + k}", run_trials, (job, first + k, 1)) for k in range(trials - finished)
+            ]
+        else:
+            run_trials(job, first, trials - finished, on_trial, reporter_factory)
+    if units:
 
-        def objective(trial, method=method, base=base, space=space, name=name):
-            params = {k: _suggest(trial, k, p) for k, p in space.items()}
-            # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
-            key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-            folder = out / "trials" / name / key
-            trial.set_user_attr("run_dir", str(folder))
-            values = []
-            for seed in seeds:
-                cfg = make_config(preset, **({"env": env} if env else {}), variant=method, seed=seed,
-                                  **overrides, **params)  # fmt: skip
-                run_dir = folder / f"seed{seed}"
-                resume = (run_dir / "checkpoint.safetensors").is_file()
-                reporter = _PruningReporter(trial, seeds.index(seed), reporter_factory, Reporter)
-                summary = run(cfg, run_dir, resume=resume, reporter=reporter)
-                values.append(float(summary[objective_key(method)]))
-            return sum(values) / len(values)
+        def done_(unit, trials_run):
+            for trial in trials_run:
+                if on_trial is not None:
+                    on_trial(*trial)
 
-        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        finished = len(study.get_trials(deepcopy=False, states=done))
-        if finished < trials:
-            callbacks = [optuna.study.MaxTrialsCallback(trials, states=done)]
-            if on_trial is not None:
-                callbacks.append(lambda s, t: on_trial(s.study_name, t.number, t.value, t.state.name))
-            study.optimize(objective, n_trials=trials - finished, callbacks=callbacks, catch=(HadesError,))
-        results[name] = study_summary(optuna, study, method)
+        launch(units, launcher, on_done=done_, on_status=on_status)
+    results = {}
+    for method, base in bases.items():
+        name = study_name(base.env, method)
+        results[name] = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
               "studies": results}  # fmt: skip
     from hades.artifacts import atomic_write
 
     atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
     return record
+
+
+@dataclass(frozen=True)
+class _Study:
+    """What a process needs to run trials of one method's study (picklable, for launchers)."""
+
+    preset: str | None
+    env: str | None
+    method: str
+    out: str
+    seeds: tuple[int, ...]
+    overrides: dict
+    trials: int  # finished trials the study stops at
+
+
+def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_factory=None) -> list[tuple]:
+    """Run up to ``n`` trials of ``job``'s study (stopping once it has ``job.trials`` finished
+    ones, whoever ran them); returns (study, number, value, state) of each trial run here."""
+    optuna = _optuna()
+    from hades.runs import Reporter, run
+
+    out = Path(job.out)
+    env_kw = {"env": job.env} if job.env else {}
+    name = study_name(make_config(job.preset, **env_kw, variant=job.method, **job.overrides).env, job.method)
+    space = space_for(job.preset, job.env, job.method)
+    study = optuna.load_study(
+        study_name=name,
+        storage=_storage(optuna, out),
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+
+    def objective(trial):
+        params = {k: _suggest(trial, k, p) for k, p in space.items()}
+        # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
+        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+        folder = out / "trials" / name / key
+        trial.set_user_attr("run_dir", str(folder))
+        values = []
+        for seed in job.seeds:
+            cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **params)
+            run_dir = folder / f"seed{seed}"
+            resume = (run_dir / "checkpoint.safetensors").is_file()
+            reporter = _PruningReporter(trial, job.seeds.index(seed), reporter_factory, Reporter)
+            summary = run(cfg, run_dir, resume=resume, reporter=reporter)
+            values.append(float(summary[objective_key(job.method)]))
+        return sum(values) / len(values)
+
+    ran = []
+
+    def record(s, t):
+        ran.append((s.study_name, t.number, t.value, t.state.name))
+        if on_trial is not None:
+            on_trial(*ran[-1])
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    callbacks = [optuna.study.MaxTrialsCallback(job.trials, states=done), record]
+    if len(study.get_trials(deepcopy=False, states=done)) < job.trials:
+        study.optimize(objective, n_trials=n, callbacks=callbacks, catch=(HadesError,))
+    return ran
 
 
 class _PruningReporter:

@@ -165,6 +165,52 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def _add_launcher(p) -> None:
+    """Where the command's independent units (grid cells, trials) run: --launcher and its options."""
+    g = p.add_argument_group("launcher (where the cells run; docs/guide.md, 'Grids on a cluster')")
+    g.add_argument(
+        "--launcher",
+        choices=("local", "ray", "slurm"),
+        default="local",
+        help="local: here, one after another (default); ray: tasks on a Ray cluster; slurm: a SLURM job "
+        "array through submitit (both: pip install 'hades[cluster]')",
+    )
+    g.add_argument(
+        "--address", help="ray: the cluster's address (e.g. auto, ray://head:10001; default: start one here)"
+    )
+    g.add_argument("--task-cpus", type=float, default=None, help="CPUs per task (default: 1; one host device per CPU)")
+    g.add_argument("--task-gpus", type=float, default=0.0, help="GPUs per task (default: 0)")
+    g.add_argument("--slurm-folder", help="slurm: submitit's log folder (default: OUT/submitit)")
+    g.add_argument("--slurm-partition", help="slurm: the partition to submit to")
+    g.add_argument("--slurm-time", type=int, default=24 * 60, help="slurm: minutes per task (default: 1440)")
+    g.add_argument("--slurm-local", action="store_true", help=argparse.SUPPRESS)  # submitit's local executor (tests)
+
+
+def _launcher(args, out: Path):
+    """The Launcher the flags describe; --address and the --slurm-* flags only with their launcher."""
+    from hades.launch import Launcher
+
+    kind = args.launcher
+    if args.address and kind != "ray":
+        raise HadesError("--address is for --launcher ray")
+    slurm_given = args.slurm_folder or args.slurm_partition or args.slurm_local
+    if slurm_given and kind != "slurm":
+        raise HadesError("--slurm-* options are for --launcher slurm")
+    slurm = {"timeout_min": args.slurm_time}
+    if args.slurm_partition:
+        slurm["partition"] = args.slurm_partition
+    if args.slurm_local:
+        slurm["cluster"] = "local"
+    return Launcher(
+        kind,
+        address=args.address,
+        cpus=args.task_cpus or 1.0,
+        gpus=args.task_gpus,
+        folder=args.slurm_folder or str(out / "submitit"),
+        slurm=slurm,
+    )
+
+
 def _check_output(out, *inputs) -> Path:
     """Refuse an output path that is one of the command's inputs, or that exists and is not a regular
     file (a directory, a device node): a command never overwrites what it reads."""

@@ -92,6 +92,21 @@ def _bar(total: int, unit: str):
     return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
+class _ClusterBar:
+    """Cells (or trials) on a cluster: done / running / failed of the total, as the launcher
+    reports them; call it with ``(done, running, failed, total)``."""
+
+    def __init__(self, total: int, unit: str = "cell"):
+        self.bar = _bar(total, unit)
+
+    def __call__(self, done: int, running: int, failed: int, total: int) -> None:
+        self.bar.n = done
+        self.bar.set_postfix_str(f"{running} running, {failed} failed", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class _Stages:
     """A progress bar over the stages of work done in single compiled calls (train, merge
     --evaluate, transfer): ``stages(text)`` ends the previous stage and starts ``text``; the

@@ -8,8 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from hades.cli.options import BASELINE_IGNORES, _add_options, _add_track, _floats, _given, _rounded, _seed_list
-from hades.cli.progress import _bar, _Progress, _progress
+from hades.cli.options import (
+    BASELINE_IGNORES,
+    _add_launcher,
+    _add_options,
+    _add_track,
+    _floats,
+    _given,
+    _launcher,
+    _rounded,
+    _seed_list,
+)
+from hades.cli.progress import _bar, _ClusterBar, _Progress, _progress
 from hades.config import (
     DistillConfig,
     ImageDistillConfig,
@@ -110,8 +120,14 @@ def _cmd_sweep_size(args) -> int:
         by_seed = {s: [make_config(args.preset, **given, seed=s, dataset_size=n) for n in sizes] for s in seeds}
         configs = by_seed[seeds[0]]  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep")
-        rows = size_sweep_seeds(by_seed, out, **report)
+        launcher = _launcher(args, out)
+        status = None if args.quiet or launcher.kind == "local" else _ClusterBar(len(sizes) * len(seeds), "run")
+        rows = size_sweep_seeds(by_seed, out, **report, launcher=launcher, on_status=status)
+        if status is not None:
+            status.close()
     else:
+        if args.launcher != "local":
+            raise HadesError("--launcher spreads the seeds of a sweep: give --seeds")
         configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
         rows = size_sweep(configs, out, **report)
@@ -168,6 +184,7 @@ def _cmd_tune(args) -> int:
         overrides=overrides,
         on_trial=on_trial,
         reporter_factory=lambda: _Progress(True),
+        launcher=_launcher(args, out),
     )
     if bar is not None:
         bar.close()
@@ -237,6 +254,8 @@ def _cmd_reproduce(args) -> int:
                 file=sys.stderr,
             )
 
+    launcher = _launcher(args, out)
+    status = None if args.quiet or launcher.kind == "local" else _ClusterBar(len(cells))
     reproduce(
         args.tier,
         out,
@@ -245,7 +264,11 @@ def _cmd_reproduce(args) -> int:
         seeds=seeds,
         reporter=_progress(args),
         on_cell=on_cell,
+        launcher=launcher,
+        on_status=status,
     )
+    if status is not None:
+        status.close()
     return finish("wrote", TIERS[args.tier].name)
 
 
@@ -308,6 +331,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     )
     sw.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(sw)
+    _add_launcher(sw)
     _add_options(sw, DistillConfig(), skip=("dataset_size",))
     tn = sub.add_parser(
         "tune",
@@ -328,6 +352,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     )
     tn.add_argument("--out", help="study directory (default: runs/tune-<preset>)")
     tn.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_launcher(tn)
     _add_options(tn, DistillConfig(), skip=("variant", "seed"))
     rp = sub.add_parser(
         "reproduce",
@@ -356,6 +381,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     )
     rp.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_track(rp)
+    _add_launcher(rp)
 
 
 COMMANDS = {

@@ -1,0 +1,169 @@
+"""Where the independent units of a grid, a sweep or a tuning study run.
+
+A unit is a module-level function and its arguments (a grid cell: one run into its own
+resumable run directory). ``launch`` runs the units
+
+- ``local`` (the default): here, one after another, no new dependency;
+- ``ray``: as Ray tasks on a cluster (``address``: an existing one, e.g. ``ray://head:10001`` or
+  ``auto``; none: a local one on this machine), ``cpus``/``gpus`` per task; a task whose worker
+  is lost is retried by Ray (``retries`` times) and its run resumes from its last checkpoint;
+- ``slurm``: as a SLURM job array through submitit (``folder`` holds its logs; ``local`` runs the
+  same array with submitit's local executor, for tests and single machines).
+
+Units must write only their own directories: the caller is the one writer of anything shared
+(the grid's tables), from ``on_done``, which is called here, in this process, as each unit
+finishes. A unit that fails (a user error, a crash) does not stop the others; ``launch`` then
+raises one ``HadesError`` naming the failed units, after every other unit has finished.
+Ray and submitit are imported only when asked for (the ``cluster`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hades.errors import HadesError
+
+LAUNCHERS = ("local", "ray", "slurm")
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str  # shown in progress and errors ("Breakout-MinAtar hades-f seed 0")
+    fn: Callable  # a module-level function (pickled to the workers)
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class Launcher:
+    kind: str = "local"
+    address: str | None = None  # ray: cluster address (None: start a local cluster)
+    cpus: float = 1.0  # per unit
+    gpus: float = 0.0  # per unit
+    retries: int = 3  # ray: retries of a unit whose worker died
+    folder: str | None = None  # slurm: submitit's log folder
+    slurm: dict = field(default_factory=dict)  # slurm: extra submitit parameters (partition, time, ...)
+
+    def __post_init__(self):
+        if self.kind not in LAUNCHERS:
+            raise HadesError(f"unknown launcher {self.kind!r}; choose one of {', '.join(LAUNCHERS)}")
+        if self.cpus <= 0 or self.gpus < 0 or self.retries < 0:
+            raise HadesError("--task-cpus must be > 0, --task-gpus >= 0")
+
+
+def launch(
+    units: list[Unit],
+    launcher: Launcher | None = None,
+    on_done: Callable[[Unit, Any], None] | None = None,
+    on_status: Callable[[int, int, int, int], None] | None = None,
+) -> list:
+    """Run every unit; returns their results in the units' order. ``on_done(unit, result)`` as
+    each finishes (in this process); ``on_status(done, running, failed, total)`` as it changes."""
+    launcher = launcher or Launcher()
+    run = {"local": _local, "ray": _ray, "slurm": _slurm}[launcher.kind]
+    results, failures = run(units, launcher, on_done or (lambda u, r: None), on_status or (lambda *a: None))
+    if failures:
+        names = "; ".join(f"{u.name}: {msg}" for u, msg in failures[:3])
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        raise HadesError(f"{len(failures)} of {len(units)} units failed: {names}{more}")
+    return results
+
+
+def _local(units, launcher, on_done, on_status):
+    results = []
+    for i, unit in enumerate(units):
+        on_status(i, 1, 0, len(units))
+        results.append(unit.fn(*unit.args))
+        on_done(unit, results[-1])
+    on_status(len(units), 0, 0, len(units))
+    return results, []
+
+
+def _one_line(e: BaseException) -> str:
+    """The root cause of a remote failure, in one line."""
+    cause = getattr(e, "cause", None) or e
+    text = str(cause).strip().splitlines()
+    return (text[-1] if text else type(cause).__name__)[:300]
+
+
+def execute(fn, args):
+    """What a worker runs: the unit, with its own device count (one host device per CPU it was
+    given, set before the unit's JAX starts)."""
+    return fn(*args)
+
+
+def _ray(units, launcher, on_done, on_status):
+    ray = _import("ray")
+    devices = max(int(launcher.cpus), 1)
+    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=launcher.address,
+                runtime_env={"env_vars": env},
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise HadesError(f"could not reach the Ray cluster at {launcher.address}: {_one_line(e)}") from None
+    task = ray.remote(num_cpus=launcher.cpus, num_gpus=launcher.gpus, max_retries=launcher.retries)(execute)
+    pending = {task.remote(u.fn, u.args): i for i, u in enumerate(units)}
+    slots = max(int(ray.cluster_resources().get("CPU", 1) // launcher.cpus), 1)
+    results, failures, done = [None] * len(units), [], 0
+    on_status(0, min(slots, len(pending)), 0, len(units))
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in ready:
+            i = pending.pop(ref)
+            try:
+                results[i] = ray.get(ref)
+                done += 1
+                on_done(units[i], results[i])
+            except Exception as e:  # the unit's own error, or its worker lost more often than retried
+                failures.append((units[i], _one_line(e)))
+            on_status(done, min(slots, len(pending)), len(failures), len(units))
+    return results, failures
+
+
+def _slurm(units, launcher, on_done, on_status):
+    submitit = _import("submitit")
+    folder = launcher.folder or os.path.join(os.getcwd(), "submitit")
+    params = dict(launcher.slurm)
+    local = params.pop("cluster", None) == "local"
+    executor = (submitit.LocalExecutor if local else submitit.AutoExecutor)(folder=folder)
+    resources = {"timeout_min": params.pop("timeout_min", 24 * 60), "cpus_per_task": int(launcher.cpus)}
+    if launcher.gpus:
+        resources["gpus_per_node"] = int(launcher.gpus)
+    if not local:
+        resources.update({f"slurm_{k}": v for k, v in params.items()})
+    executor.update_parameters(**resources)
+    jobs = executor.map_array(execute, [u.fn for u in units], [u.args for u in units])
+    pending = dict(enumerate(jobs))
+    results, failures, done = [None] * len(units), [], 0
+    on_status(0, len(pending), 0, len(units))
+    while pending:
+        for i in [i for i, job in pending.items() if job.done()]:
+            job = pending.pop(i)
+            try:
+                results[i] = job.result()
+                done += 1
+                on_done(units[i], results[i])
+            except Exception as e:
+                failures.append((units[i], _one_line(e)))
+            on_status(done, len(pending), len(failures), len(units))
+        if pending:
+            time.sleep(1.0)
+    return results, failures
+
+
+def _import(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        raise HadesError(
+            f"--launcher {'slurm' if name == 'submitit' else name} needs {name}: pip install 'hades[cluster]'"
+        ) from None
