@@ -21,6 +21,7 @@ from hades.errors import HadesError
 from hades.launch import Launcher, Unit, launch
 from hades.reproduce import Cell, run_cell
 
+LIMIT = 900  # seconds a command may take before the test fails (a lost cluster must not hang the suite)
 SMOKE = ["reproduce", "--tier", "smoke", "--envs", "breakout", "--variants", "hades-f,direct-es", "--quiet"]
 
 
@@ -51,23 +52,24 @@ def test_bad_launcher_settings_are_one_line_errors(tmp_path):
     assert_one_line_error(cli(*SMOKE, "--out", tmp_path, "--slurm-partition", "gpu"), "--launcher slurm")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """A Ray head on 127.0.0.1 with 2 CPUs (2 tasks at a time), stopped after the module."""
+    """A Ray head on 127.0.0.1 with 2 CPUs (2 tasks at a time), stopped after the module. One
+    cluster at a time on the machine (a file lock across xdist workers): two stall each other's
+    workers, and ``ray stop`` stops every Ray process of the machine."""
     pytest.importorskip("ray")
+    import fcntl
+
+    lock = open(tmp_path_factory.getbasetemp().parent / "hades-ray-cluster.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     ray_bin = Path(sys.executable).with_name("ray")
-    port = _free_port()
-    temp = tmp_path_factory.mktemp("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     start = subprocess.run(
         [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-         "--include-dashboard", "false", "--temp-dir", str(temp), "--disable-usage-stats"],
+         "--include-dashboard", "false", "--disable-usage-stats"],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert start.returncode == 0, start.stderr[-2000:]
@@ -75,6 +77,7 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
+        lock.close()
 
 
 def _datasets(grid: Path) -> dict:
@@ -90,9 +93,9 @@ def test_a_smoke_grid_on_ray_gives_the_local_grid(tmp_path, ray_cluster):
     CPU); on 2 devices the plain loop differs from it by float32 rounding (other chunks and
     partitions), as any 1- against 2-device run may."""
     one_device = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    local = hades(*SMOKE, "--out", tmp_path / "local", env=one_device)
+    local = hades(*SMOKE, "--out", tmp_path / "local", env=one_device, timeout=LIMIT)
     assert local.returncode == 0, local.stderr[-2000:]
-    remote = hades(*SMOKE, "--out", tmp_path / "ray", "--launcher", "ray", "--address", ray_cluster)
+    remote = hades(*SMOKE, "--out", tmp_path / "ray", "--launcher", "ray", "--address", ray_cluster, timeout=LIMIT)
     assert remote.returncode == 0, remote.stderr[-2000:]
     a, b = _datasets(tmp_path / "local"), _datasets(tmp_path / "ray")
     assert sorted(a) == sorted(b) and len(a) == 2
@@ -161,7 +164,7 @@ def test_a_killed_worker_cell_completes_bit_identically(tmp_path, ray_cluster):
 def test_slurm_launcher_runs_the_grid_through_submitit(tmp_path):
     pytest.importorskip("submitit")
     proc = hades(*SMOKE[:-1], "--variants", "hades-f", "--quiet", "--out", tmp_path / "grid", "--launcher", "slurm",
-                 "--slurm-local")  # fmt: skip
+                 "--slurm-local", timeout=LIMIT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "grid" / "Breakout-MinAtar" / "hades-f" / "seed0" / "summary.json").is_file()
     assert list((tmp_path / "grid" / "submitit").iterdir())  # submitit's logs, where the flag says
@@ -175,7 +178,7 @@ def test_a_tuning_study_runs_its_trials_as_ray_tasks(tmp_path, ray_cluster):
     tiny = "--generations 2 --population 8 --depth 1 --eval-envs 2 --eval-steps 30 --eval-episodes 2 --eval-policies 2"
     out = tmp_path / "tune"
     proc = hades("tune", "--preset", "cartpole", "--variants", "hades-f,direct-es", "--trials", "2", "--out", out,
-                 "--quiet", *tiny.split(), "--launcher", "ray", "--address", ray_cluster)  # fmt: skip
+                 "--quiet", *tiny.split(), "--launcher", "ray", "--address", ray_cluster, timeout=LIMIT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     studies = json.loads((out / "tuning.json").read_text())["studies"]
     assert {k: len(s["trials"]) for k, s in studies.items()} == {"CartPole-v1_hades-f": 2, "CartPole-v1_direct-es": 2}
