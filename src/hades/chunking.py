@@ -30,7 +30,6 @@ the drivers describe their work as a ``Workload``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -249,10 +248,3 @@ def with_rates(machine: Machine, **rates) -> Machine:
         flops=rates.get("flops", machine.flops),
         overhead=rates.get("overhead", machine.overhead),
     )
-
-
-def host_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 16 << 30

@@ -111,22 +111,10 @@ def _ray(units, launcher, on_done, on_status):
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise HadesError(f"could not reach the Ray cluster at {launcher.address}: {_one_line(e)}") from None
     task = ray.remote(num_cpus=launcher.cpus, num_gpus=launcher.gpus, max_retries=launcher.retries)(execute)
-    pending = {task.remote(u.fn, u.args): i for i, u in enumerate(units)}
     slots = max(int(ray.cluster_resources().get("CPU", 1) // launcher.cpus), 1)
-    results, failures, done = [None] * len(units), [], 0
-    on_status(0, min(slots, len(pending)), 0, len(units))
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-        for ref in ready:
-            i = pending.pop(ref)
-            try:
-                results[i] = ray.get(ref)
-                done += 1
-                on_done(units[i], results[i])
-            except Exception as e:  # the unit's own error, or its worker lost more often than retried
-                failures.append((units[i], _one_line(e)))
-            on_status(done, min(slots, len(pending)), len(failures), len(units))
-    return results, failures
+    refs = [task.remote(u.fn, u.args) for u in units]
+    ready = lambda pending: ray.wait(pending, num_returns=1, timeout=1.0)[0]
+    return _gather(units, refs, ready, ray.get, lambda n: min(slots, n), on_done, on_status)
 
 
 def _slurm(units, launcher, on_done, on_status):
@@ -142,21 +130,33 @@ def _slurm(units, launcher, on_done, on_status):
         resources.update({f"slurm_{k}": v for k, v in params.items()})
     executor.update_parameters(**resources)
     jobs = executor.map_array(execute, [u.fn for u in units], [u.args for u in units])
-    pending = dict(enumerate(jobs))
+
+    def ready(pending):
+        finished = [job for job in pending if job.done()]
+        if not finished:
+            time.sleep(1.0)
+        return finished
+
+    return _gather(units, jobs, ready, lambda job: job.result(), lambda n: n, on_done, on_status)
+
+
+def _gather(units, handles, ready, result, running, on_done, on_status):
+    """Wait on one handle per unit (a Ray ref, a submitit job): ``ready(pending)`` gives the
+    finished ones, ``result(handle)`` a unit's value or its error; ``on_done`` is called here as
+    each finishes, ``on_status`` with ``running(len(pending))`` units taken to be running."""
+    pending = {h: i for i, h in enumerate(handles)}
     results, failures, done = [None] * len(units), [], 0
-    on_status(0, len(pending), 0, len(units))
+    on_status(0, running(len(pending)), 0, len(units))
     while pending:
-        for i in [i for i, job in pending.items() if job.done()]:
-            job = pending.pop(i)
+        for handle in ready(list(pending)):
+            i = pending.pop(handle)
             try:
-                results[i] = job.result()
+                results[i] = result(handle)
                 done += 1
                 on_done(units[i], results[i])
-            except Exception as e:
+            except Exception as e:  # the unit's own error, or its worker lost more often than retried
                 failures.append((units[i], _one_line(e)))
-            on_status(done, len(pending), len(failures), len(units))
-        if pending:
-            time.sleep(1.0)
+            on_status(done, running(len(pending)), len(failures), len(units))
     return results, failures
 
 
