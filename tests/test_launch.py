@@ -21,6 +21,9 @@ from hades.errors import HadesError
 from hades.launch import Launcher, Unit, launch
 from hades.reproduce import Cell, run_cell
 
+# One xdist worker runs this module (pyproject: --dist loadfile, each file on one worker), so the
+# cluster fixture starts once and the other worker goes on with the rest of the suite instead of
+# waiting for the cluster lock. (xdist 3.8's loadgroup does not group under pytest 9.2.)
 LIMIT = 900  # seconds a command may take before the test fails (a lost cluster must not hang the suite)
 SMOKE = ["reproduce", "--tier", "smoke", "--envs", "breakout", "--variants", "hades-f,direct-es", "--quiet"]
 
@@ -56,7 +59,9 @@ def test_bad_launcher_settings_are_one_line_errors(tmp_path):
 def ray_cluster(tmp_path_factory):
     """A Ray head on 127.0.0.1 with 2 CPUs (2 tasks at a time), stopped after the module. One
     cluster at a time on the machine (a file lock across xdist workers): two stall each other's
-    workers, and ``ray stop`` stops every Ray process of the machine."""
+    workers, and ``ray stop`` stops every Ray process of the machine. Token authentication is off
+    for the cluster and its clients (the test processes inherit the variable): Ray 2.60 turns it
+    on whenever ``~/.ray/auth_token`` exists, which any earlier local ``ray.init()`` leaves."""
     pytest.importorskip("ray")
     import fcntl
 
@@ -66,7 +71,10 @@ def ray_cluster(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    environ = pytest.MonkeyPatch()
+    environ.setenv("RAY_AUTH_MODE", "disabled")
+    environ.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    env = dict(os.environ)
     start = subprocess.run(
         [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--include-dashboard", "false", "--disable-usage-stats"],
@@ -77,6 +85,7 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
+        environ.undo()
         lock.close()
 
 
