@@ -78,6 +78,48 @@ def test_plot_without_output_writes_beside_the_runs(tmp_path):
     assert proc.returncode == 2 and "env_steps" in proc.stderr
 
 
+def test_budget_curves_put_methods_on_candidate_evaluations_with_the_own_init_dashed(tmp_path, monkeypatch):
+    """``--x evaluations`` is population x generation (a population-128 run and a population-64 run
+    meet at equal evaluations, not at equal generations); ``--own-init`` adds HaDES-F's own-init
+    series, dashed, in HaDES-F's colour; ``--log-x`` a log axis."""
+    import numpy as np
+    from matplotlib.axes import Axes
+
+    from hades.cli import main
+
+    def write(name, variant, population, own=None):
+        run = tmp_path / name
+        run.mkdir()
+        cfg = {"env": "Breakout-MinAtar", "variant": variant, "seed": 0, "es": {"population": population}}
+        (run / "config.json").write_text(json.dumps(cfg))
+        rows = [
+            {"generation": g, "eval_return_mean": float(g), "eval_own_init_return_mean": own and own * g}
+            for g in (10, 20)
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return run
+
+    f, d = write("f", "hades-f", 128, own=3.0), write("d", "direct-es", 64)
+    calls = _recording(monkeypatch)
+    scales = []
+    monkeypatch.setattr(Axes, "set_xscale", lambda self, v, **k: scales.append(v))
+    assert (
+        main(["plot", str(f), str(d), "--x", "evaluations", "--own-init", "--log-x", "-o", str(tmp_path / "p.png")])
+        == 0
+    )
+    lines = {kw["label"]: (args, kw) for name, args, kw, _ in calls if name == "plot"}
+    assert set(lines) == {"hades-f (n=1)", "hades-f own init (n=1)", "direct-es (n=1)"}
+    assert np.allclose(lines["hades-f (n=1)"][0][0], [1280, 2560])
+    assert np.allclose(lines["direct-es (n=1)"][0][0], [640, 1280])
+    own_x, own_y = lines["hades-f own init (n=1)"][0]
+    assert np.allclose(own_x, [1280, 2560]) and np.allclose(own_y, [30, 60])
+    assert lines["hades-f own init (n=1)"][1]["ls"] == "--" and lines["hades-f (n=1)"][1]["ls"] == "-"
+    assert lines["hades-f own init (n=1)"][1]["color"] == lines["hades-f (n=1)"][1]["color"]
+    assert scales == ["log"]
+    proc = cli("plot", f, "--own-init", "--key", "eval_own_init_return_mean", "-o", tmp_path / "q.png")
+    assert proc.returncode == 2 and "--own-init" in proc.stderr
+
+
 def _recording(monkeypatch):
     """Record every Axes.plot / axhline call (kwargs and data) while a figure is drawn."""
     from matplotlib.axes import Axes
@@ -147,3 +189,21 @@ def test_transfer_star_sits_inside_the_axes_and_in_the_legend(tmp_path, monkeypa
     (args, kw, ax) = star
     lo, hi = ax.get_ylim()
     assert lo < args[1][0] < hi and "evolved for" in kw["label"]
+
+
+def test_budget_points_are_read_at_or_below_the_asked_budget(tmp_path):
+    """``hades plot --at``: each series' last point at or below each asked x; none before its first."""
+    import numpy as np
+
+    from hades.report import curve_markdown, curve_points
+
+    drawn = {"Breakout": {"direct-es": (np.array([1280.0, 2560.0]), np.array([1.0, 2.0]), np.array([0.5, 0.25]))}}
+    rows = curve_points(drawn, [1000, 1280, 2000, 5000])
+    assert [(r["x"], r["mean"], r["ci95"]) for r in rows] == [
+        (None, None, None),
+        (1280.0, 1.0, 0.5),
+        (1280.0, 1.0, 0.5),
+        (2560.0, 2.0, 0.25),
+    ]
+    table = curve_markdown(rows, "candidate evaluations")
+    assert "| Breakout | direct-es | 2000 | 1280 | 1 ± 0.5 |" in table and "| 1000 | — | — |" in table

@@ -77,7 +77,13 @@ def image_grid(rows: list, row_labels: list[str], path, col_labels=None) -> None
     _save(fig, path)
 
 
-X_AXES = {"generation": "generation", "wall_seconds": "wall time (s)", "env_steps": "environment steps"}
+OWN_INIT = " own init"  # the suffix of a label whose series is HaDES-F's own-init return
+X_AXES = {
+    "generation": "generation",
+    "evaluations": "candidate evaluations",
+    "wall_seconds": "wall time (s)",
+    "env_steps": "environment steps",
+}
 
 
 def label_colours(labels, fixed: tuple[str, ...] | None = None) -> dict[str, str]:
@@ -96,13 +102,15 @@ def curve_panels(
     key: str = "eval_return_mean",
     x: str = "generation",
     reference: dict[str, dict[str, float]] | None = None,
+    log_x: bool = False,
 ) -> dict[str, dict[str, tuple]]:
     """Learning curves, one panel per environment (``{panel: {label: [each seed's metrics rows]}}``):
     a line per label at the mean over its seeds, with the 95% confidence band of that mean
     (Student t) when it has more than one seed. ``x`` is a metrics column (generation, wall
     seconds, environment steps); a seed's curve is read at its own x values and the seeds are
     averaged where all of them have a point (by index for wall time, which differs per seed).
-    ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label.
+    ``reference`` draws dotted horizontal lines (e.g. the random policy) per panel and label;
+    ``log_x`` a logarithmic x axis.
     Colours come from ``label_colours``: a method keeps its colour in every figure.
     Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
@@ -110,6 +118,8 @@ def curve_panels(
     from hades.stats import ci95
 
     plt = _plt()
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     n = len(panels)
     cols = min(n, 4) or 1
     rows_ = -(-n // cols) if n else 1
@@ -117,7 +127,7 @@ def curve_panels(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     drawn: dict[str, dict[str, tuple]] = {}
-    colour = label_colours(label for groups in panels.values() for label in groups)
+    colour = label_colours(label.removesuffix(OWN_INIT) for groups in panels.values() for label in groups)
     for ax, (panel, groups) in zip(axes.ravel(), panels.items()):
         for label, runs in groups.items():
             if x == "env_steps":  # rows count each generation's steps: the axis is their running total
@@ -129,8 +139,15 @@ def curve_panels(
             xs = np.array([[r[x] for r in s[:length]] for s in series], np.float64).mean(0)
             ys = np.array([[r[key] for r in s[:length]] for s in series], np.float64)
             marker = "o" if length <= 30 else None  # a short series (or a single point) stays visible
+            own = label.endswith(OWN_INIT)  # a method's own-init series: its colour, dashed
             (line,) = ax.plot(
-                xs, ys.mean(0), marker=marker, ms=3, label=f"{label} (n={len(runs)})", color=colour[label]
+                xs,
+                ys.mean(0),
+                marker=marker,
+                ms=3,
+                ls="--" if own else "-",
+                label=f"{label} (n={len(runs)})",
+                color=colour[label.removesuffix(OWN_INIT) if own else label],
             )
             half = np.array([ci95(ys[:, j]) for j in range(length)])
             if len(runs) > 1:
@@ -142,7 +159,12 @@ def curve_panels(
         ax.set_xlabel(X_AXES.get(x, x), fontsize=8)
         ax.set_ylabel(key.removeprefix("eval_").replace("_", " "), fontsize=8)
         ax.tick_params(labelsize=7)
-        if x == "generation":
+        if log_x:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1-2-5 steps, labelled plainly
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        elif x == "generation":
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="best")

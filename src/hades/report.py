@@ -177,3 +177,36 @@ def markdown(rows: list[dict]) -> str:
                 f"{r['wall_seconds_mean']:.0f} |"
             )
     return "\n".join(line for line in out if line is not None) + "\n"
+
+
+def curve_points(drawn: dict[str, dict[str, tuple]], at) -> list[dict]:
+    """Budget points read off drawn curves (``plots.curve_panels``' return): for each panel,
+    series and requested x, the series' last point at or below it (its mean over seeds and the
+    95% half-width), or None where the series starts above it."""
+    rows = []
+    for panel, series in drawn.items():
+        for label, (xs, mean, half) in series.items():
+            for want in at:
+                i = int(np.searchsorted(np.asarray(xs), want, side="right")) - 1
+                point = i >= 0
+                rows.append(
+                    {
+                        "panel": panel,
+                        "series": label,
+                        "at": want,
+                        "x": float(xs[i]) if point else None,
+                        "mean": float(mean[i]) if point else None,
+                        "ci95": float(half[i]) if point else None,
+                    }
+                )
+    return rows
+
+
+def curve_markdown(rows: list[dict], x_label: str) -> str:
+    """``curve_points`` as a Markdown table."""
+    out = [f"| environment | series | {x_label} (asked) | {x_label} (point) | mean (95% CI) |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(
+            f"| {r['panel']} | {r['series']} | {number(r['at'])} | {number(r['x'])} | {pm(r['mean'], r['ci95'])} |"
+        )
+    return "\n".join(out) + "\n"

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hades.cli.options import _check_output
+from hades.cli.options import _check_output, _floats
 from hades.cli.progress import _Bars
 from hades.errors import HadesError
 from hades.presets import IMAGE_PRESETS, PRESETS
@@ -16,17 +16,18 @@ from hades.presets import IMAGE_PRESETS, PRESETS
 def _cmd_plot(args) -> int:
     import os
 
-    from hades.plots import curve_panels
+    from hades.plots import OWN_INIT, curve_panels
     from hades.report import group_runs
     from hades.rundir import read_run
 
+    at = _floats(args.at, "at", positive=True) if args.at else None
     panels: dict[str, dict[str, list[list[dict]]]] = {}
     reference: dict[str, dict[str, float]] = {}
     keys: set[str] = set()
     runs: list[dict] = []
     for run_dir in map(read_run, args.runs):
-        rows = run_dir.metrics()
         cfg = run_dir.config
+        rows = [_with_evaluations(r, cfg) for r in run_dir.metrics()]
         runs.append(
             {
                 "env": cfg.get("env"),
@@ -43,10 +44,14 @@ def _cmd_plot(args) -> int:
             reference.setdefault(run_dir.panel, {})["random policy"] = run_dir.summary["random_return_mean"]
     for (panel, label), group in group_runs(runs).items():
         panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
+        if args.own_init and any(r.get("eval_own_init_return_mean") is not None for g in group for r in g["rows"]):
+            own = [[{**r, "eval_return_mean": r.get("eval_own_init_return_mean")} for r in g["rows"]] for g in group]
+            panels[panel][label + OWN_INIT] = own  # HaDES-F: the dataset's own init, beside fresh inits
     for panel, labels in panels.items():  # say why runs of one method were not pooled as seeds
         by_method: dict[str, list[str]] = {}
         for label in labels:
-            by_method.setdefault(label.split(" ")[0], []).append(label)
+            if not label.endswith(OWN_INIT):
+                by_method.setdefault(label.split(" ")[0], []).append(label)
         for method, split in by_method.items():
             if len(split) > 1:
                 differ = sorted({kv.split("=")[0] for lab in split for kv in lab.split(" ")[1:]})
@@ -58,14 +63,32 @@ def _cmd_plot(args) -> int:
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
     if key not in keys:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
+    if args.own_init and key != "eval_return_mean":
+        raise HadesError("--own-init draws HaDES-F's own-init return beside eval_return_mean; drop --key")
     if args.x not in keys:
         raise HadesError(f"the runs have no {args.x!r} column (runs made before hades 0.4 lack env_steps)")
     out = _check_output(
         args.output or Path(os.path.commonpath([str(Path(r).resolve()) for r in args.runs])) / "runs.png"
     )
-    curve_panels(panels, out, key=key, x=args.x, reference=reference if key == "eval_return_mean" else None)
+    drawn = curve_panels(
+        panels, out, key=key, x=args.x, reference=reference if key == "eval_return_mean" else None, log_x=args.log_x
+    )
     print(f"wrote {out}", file=sys.stderr)
+    if at:
+        from hades.plots import X_AXES
+        from hades.report import curve_markdown, curve_points
+
+        print(curve_markdown(curve_points(drawn, at), X_AXES.get(args.x, args.x)), end="")
     return 0
+
+
+def _with_evaluations(row: dict, cfg: dict) -> dict:
+    """A metrics row with ``evaluations``, the candidates evaluated up to its generation
+    (population x generations: the budget axis on which methods compare at equal cost)."""
+    population = (cfg.get("es") or {}).get("population")
+    if isinstance(row.get("generation"), int) and isinstance(population, int):
+        return {**row, "evaluations": row["generation"] * population}
+    return row
 
 
 def _cmd_table(args) -> int:
@@ -198,9 +221,21 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     pl.add_argument("-o", "--output", help="PNG to write (default: runs.png in the runs' common directory)")
     pl.add_argument(
         "--x",
-        choices=("generation", "wall_seconds", "env_steps"),
+        choices=("generation", "evaluations", "wall_seconds", "env_steps"),
         default="generation",
-        help="x axis (default: generation)",
+        help="x axis (default: generation; evaluations: candidates evaluated, population x generations, "
+        "the budget on which methods compare)",
+    )
+    pl.add_argument("--log-x", action="store_true", help="logarithmic x axis (budget curves over decades)")
+    pl.add_argument(
+        "--at",
+        help="also print a Markdown table of each curve at these x values (comma-separated; the last "
+        "point at or below each), e.g. --x evaluations --at 2560,12800,25600",
+    )
+    pl.add_argument(
+        "--own-init",
+        action="store_true",
+        help="also draw HaDES-F's own-init return (the figure the paper reports) beside its fresh-init return",
     )
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
     tb = sub.add_parser(
