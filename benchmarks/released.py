@@ -1,0 +1,119 @@
+"""Equal work against the released code (issue 37; docs/performance.md, "Equal work against the
+released code"): seconds per generation of the released ``distill_minatar.py`` and of hades at
+the released Breakout setting (HaDES-F, population 64, 16 states, width 512 relu, 32 BC steps,
+8 envs x 1024 fixed-length steps with auto-reset, one rollout per candidate), interleaved.
+
+    pip install --no-deps --target /tmp/relpath evosax==0.1.5 gymnax==0.0.6
+    python benchmarks/released.py --official PATH/behaviour-distillation --released-path /tmp/relpath
+
+``--official`` is a checkout of FLAIROx/behaviour-distillation (not shipped with hades). Its
+script runs on hades' own JAX: ``--released-path`` holds the official evosax and gymnax versions,
+and this script adds stand-ins for what that stack needs and no longer exists or cannot be
+reached here (the removed ``jax.tree_map`` alias, wandb, distrax's Categorical, gym's spaces);
+none of them is on the timed path except the Categorical (softmax sampling, as distrax's).
+The released code runs on one device (its pmap path needs the population split by hand), which
+XLA spreads over every core; hades runs as its CLI does. Compilation is excluded from both
+(the released code's first generation, hades' ``lower().compile()``). Run on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SHIMS = {
+    "sitecustomize.py": "import jax, jax.tree_util\njax.tree_map = jax.tree_util.tree_map\n",
+    "wandb.py": "summary = {}\ndef init(**kw): return None\ndef define_metric(*a, **kw): return None\n"
+    "def log(*a, **kw): return None\n",
+    "distrax.py": (
+        "import jax, jax.numpy as jnp\n"
+        "class Categorical:\n"
+        "    def __init__(self, logits): self.logits = logits\n"
+        "    @property\n"
+        "    def probs(self): return jax.nn.softmax(self.logits, axis=-1)\n"
+        "    def sample(self, seed): return jax.random.categorical(seed, self.logits, axis=-1)\n"
+        "    def log_prob(self, value):\n"
+        "        logp = jax.nn.log_softmax(self.logits, axis=-1)\n"
+        "        return jnp.take_along_axis(logp, value[..., None].astype(jnp.int32), axis=-1)[..., 0]\n"
+    ),
+    "gym/__init__.py": "from types import SimpleNamespace as _NS\n"
+    "spaces = _NS(Space=object, Discrete=object, Box=object, Dict=object, Tuple=object)\n",
+}
+
+RELEASED_ARGS = [
+    "--env", "Breakout-MinAtar", "--popsize", "64", "--dataset_size", "16", "--overfit",
+    "--width", "512", "--activation", "relu", "--epochs", "32", "--eval_envs", "8", "--num_steps", "1024",
+]  # fmt: skip
+
+LAP = re.compile(r"Gen: (\d+),.*Lap time: ([0-9.]+)s")
+
+
+def released(official: Path, path: Path, shims: Path, rollouts: int, generations: int) -> list[float]:
+    """Seconds of each generation after the first (which compiles) of the released script."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (shims, path, official)))}
+    env.pop("XLA_FLAGS", None)  # one device
+    cmd = [sys.executable, "distill_minatar.py", *RELEASED_ARGS, "--rollouts", str(rollouts)]
+    cmd += ["--generations", str(generations + 1), "--folder", tempfile.mkdtemp() + "/"]
+    proc = subprocess.run(cmd, cwd=official / "policy_distillation", env=env, capture_output=True, text=True)
+    laps = [float(m.group(2)) for m in LAP.finditer(proc.stdout) if int(m.group(1)) > 0]
+    if proc.returncode or not laps:
+        raise SystemExit(f"the released script failed:\n{proc.stderr[-3000:]}")
+    return laps
+
+
+def hades_seconds(generations: int, chunk: int) -> dict:
+    """One hades timing in a fresh process (as the released script gets one)."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'benchmarks');"
+        "from chunks import RELEASED_BREAKOUT, time_generation;"
+        "from hades.presets import make_config;"
+        f"cfg = make_config('breakout', devices=0, chunk={chunk}, **RELEASED_BREAKOUT);"
+        f"c, s, d = time_generation(cfg, {generations});"
+        "print(json.dumps({'compile': c, 'per_gen': s, 'chunk': d.chunk or d.cfg.es.population}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"hades failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--official", type=Path, required=True, help="a checkout of FLAIROx/behaviour-distillation")
+    ap.add_argument("--released-path", type=Path, required=True, help="evosax 0.1.5 and gymnax 0.0.6 (pip --target)")
+    ap.add_argument("--reps", type=int, default=2, help="interleaved repetitions (default 2)")
+    ap.add_argument("--generations", type=int, default=3, help="timed generations per run (default 3)")
+    ap.add_argument("--rollouts", type=int, default=1, help="released: policies per candidate (HaDES-F: 1)")
+    ap.add_argument("--chunks", default="0", help="hades chunks to time, comma-separated (0: the model's)")
+    ap.add_argument("--json", type=Path, help="write the timings here")
+    args = ap.parse_args()
+    shims = Path(tempfile.mkdtemp(prefix="hades-released-shims-"))
+    for name, text in SHIMS.items():
+        (shims / name).parent.mkdir(parents=True, exist_ok=True)
+        (shims / name).write_text(text)
+    rows = []
+    for rep in range(args.reps):
+        t0 = time.perf_counter()
+        laps = released(args.official, args.released_path, shims, args.rollouts, args.generations)
+        rows.append({"rep": rep, "who": f"released (rollouts {args.rollouts})", "per_gen": laps})
+        print(f"rep {rep} released: {', '.join(f'{x:.1f}' for x in laps)} s/gen ({time.perf_counter() - t0:.0f} s)")
+        for chunk in map(int, args.chunks.split(",")):
+            h = hades_seconds(args.generations, chunk)
+            rows.append({"rep": rep, "who": f"hades chunk {h['chunk']}", **h})
+            print(f"rep {rep} hades chunk {h['chunk']}: {h['per_gen']:.2f} s/gen (compile {h['compile']:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
