@@ -77,7 +77,6 @@ def image_grid(rows: list, row_labels: list[str], path, col_labels=None) -> None
     _save(fig, path)
 
 
-OWN_INIT = " own init"  # the suffix of a label whose series is HaDES-F's own-init return
 X_AXES = {
     "generation": "generation",
     "evaluations": "candidate evaluations",
@@ -115,6 +114,7 @@ def curve_panels(
     Returns what was drawn: ``{panel: {label: (x, mean, ci95 half-width)}}``."""
     import numpy as np
 
+    from hades.report import OWN_INIT
     from hades.stats import ci95
 
     plt = _plt()

@@ -179,6 +179,32 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(line for line in out if line is not None) + "\n"
 
 
+OWN_INIT = " own init"  # the suffix of a curve label whose series is HaDES-F's own-init return
+
+
+def with_evaluations(rows: list[dict], population) -> list[dict]:
+    """Metrics rows with ``evaluations``, the candidates evaluated up to each generation
+    (population x generations: the budget axis on which methods compare at equal cost)."""
+    if not isinstance(population, int):
+        return rows
+    return [
+        {**r, "evaluations": r["generation"] * population} if isinstance(r.get("generation"), int) else r for r in rows
+    ]
+
+
+def add_own_init(series: dict[str, list[list[dict]]]) -> dict[str, list[list[dict]]]:
+    """``{label: [each seed's rows]}`` with a ``LABEL own init`` series beside every label whose
+    rows report HaDES-F's own-init return (as ``eval_return_mean``, so it draws like the rest)."""
+    out = {}
+    for label, runs in series.items():
+        out[label] = runs
+        if any(r.get("eval_own_init_return_mean") is not None for rows in runs for r in rows):
+            out[label + OWN_INIT] = [
+                [{**r, "eval_return_mean": r.get("eval_own_init_return_mean")} for r in rows] for rows in runs
+            ]
+    return out
+
+
 def curve_points(drawn: dict[str, dict[str, tuple]], at) -> list[dict]:
     """Budget points read off drawn curves (``plots.curve_panels``' return): for each panel,
     series and requested x, the series' last point at or below it (its mean over seeds and the

@@ -30,7 +30,7 @@ from hades.config import VARIANTS
 from hades.errors import HadesError
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
-from hades.report import aggregate_section, number, pm, table
+from hades.report import add_own_init, aggregate_section, number, pm, table, with_evaluations
 from hades.rundir import read_metrics, read_run
 from hades.runs import CHECKPOINT, Reporter, run
 
@@ -371,10 +371,12 @@ def write_results(out_dir, tier: str) -> dict:
 
 
 def curves(out_dir) -> dict[str, dict[str, list[list[dict]]]]:
-    """Learning curves of the grid's cells: ``{env: {variant: [metrics rows of each seed]}}``."""
+    """Learning curves of the grid's cells: ``{env: {variant: [metrics rows of each seed]}}``, with
+    HaDES-F's own-init return as its own series (``hades-f own init``) and each row's candidate
+    evaluations (``evaluations``: the budget axis)."""
     panels: dict[str, dict[str, list[list[dict]]]] = {}
     for c in collect(out_dir):
-        rows = read_metrics(c["dir"])
+        rows = with_evaluations(read_metrics(c["dir"]), (read_run(c["dir"]).config.get("es") or {}).get("population"))
         if rows:
             panels.setdefault(c["env"], {}).setdefault(c["variant"], []).append(rows)
-    return {e: panels[e] for e in PAPER_ENVS if e in panels}
+    return {e: add_own_init(panels[e]) for e in PAPER_ENVS if e in panels}

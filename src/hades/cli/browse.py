@@ -16,8 +16,8 @@ from hades.presets import IMAGE_PRESETS, PRESETS
 def _cmd_plot(args) -> int:
     import os
 
-    from hades.plots import OWN_INIT, curve_panels
-    from hades.report import group_runs
+    from hades.plots import curve_panels
+    from hades.report import OWN_INIT, add_own_init, group_runs, with_evaluations
     from hades.rundir import read_run
 
     at = _floats(args.at, "at", positive=True) if args.at else None
@@ -27,7 +27,7 @@ def _cmd_plot(args) -> int:
     runs: list[dict] = []
     for run_dir in map(read_run, args.runs):
         cfg = run_dir.config
-        rows = [_with_evaluations(r, cfg) for r in run_dir.metrics()]
+        rows = with_evaluations(run_dir.metrics(), (cfg.get("es") or {}).get("population"))
         runs.append(
             {
                 "env": cfg.get("env"),
@@ -44,9 +44,8 @@ def _cmd_plot(args) -> int:
             reference.setdefault(run_dir.panel, {})["random policy"] = run_dir.summary["random_return_mean"]
     for (panel, label), group in group_runs(runs).items():
         panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
-        if args.own_init and any(r.get("eval_own_init_return_mean") is not None for g in group for r in g["rows"]):
-            own = [[{**r, "eval_return_mean": r.get("eval_own_init_return_mean")} for r in g["rows"]] for g in group]
-            panels[panel][label + OWN_INIT] = own  # HaDES-F: the dataset's own init, beside fresh inits
+    if args.own_init:  # HaDES-F: the dataset's own init, beside its fresh inits
+        panels = {panel: add_own_init(series) for panel, series in panels.items()}
     for panel, labels in panels.items():  # say why runs of one method were not pooled as seeds
         by_method: dict[str, list[str]] = {}
         for label in labels:
@@ -80,15 +79,6 @@ def _cmd_plot(args) -> int:
 
         print(curve_markdown(curve_points(drawn, at), X_AXES.get(args.x, args.x)), end="")
     return 0
-
-
-def _with_evaluations(row: dict, cfg: dict) -> dict:
-    """A metrics row with ``evaluations``, the candidates evaluated up to its generation
-    (population x generations: the budget axis on which methods compare at equal cost)."""
-    population = (cfg.get("es") or {}).get("population")
-    if isinstance(row.get("generation"), int) and isinstance(population, int):
-        return {**row, "evaluations": row["generation"] * population}
-    return row
 
 
 def _cmd_table(args) -> int:
