@@ -46,6 +46,21 @@ def test_breakout_sampled_evaluation_sees_many_episodes(tiny_config):
     assert out["distinct_episodes"] > 2 * 2  # greedy would give at most 2 per policy
 
 
+def test_observed_initial_states_are_states_random_actions_visit(tiny_config):
+    """``--init-states observed``: the ES starts from distinct visited MinAtar frames (binary
+    channels once the normalisation is undone), not from zeros; ``normal`` at scale 0 is zeros."""
+    d = Distiller(tiny_config(env="Breakout-MinAtar", obs_norm="constant", init_scale=0.0, init_states="observed"))
+    state = d.init()
+    states = np.asarray(state.norm.inverse(d.es.mean(state.es_state)["states"]))
+    assert states.shape[0] == d.cfg.dataset_size
+    np.testing.assert_allclose(states, np.round(states), atol=1e-4)  # frames: every channel 0 or 1
+    assert set(np.unique(np.round(states))) == {0.0, 1.0}
+    assert len({row.tobytes() for row in np.round(states)}) > 1  # not one frame repeated
+    assert states.reshape(len(states), -1).sum(1).min() >= 1  # each frame shows something (the paddle)
+    zero = Distiller(tiny_config(env="Breakout-MinAtar", init_scale=0.0))
+    assert not np.asarray(zero.es.mean(zero.init().es_state)["states"]).any()
+
+
 def test_hades_f_init_is_constant_and_hades_r_inits_are_fresh(tiny_config):
     f = Distiller(tiny_config(variant="hades-f"))
     state = f.init()

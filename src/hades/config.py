@@ -36,6 +36,7 @@ RankTies = Literal["average", "position"]
 FixedFitness = Literal["env-mean", "pooled", "last"]
 DirectInit = Literal["policy", "zeros"]
 LabelLayout = Literal["interleaved", "official"]
+InitStates = Literal["normal", "observed"]
 LearnerEnvKeys = Literal["shared", "own"]
 Learners = Literal["fixed", "sampled", "wide"]
 LearnerOptimizer = Literal["adam", "sgd", "adam-clip", "sgd-clip"]
@@ -56,6 +57,7 @@ RANK_TIES = get_args(RankTies)
 FIXED_FITNESSES = get_args(FixedFitness)
 DIRECT_INITS = get_args(DirectInit)
 LABEL_LAYOUTS = get_args(LabelLayout)
+INIT_STATES = get_args(InitStates)
 LEARNER_ENV_KEYS = get_args(LearnerEnvKeys)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
@@ -421,6 +423,13 @@ class DistillConfig:
         0.3,
         "std of the initial dataset states (in normalised units); 0: all zeros (the official code)",
         bounds="[0, inf)",
+    )
+    init_states: InitStates = knob(
+        "normal",
+        "the initial dataset's states: normal (--init-scale x N(0, 1) in the policy's input units) or "
+        "observed (states that uniformly random actions visit, as the policy sees them, plus that noise; "
+        "discrete labels stay the fixed uniform ones)",
+        INIT_STATES,
     )
     label_layout: LabelLayout = knob(
         "interleaved",

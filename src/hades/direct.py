@@ -17,7 +17,7 @@ from hades.distill import RLDriver, RunState
 
 
 class DirectES(RLDriver):
-    def initial_solution(self, key):
+    def initial_solution(self, key, norm=None):
         """A policy initialisation, or (``--direct-init zeros``, the official baseline) all-zero weights."""
         params = self.policy.init(key)
         if self.cfg.direct_init == "zeros":

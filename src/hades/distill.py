@@ -40,7 +40,13 @@ from hades.errors import HadesError
 from hades.es import Strategy, all_finite, generation_metrics
 from hades.evaluation import random_policy_return, summarize
 from hades.learners import LearnerSpace
-from hades.normalization import ObsNorm, RunningStats, official_statistics, reference_statistics
+from hades.normalization import (
+    ObsNorm,
+    RunningStats,
+    official_statistics,
+    random_observations,
+    reference_statistics,
+)
 from hades.policies import Policy, make_policy, param_count
 from hades.rollout import Rollouts, fitness_of, make_rollout
 
@@ -108,7 +114,9 @@ class RLDriver:
         """The policy network every rollout runs."""
         return make_policy(self.cfg.policy, self.env.obs_shape, self.env.discrete, self.env.action_dim)
 
-    def initial_solution(self, key):
+    def initial_solution(self, key, norm: ObsNorm | None = None):
+        """The search's starting point; ``norm`` is what generation 0's policies see (None when
+        only the shapes are wanted)."""
         raise NotImplementedError
 
     def solution_size(self) -> int:
@@ -169,7 +177,7 @@ class RLDriver:
             norm = official_statistics(self.cfg.env, self.env.obs_shape)
         else:
             norm = ObsNorm.identity(self.env.obs_shape)
-        es_state = self.es.init(k_es, self.initial_solution(k_data))
+        es_state = self.es.init(k_es, self.initial_solution(k_data, norm))
         stats = RunningStats.empty(self.env.obs_shape)
         fixed = fixed_init(self.policy, self.cfg.seed)
         return place(RunState(es_state, jnp.int32(0), fixed, norm, stats), self.mesh)
@@ -307,10 +315,12 @@ class Distiller(RLDriver):
             )
         return make_policy(cfg.policy, env.obs_shape, env.discrete, env.action_dim, learners=self.network)
 
-    def initial_solution(self, key):
+    def initial_solution(self, key, norm: ObsNorm | None = None):
         n, shape = self.cfg.dataset_size, self.env.obs_shape
         # init_scale 0: all zeros, the official code's initial ES mean
         sol = {"states": self.cfg.init_scale * jax.random.normal(key, (n, *shape))}
+        if self.cfg.init_states == "observed" and norm is not None:
+            sol["states"] = sol["states"] + self.observed_states(jax.random.fold_in(key, 1), norm)
         if not self.env.discrete:
             sol["actions"] = jnp.zeros((n, self.env.action_dim))
         if self.cfg.evolve_bc:
@@ -318,6 +328,17 @@ class Distiller(RLDriver):
         if self.cfg.evolve_label_temperature:
             sol["label_gene"] = jnp.zeros(1)  # log factor on --bc-label-temperature
         return sol
+
+    def observed_states(self, key, norm: ObsNorm) -> jax.Array:
+        """``dataset_size`` distinct states that uniformly random actions visit, as generation 0's
+        policies see them: normalised with ``norm``, or (per-rollout statistics, which start afresh
+        in every rollout) standardised with the visited states' own statistics."""
+        k_run, k_pick = jax.random.split(key)
+        seen = random_observations(self.env, k_run)
+        if self.cfg.obs_norm == "rollout":
+            norm = ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), self.cfg.obs_std_floor))
+        picked = seen[jax.random.choice(k_pick, len(seen), (self.cfg.dataset_size,), replace=False)]
+        return norm(picked).astype(jnp.float32)
 
     def solution_size(self) -> int:
         n = self.cfg.dataset_size

@@ -53,6 +53,13 @@ class ObsNorm:
 
 def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, num_steps: int = 500) -> ObsNorm:
     """Mean/std of observations visited by uniformly random actions (with resets)."""
+    seen = random_observations(env, key, num_envs, num_steps)
+    return ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), std_floor))
+
+
+def random_observations(env: Env, key, num_envs: int = 16, num_steps: int = 500) -> jax.Array:
+    """``[num_envs * num_steps, *obs_shape]`` observations visited by uniformly random actions
+    (finished episodes reset)."""
 
     def random_action(k):
         if env.discrete:
@@ -75,8 +82,7 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
         return seen
 
     seen = jax.vmap(one_env)(jax.random.split(key, num_envs))
-    seen = seen.reshape((-1,) + env.obs_shape)
-    return ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), std_floor))
+    return seen.reshape((-1,) + env.obs_shape)
 
 
 def official_statistics(env_name: str, obs_shape) -> ObsNorm:
