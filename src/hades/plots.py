@@ -123,7 +123,14 @@ def curve_panels(
     n = len(panels)
     cols = min(n, 4) or 1
     rows_ = -(-n // cols) if n else 1
-    fig, axes = plt.subplots(rows_, cols, figsize=(3.6 * cols, 2.8 * rows_), squeeze=False)
+    most = max((len(groups) for groups in panels.values()), default=0)
+    legend_rows = -(-most // 2) if most > 4 else 0  # many series: a two-column legend under each panel
+    fig, axes = plt.subplots(
+        rows_,
+        cols,
+        figsize=(3.6 * cols, (2.8 + 0.16 * legend_rows) * rows_ * (1.25 if legend_rows else 1)),
+        squeeze=False,
+    )
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     drawn: dict[str, dict[str, tuple]] = {}
@@ -161,13 +168,19 @@ def curve_panels(
         ax.tick_params(labelsize=7)
         if log_x:
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1-2-5 steps, labelled plainly
+            lo, hi = ax.get_xlim()
+            decades = np.log10(hi / lo) if lo > 0 else 3.0
+            subs = (1.0, 2.0, 5.0) if decades <= 1.6 else (1.0, 3.0) if decades <= 3 else (1.0,)
+            ax.xaxis.set_major_locator(LogLocator(subs=subs))  # 1-2-5 (or 1-3) steps, labelled plainly
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
         elif x == "generation":
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="best")
+        if legend_rows:  # under the axes and their x label, off the curves
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        else:
+            ax.legend(fontsize=6, loc="best")
     fig.tight_layout()  # a row's panel titles clear the x labels of the row above
     _save(fig, path)
     return drawn
