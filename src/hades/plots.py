@@ -154,7 +154,7 @@ def curve_panels(
                 ms=3,
                 ls="--" if own else "-",
                 label=f"{label} (n={len(runs)})",
-                color=colour[label.removesuffix(OWN_INIT) if own else label],
+                color=colour[label.removesuffix(OWN_INIT)],
             )
             half = np.array([ci95(ys[:, j]) for j in range(length)])
             if len(runs) > 1:

@@ -182,9 +182,11 @@ def markdown(rows: list[dict]) -> str:
 OWN_INIT = " own init"  # the suffix of a curve label whose series is HaDES-F's own-init return
 
 
-def with_evaluations(rows: list[dict], population) -> list[dict]:
-    """Metrics rows with ``evaluations``, the candidates evaluated up to each generation
-    (population x generations: the budget axis on which methods compare at equal cost)."""
+def with_evaluations(rows: list[dict], config: dict) -> list[dict]:
+    """A run's metrics rows with ``evaluations``, the candidates evaluated up to each generation
+    (its config's population x generations: the budget axis on which methods compare at equal
+    cost); unchanged when the config names no population."""
+    population = (config.get("es") or {}).get("population")
     if not isinstance(population, int):
         return rows
     return [

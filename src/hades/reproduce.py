@@ -258,14 +258,21 @@ def reproduce(
 
 
 def collect(out_dir) -> list[dict]:
-    """Every cell under ``out_dir`` that has a run directory: its env, variant, seed, directory and
-    whether it finished (has its summary)."""
+    """Every cell under ``out_dir`` that has a run directory: its env, variant, seed, directory,
+    config and whether it finished (has its summary)."""
     found = []
     for cfg_path in sorted(Path(out_dir).glob("*/*/seed*/config.json")):
         r = read_run(cfg_path.parent)
         cfg = r.config
         found.append(
-            {"env": cfg["env"], "variant": cfg["variant"], "seed": cfg["seed"], "dir": r.path, "finished": r.finished}
+            {
+                "env": cfg["env"],
+                "variant": cfg["variant"],
+                "seed": cfg["seed"],
+                "dir": r.path,
+                "config": cfg,
+                "finished": r.finished,
+            }
         )
     return found
 
@@ -376,7 +383,7 @@ def curves(out_dir) -> dict[str, dict[str, list[list[dict]]]]:
     evaluations (``evaluations``: the budget axis)."""
     panels: dict[str, dict[str, list[list[dict]]]] = {}
     for c in collect(out_dir):
-        rows = with_evaluations(read_metrics(c["dir"]), (read_run(c["dir"]).config.get("es") or {}).get("population"))
+        rows = with_evaluations(read_metrics(c["dir"]), c["config"])
         if rows:
             panels.setdefault(c["env"], {}).setdefault(c["variant"], []).append(rows)
     return {e: add_own_init(panels[e]) for e in PAPER_ENVS if e in panels}

@@ -27,7 +27,7 @@ def _cmd_plot(args) -> int:
     runs: list[dict] = []
     for run_dir in map(read_run, args.runs):
         cfg = run_dir.config
-        rows = with_evaluations(run_dir.metrics(), (cfg.get("es") or {}).get("population"))
+        rows = with_evaluations(run_dir.metrics(), cfg)
         runs.append(
             {
                 "env": cfg.get("env"),
