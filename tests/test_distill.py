@@ -61,6 +61,34 @@ def test_observed_initial_states_are_states_random_actions_visit(tiny_config):
     assert not np.asarray(zero.es.mean(zero.init().es_state)["states"]).any()
 
 
+def test_warm_start_starts_the_es_at_the_dataset_and_refuses_one_that_does_not_fit(tiny_config, tmp_path):
+    """``--init-dataset``: a run's starting mean is the artifact's states, read through the new
+    run's own statistics (so its product before any generation is that dataset again); a dataset
+    of another size, label layout or environment, or a direct-ES run, is refused in one line."""
+    from hades.artifacts import save_dataset
+    from hades.errors import HadesError
+
+    first = Distiller(tiny_config(init_scale=1.0, seed=1))
+    ds = first.product(first.init())
+    path = tmp_path / "dataset.safetensors"
+    save_dataset(path, ds)
+    warm = Distiller(tiny_config(init_scale=1.0, seed=2, init_dataset=str(path)))
+    again = warm.product(warm.init())
+    np.testing.assert_allclose(again.states, ds.states, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(again.actions, ds.actions)
+    cold = Distiller(tiny_config(init_scale=1.0, seed=2))
+    assert not np.allclose(cold.product(cold.init()).states, ds.states)  # the check can fail
+    for overrides, message in (
+        ({"dataset_size": 6}, "set --dataset-size"),
+        ({"label_layout": "official"}, "fixed labels"),
+        ({"env": "Acrobot-v1"}, "is a dataset for CartPole-v1"),
+    ):
+        with pytest.raises(HadesError, match=message):
+            Distiller(tiny_config(init_dataset=str(path), **overrides)).init()
+    with pytest.raises(HadesError, match="direct ES starts from a policy"):
+        tiny_config(variant="direct-es", init_dataset=str(path)).validate()
+
+
 def test_hades_f_init_is_constant_and_hades_r_inits_are_fresh(tiny_config):
     f = Distiller(tiny_config(variant="hades-f"))
     state = f.init()

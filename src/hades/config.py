@@ -431,6 +431,13 @@ class DistillConfig:
         "discrete labels stay the fixed uniform ones)",
         INIT_STATES,
     )
+    init_dataset: str = knob(
+        "",
+        "warm start: a dataset.safetensors (or zoo:NAME) of the same environment whose states (and, for "
+        "continuous actions, labels) are the ES's starting mean instead of --init-states / --init-scale, "
+        "e.g. a dataset evolved at a smaller budget; it must have this run's size and, for discrete "
+        "actions, its fixed labels ('': none)",
+    )
     label_layout: LabelLayout = knob(
         "interleaved",
         "discrete actions: fixed labels 0, 1, ..., A-1, 0, 1, ... over every state (interleaved), or the "
@@ -518,6 +525,13 @@ class DistillConfig:
                 "--evolve-label-temperature evolves HaDES' soft labels from --bc-label-temperature, "
                 "which must be > 0 (e.g. 0.2)"
             )
+        if self.variant == "direct-es" and (self.init_dataset or self.init_states != "normal"):
+            raise HadesError(
+                "--init-dataset and --init-states set HaDES' initial dataset; direct ES starts from a "
+                "policy (--direct-init)"
+            )
+        if self.init_dataset and self.init_states != "normal":
+            raise HadesError("--init-dataset sets the initial states itself; leave --init-states at normal")
         if self.evolve_bc and self.variant == "direct-es":
             raise HadesError("--evolve-bc evolves the inner loop of HaDES; direct ES has none")
         if self.chunk < 0 or (self.chunk and self.es.population % self.chunk):

@@ -323,11 +323,53 @@ class Distiller(RLDriver):
             sol["states"] = sol["states"] + self.observed_states(jax.random.fold_in(key, 1), norm)
         if not self.env.discrete:
             sol["actions"] = jnp.zeros((n, self.env.action_dim))
+        if self.cfg.init_dataset and norm is not None:
+            states, actions = self.warm_start(norm)
+            sol["states"] = sol["states"].at[: len(states)].set(states)
+            if actions is not None:
+                sol["actions"] = actions
         if self.cfg.evolve_bc:
             sol["bc_genes"] = jnp.zeros(2)  # log learning-rate factor, log step-count factor
         if self.cfg.evolve_label_temperature:
             sol["label_gene"] = jnp.zeros(1)  # log factor on --bc-label-temperature
         return sol
+
+    def warm_start(self, norm: ObsNorm) -> tuple[jax.Array, jax.Array | None]:
+        """``--init-dataset``: the artifact's states in this run's policy units (and its labels for
+        continuous actions), checked against the run: environment, observation shape, size, the
+        fixed discrete labels and the normalisation. Stored states are raw observations unless the
+        artifact was evolved with per-rollout statistics, where they are the policy's inputs."""
+        from hades.artifacts import load_dataset  # read once, when the ES's mean is first set
+
+        cfg, path = self.cfg, self.cfg.init_dataset
+        ds = load_dataset(path)
+        where = f"--init-dataset {path}"
+        if ds.env != cfg.env:
+            raise HadesError(f"{where} is a dataset for {ds.env}; this run is {cfg.env}")
+        if tuple(ds.states.shape[1:]) != tuple(self.env.obs_shape):
+            raise HadesError(f"{where}: states of shape {ds.states.shape[1:]}, {cfg.env}'s are {self.env.obs_shape}")
+        trained = len(self.labels) if self.env.discrete else cfg.dataset_size
+        if ds.size != trained:
+            raise HadesError(f"{where} holds {ds.size} states; this run trains on {trained} (set --dataset-size)")
+        if self.env.discrete and not np.array_equal(ds.actions, np.asarray(self.labels)):
+            raise HadesError(
+                f"{where}: its labels are not this run's fixed labels (--label-layout {cfg.label_layout}); "
+                "pass the label layout it was evolved with"
+            )
+        if not self.env.discrete and ds.actions.shape[1:] != (self.env.action_dim,):
+            raise HadesError(
+                f"{where}: actions of shape {ds.actions.shape[1:]}, {cfg.env}'s are ({self.env.action_dim},)"
+            )
+        if (ds.normalisation == "rollout") != (cfg.obs_norm == "rollout"):
+            raise HadesError(
+                f"{where} was evolved with --obs-norm {ds.normalisation}; this run's --obs-norm {cfg.obs_norm} "
+                "cannot read it (per-rollout statistics on one side only): pass its --obs-norm"
+            )
+        states = jnp.asarray(ds.states, jnp.float32)
+        if cfg.obs_norm != "rollout":  # raw observations, seen through this run's statistics
+            states = norm(states)
+        actions = None if self.env.discrete else jnp.asarray(ds.actions, jnp.float32)
+        return states.astype(jnp.float32), actions
 
     def observed_states(self, key, norm: ObsNorm) -> jax.Array:
         """``dataset_size`` distinct states that uniformly random actions visit, as generation 0's

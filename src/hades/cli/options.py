@@ -31,6 +31,8 @@ BASELINE_IGNORES = (
     "evolve_bc",
     "evolve_label_temperature",
     "init_scale",
+    "init_states",
+    "init_dataset",
     "eval_policies",
     *(f.name for f in fields_of(BCConfig)),
 )
