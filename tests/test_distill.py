@@ -61,6 +61,23 @@ def test_observed_initial_states_are_states_random_actions_visit(tiny_config):
     assert not np.asarray(zero.es.mean(zero.init().es_state)["states"]).any()
 
 
+def test_clip_states_keeps_the_dataset_inside_the_range_random_actions_visit(tiny_config):
+    """``--clip-states observed``: BC sees (and the artifact holds) states clipped feature by
+    feature to the visited range, in raw units; without it a wide start lies far outside."""
+    from hades.errors import HadesError
+
+    clipped = Distiller(tiny_config(init_scale=20.0, clip_states="observed"))
+    lo, hi = (np.asarray(b) for b in clipped.state_range)
+    assert np.all(hi > lo)  # CartPole's four features all vary under random actions
+    states = clipped.product(clipped.init()).states
+    assert np.all(states >= lo - 1e-4) and np.all(states <= hi + 1e-4)
+    assert np.isclose(states, lo, atol=1e-4).any() and np.isclose(states, hi, atol=1e-4).any()
+    free = Distiller(tiny_config(init_scale=20.0)).product(clipped.init()).states
+    assert np.any(free < lo - 1) or np.any(free > hi + 1)  # the check can fail
+    with pytest.raises(HadesError, match="--clip-states"):
+        tiny_config(clip_states="observed", obs_norm="rollout").validate()
+
+
 def test_warm_start_starts_the_es_at_the_dataset_and_refuses_one_that_does_not_fit(tiny_config, tmp_path):
     """``--init-dataset``: a run's starting mean is the artifact's states, read through the new
     run's own statistics (so its product before any generation is that dataset again); a dataset

@@ -292,7 +292,7 @@ def test_paper_minatar_labels_are_the_official_blocks_with_the_tail_never_traine
     d = Distiller(cfg)  # Breakout: 16 states, 3 actions
     np.testing.assert_array_equal(d.labels, [0] * 5 + [1] * 5 + [2] * 5)  # y_list in init_params
     state = d.init()
-    x, y = d.bc_data(d.solution(state))
+    x, y = d.bc_data(d.solution(state), state.norm)
     assert x.shape[0] == 15 and d.dataset(state)["states"].shape[0] == 15
     # the official loss: -mean(log_softmax * one_hot) over states and actions
     from hades.bc import bc_loss

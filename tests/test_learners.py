@@ -209,7 +209,7 @@ def test_a_diverged_sampled_learner_acts_with_its_untrained_weights(tiny_config)
     state = d.init()
     learners = d.learners(jax.random.PRNGKey(0), state, 4)
     sol = d.solution(state)
-    x, y = d.bc_data(sol)
+    x, y = d.bc_data(sol, state.norm)
     trained, _ = jax.vmap(lambda p, lr, n: d.bc_train(p, x, y, lr, n.astype(jnp.int32)))(*learners)
     assert not np.all(np.isfinite(np.asarray(trained["params"]["Dense_0"]["kernel"])))  # it does diverge
     state, metrics = d.step(state)

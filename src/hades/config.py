@@ -37,6 +37,7 @@ FixedFitness = Literal["env-mean", "pooled", "last"]
 DirectInit = Literal["policy", "zeros"]
 LabelLayout = Literal["interleaved", "official"]
 InitStates = Literal["normal", "observed"]
+ClipStates = Literal["none", "observed"]
 LearnerEnvKeys = Literal["shared", "own"]
 Learners = Literal["fixed", "sampled", "wide"]
 LearnerOptimizer = Literal["adam", "sgd", "adam-clip", "sgd-clip"]
@@ -58,6 +59,7 @@ FIXED_FITNESSES = get_args(FixedFitness)
 DIRECT_INITS = get_args(DirectInit)
 LABEL_LAYOUTS = get_args(LabelLayout)
 INIT_STATES = get_args(InitStates)
+CLIP_STATES = get_args(ClipStates)
 LEARNER_ENV_KEYS = get_args(LearnerEnvKeys)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
@@ -431,6 +433,13 @@ class DistillConfig:
         "discrete labels stay the fixed uniform ones)",
         INIT_STATES,
     )
+    clip_states: ClipStates = knob(
+        "none",
+        "none, or observed: BC trains on the dataset's states clipped, feature by feature, to the range of "
+        "the states uniformly random actions visit (in raw observation units; the ES's mean itself is not "
+        "clipped, the artifact is); not with --obs-norm rollout",
+        CLIP_STATES,
+    )
     init_dataset: str = knob(
         "",
         "warm start: a dataset.safetensors (or zoo:NAME) of the same environment whose states (and, for "
@@ -529,6 +538,10 @@ class DistillConfig:
             raise HadesError(
                 "--init-dataset and --init-states set HaDES' initial dataset; direct ES starts from a "
                 "policy (--direct-init)"
+            )
+        if self.clip_states != "none" and (self.variant == "direct-es" or self.obs_norm == "rollout"):
+            raise HadesError(
+                "--clip-states clips HaDES' dataset in raw observation units: not for direct ES or --obs-norm rollout"
             )
         if self.init_dataset and self.init_states != "normal":
             raise HadesError("--init-dataset sets the initial states itself; leave --init-states at normal")

@@ -295,6 +295,11 @@ class Distiller(RLDriver):
                     f"--label-layout official labels dataset_size // actions states per action: "
                     f"{cfg.dataset_size} states leave none for {self.env.num_actions} actions"
                 )
+        # --clip-states observed: the per-feature range of states random actions visit (raw units)
+        self.state_range = None
+        if cfg.clip_states == "observed":
+            seen = random_observations(self.env, jax.random.fold_in(setup_keys(cfg.seed)[0], 1))
+            self.state_range = (seen.min(0), seen.max(0))
         # the variant is chosen here, once: which learners train a generation's candidates
         if cfg.variant == "hades-f":
             self._train_learners = self._fixed
@@ -448,12 +453,16 @@ class Distiller(RLDriver):
         return self.space.sample(key, *self._fresh(key, state, count), self.network)
 
     # -- scoring ---------------------------------------------------------------------------
-    def bc_data(self, solution):
-        """(inputs, labels) of a dataset candidate, inputs in the policy's (normalised) units."""
+    def bc_data(self, solution, norm: ObsNorm):
+        """(inputs, labels) of a dataset candidate, inputs in the policy's (normalised) units
+        (``norm``: what the policies see, for ``--clip-states``)."""
+        x = solution["states"]
+        if self.state_range is not None:
+            x = norm(jnp.clip(norm.inverse(x), *self.state_range))
         if not self.env.discrete:
-            return solution["states"], solution["actions"]
+            return x, solution["actions"]
         # --label-layout official: the states past the labelled blocks are never trained on
-        return solution["states"][: len(self.labels)], self.labels
+        return x[: len(self.labels)], self.labels
 
     def bc_hyperparameters(self, solution, lr, steps):
         """A candidate's BC learning rate and step count: the learner's, times the evolved factors."""
@@ -469,7 +478,7 @@ class Distiller(RLDriver):
         return self.cfg.bc.bc_label_temperature * jnp.exp(solution["label_gene"][0])
 
     def score(self, rollout, solution, learners, env_key, norm):
-        x, y = self.bc_data(solution)
+        x, y = self.bc_data(solution, norm)
 
         temperature = self.label_temperature(solution)
 
@@ -524,7 +533,7 @@ class Distiller(RLDriver):
 
     def dataset(self, state: RunState) -> dict[str, np.ndarray]:
         """The distilled dataset's arrays in raw observation units (plus normalisation stats if used)."""
-        x, y = self.bc_data(self.solution(state))
+        x, y = self.bc_data(self.solution(state), state.norm)
         out = {
             "states": np.asarray(state.norm.inverse(x), np.float32),
             "actions": np.asarray(y, np.int32 if self.env.discrete else np.float32),

@@ -33,6 +33,7 @@ BASELINE_IGNORES = (
     "init_scale",
     "init_states",
     "init_dataset",
+    "clip_states",
     "eval_policies",
     *(f.name for f in fields_of(BCConfig)),
 )
