@@ -13,7 +13,7 @@ def test_provenance_names_versions_devices_and_command():
     p = provenance()
     assert p["versions"]["hades"] == __version__
     assert all(p["versions"][name] for name in ("jax", "jaxlib", "flax", "optax", "evosax", "gymnax", "brax"))
-    assert p["device_count"] >= 1 and p["device_kind"] and p["backend"] and p["platform"]
+    assert p["device_count"] >= 1 and p["device_kind"] and p["backend"] and p["platform"] and p["cpu"]
     assert "git_commit" in p and "command" in p
 
 

@@ -1,4 +1,4 @@
-"""Where a result came from: library versions, devices, platform, git commit and command line.
+"""Where a result came from: library versions, devices, platform, CPU model, git commit and command line.
 
 Recorded in every ``summary.json`` and every artifact's metadata (``provenance``), so two
 "identical" runs that differ can be told apart.
@@ -48,12 +48,25 @@ def _git_commit() -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    """The host CPU's model name: XLA compiles CPU code for the instructions the host has, so the
+    same run on another CPU model can round differently and, over many generations, diverge."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @functools.lru_cache(maxsize=1)
 def _static() -> dict:
     return {
         "versions": {"hades": __version__, **{name: _version(name) for name in PACKAGES}},
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": _cpu_model(),
         "git_commit": _git_commit(),
     }
 
