@@ -152,3 +152,25 @@ def test_the_list_of_strategies_with_an_optimizer_matches_evosax():
         n for n in STRATEGIES if "optimizer" in inspect.signature(distribution_based_algorithms[n].__init__).parameters
     }
     assert has == set(OPTIMIZER_STRATEGIES)
+
+
+@pytest.mark.parametrize("preset", ["breakout", "paper-brax"])
+def test_switch_strategy_makes_any_preset_run_any_strategy(preset):
+    """`hades tune --strategies`: a preset written for one strategy (breakout: SNES with the paper's
+    rank weights and ties by position; paper-brax: Open_ES with Adam b1 0.99 on raw returns) runs
+    another with that strategy's own rule; without the switch the same config is refused."""
+    import dataclasses
+
+    from hades.es import switch_strategy
+    from hades.presets import make_config
+
+    base = make_config(preset).es
+    solution = {"x": jnp.zeros(4)}
+    for name in ("SNES", "Open_ES", "Sep_CMA_ES", "xNES", "PGPE", "CMA_ES"):
+        cfg = dataclasses.replace(base, **switch_strategy(base, name))
+        assert cfg.strategy == name and cfg.population == base.population and cfg.sigma == base.sigma
+        Strategy(cfg, solution)  # no option it would refuse
+        if name == base.strategy:
+            assert cfg == base
+    with pytest.raises(HadesError):
+        Strategy(dataclasses.replace(base, strategy="Sep_CMA_ES"), solution)

@@ -54,8 +54,27 @@ def test_tune_runs_resumes_and_reports(tmp_path):
         (["--sigma", "0.1"], "is tuned"),
         (["--variants", "hades-x"], "unknown method"),
         (["--trials", "0"], "--trials"),
+        (["--strategies", "SNES,Sep_CMAES"], "unknown ES strategy 'Sep_CMAES'"),
+        (["--strategies", "SNES", "--strategy", "SNES"], "drop --strategy"),
     ],
 )
 def test_tune_refuses_in_one_line(tmp_path, args, says):
     out = cli("tune", "--preset", "cartpole", "--out", tmp_path / "t", *args)
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_tune_over_strategies_runs_each_trial_with_its_strategy(tmp_path):
+    """`--strategies`: the strategy is a tuned choice for every method alike; a trial runs the one
+    drawn (with its own rule), and SNES' temperature is proposed only in SNES trials."""
+    out = tmp_path / "tune"
+    proc = cli("tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", 2, "--strategies",
+               "SNES,Sep_CMA_ES", "--out", out, "--quiet", *TINY.split())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
+    assert [t["state"] for t in study["trials"]] == ["COMPLETE", "COMPLETE"]
+    for t in study["trials"]:
+        assert t["params"]["strategy"] in ("SNES", "Sep_CMA_ES")
+        assert ("es_temperature" in t["params"]) == (t["params"]["strategy"] == "SNES")
+        assert "es_lr" not in t["params"]  # the preset's Open_ES knob is not tuned for other strategies
+    ran = sorted(json.loads(p.read_text())["es"]["strategy"] for p in (out / "trials").rglob("config.json"))
+    assert ran == sorted(t["params"]["strategy"] for t in study["trials"])

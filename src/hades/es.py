@@ -104,6 +104,24 @@ def update_rule(cfg: ESConfig) -> tuple[str, float]:
     return name, cfg.es_lr or DEFAULT_ADAM_LR
 
 
+def switch_strategy(cfg: ESConfig, strategy: str) -> dict:
+    """The ES settings that change when a config written for ``cfg.strategy`` runs ``strategy``
+    instead (``hades tune --strategies``): the new strategy with its own update rule, shaping and
+    weights, i.e. every option it would refuse reset to the value that means "the strategy's own".
+    Population, sigma and the floor on the std are kept; nothing changes for the same strategy."""
+    if strategy == cfg.strategy:
+        return {}
+    accepted = inspect.signature(distribution_based_algorithms[strategy].__init__).parameters
+    out = {"strategy": strategy, "es_optimizer": "auto", "es_shaping": "own", "es_rank_ties": "average"}
+    if strategy != "Open_ES":  # its own update rule: no learning rate or Adam settings to honour
+        out.update(es_lr=0.0, es_lr_decay=1.0, es_adam_b1=0.9)
+    if "std_schedule" not in accepted:
+        out["sigma_decay"] = 1.0
+    if strategy not in RANK_WEIGHTED:
+        out["es_temperature"] = 0.0
+    return out
+
+
 class Strategy:
     def __init__(self, cfg: ESConfig, solution):
         optimizer, lr = update_rule(cfg)

@@ -3,9 +3,12 @@ number of trials and the same outer budget per trial for every method, resumable
 
 - **Search spaces** are declared per method in ``SPACES``: HaDES (F and R) tunes sigma, BC steps,
   BC learning rate, dataset size and the ES's own knob (the SNES rank temperature, or the ES
-  learning rate of Open_ES); direct ES tunes sigma, that ES knob and the policy width. Everything
-  else, the outer budget included (population, generations, evaluation episodes), is the preset's
-  and is the same for every method.
+  learning rate of Open_ES); direct ES tunes sigma, that ES knob and the policy width. With
+  ``strategies`` (``--strategies SNES,Sep_CMA_ES``) the strategy itself is a tuned choice for every
+  method alike, each trial running the one drawn with its own update rule (``es.switch_strategy``)
+  and that strategy's knob proposed only when it is drawn. Everything else, the outer budget
+  included (population, generations, evaluation episodes), is the preset's and is the same for
+  every method.
 - **Trials** are ordinary run directories (``out/trials/<study>/trial_<n>``) run with the tuning
   seeds (100 by default), kept apart from the seeds results are reported with (0, 1, 2). A trial's
   value is its final evaluation under the protocol (held-out keys, fresh inits; HaDES-F's own
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hades.errors import HadesError
+from hades.es import switch_strategy
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 
@@ -59,12 +63,33 @@ SPACES = {"hades-f": HADES_SPACE, "hades-r": HADES_SPACE, "direct-es": DIRECT_SP
 TUNING_SEEDS = (100,)
 
 
-def space_for(preset: str | None, env: str | None, method: str) -> dict[str, Param]:
-    """The declared space of ``method``, plus the knob of the strategy the preset runs."""
+def space_for(
+    preset: str | None, env: str | None, method: str, overrides: dict | None = None, strategies: tuple = ()
+) -> dict[str, Param]:
+    """The declared space of ``method``, plus the knob of the strategy the run uses; with
+    ``strategies``, the strategy itself instead (each proposed strategy's knob is then proposed
+    only for it: ``strategy_knobs``)."""
     if method not in SPACES:
         raise HadesError(f"unknown method {method!r} to tune; choose from {', '.join(SPACES)}")
-    base = make_config(preset, **({"env": env} if env else {}), variant=method)
+    if strategies:
+        return {**SPACES[method], "strategy": Param("choice", choices=tuple(strategies))}
+    base = make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
     return {**SPACES[method], **ES_KNOBS.get(base.es.strategy, {})}
+
+
+def strategy_knobs(strategies: tuple) -> dict[str, Param]:
+    """Every knob a study over ``strategies`` can propose (each only when its strategy is drawn)."""
+    return {k: p for s in strategies for k, p in ES_KNOBS.get(s, {}).items()}
+
+
+def check_strategies(strategies: tuple, overrides: dict) -> None:
+    from hades.es import STRATEGIES
+
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise HadesError(f"--strategies: unknown ES strategy {unknown[0]!r} (choose from {', '.join(STRATEGIES)})")
+    if "strategy" in overrides:
+        raise HadesError("--strategies tunes the strategy; drop --strategy")
 
 
 def _suggest(trial, name: str, p: Param):
@@ -127,6 +152,7 @@ def tune(
     reporter_factory=None,
     launcher: Launcher | None = None,
     on_status=None,
+    strategies: tuple = (),
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
@@ -135,7 +161,11 @@ def tune(
 
     out = Path(out_dir)
     overrides = dict(overrides or {})
-    tuned = set().union(*(space_for(preset, env, m) for m in methods))
+    strategies = tuple(strategies)
+    check_strategies(strategies, overrides)
+    tuned = set().union(
+        *(space_for(preset, env, m, overrides, strategies) for m in methods), strategy_knobs(strategies)
+    )
     clash = sorted(tuned & overrides.keys())
     if clash:
         raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
@@ -149,14 +179,14 @@ def tune(
     units = []
     for method, base in bases.items():
         name = study_name(base.env, method)
-        space = space_for(preset, env, method)
+        space = {**space_for(preset, env, method, overrides, strategies), **strategy_knobs(strategies)}
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
         existing.set_user_attr("base", base.to_dict())
         finished = len(existing.get_trials(deepcopy=False, states=done))
         # a continued study must not replay the sampler's first proposals: seed it past what it has
         first = sampler_seed + len(existing.get_trials(deepcopy=False))
-        job = _Study(preset, env, method, str(out), tuple(seeds), overrides, trials)
+        job = _Study(preset, env, method, str(out), tuple(seeds), overrides, trials, strategies)
         if finished >= trials:
             continue
         if remote:  # one trial per task, each with its own sampler seed; the study is shared in study.db
@@ -178,7 +208,7 @@ def tune(
         name = study_name(base.env, method)
         results[name] = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
-              "studies": results}  # fmt: skip
+              "strategies": list(strategies), "studies": results}  # fmt: skip
     from hades.artifacts import atomic_write
 
     atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
@@ -196,6 +226,7 @@ class _Study:
     seeds: tuple[int, ...]
     overrides: dict
     trials: int  # finished trials the study stops at
+    strategies: tuple = ()  # tuned ES strategies (empty: the preset's)
 
 
 def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_factory=None) -> list[tuple]:
@@ -207,7 +238,8 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
     out = Path(job.out)
     env_kw = {"env": job.env} if job.env else {}
     name = study_name(make_config(job.preset, **env_kw, variant=job.method, **job.overrides).env, job.method)
-    space = space_for(job.preset, job.env, job.method)
+    space = space_for(job.preset, job.env, job.method, job.overrides, job.strategies)
+    base_es = make_config(job.preset, **env_kw, variant=job.method, **job.overrides).es
     study = optuna.load_study(
         study_name=name,
         storage=_storage(optuna, out),
@@ -217,13 +249,17 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
 
     def objective(trial):
         params = {k: _suggest(trial, k, p) for k, p in space.items()}
+        settings = dict(params)
+        if "strategy" in params:  # that strategy's own knob, and its own update rule and weights
+            params.update({k: _suggest(trial, k, p) for k, p in ES_KNOBS.get(params["strategy"], {}).items()})
+            settings = {**switch_strategy(base_es, params["strategy"]), **params}
         # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         folder = out / "trials" / name / key
         trial.set_user_attr("run_dir", str(folder))
         values = []
         for seed in job.seeds:
-            cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **params)
+            cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **settings)
             run_dir = folder / f"seed{seed}"
             resume = (run_dir / "checkpoint.safetensors").is_file()
             reporter = _PruningReporter(trial, job.seeds.index(seed), reporter_factory, Reporter)
@@ -301,7 +337,8 @@ def report_markdown(record: dict) -> str:
         "",
         f"{record['trials']} trials per method, tuning seeds {', '.join(map(str, record['seeds']))}; "
         "the same outer budget for every method" + (f" ({_flags(record['overrides'])})" if record["overrides"] else "")
-        + ". A trial's value is its final evaluation (HaDES-F: own init; otherwise fresh inits).",
+        + ". A trial's value is its final evaluation (HaDES-F: own init; otherwise fresh inits)."
+        + (f" Strategies tuned among: {', '.join(record['strategies'])}." if record.get("strategies") else ""),
     ]  # fmt: skip
     for name, s in record["studies"].items():
         params = sorted({k for t in s["trials"] for k in t["params"]})

@@ -185,6 +185,7 @@ def _cmd_tune(args) -> int:
         on_trial=on_trial,
         reporter_factory=lambda: _Progress(True),
         launcher=_launcher(args, out),
+        strategies=tuple(x.strip() for x in args.strategies.split(",") if x.strip()),
     )
     if bar is not None:
         bar.close()
@@ -338,7 +339,8 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         help="tune a preset's settings per method with optuna (the same trials and budget for each)",
         description="One optuna study per method (hades-f, hades-r, direct-es) on the preset's environment: "
         "TPE proposes settings from each method's declared space (HaDES: sigma, BC steps, BC lr, dataset "
-        "size, the ES's temperature or lr; direct ES: sigma, the ES knob, width), each trial is an ordinary "
+        "size, the ES's temperature or lr; direct ES: sigma, the ES knob, width; with --strategies also the "
+        "ES strategy, for every method alike), each trial is an ordinary "
         "run with the tuning seeds and the preset's outer budget, scored by its final evaluation (HaDES-F: "
         "own init). Trials, the best setting and each parameter's importance go to OUT/tuning.json, .md and "
         ".png; OUT/study.db is optuna's storage: run the command again to continue, or from several "
@@ -347,6 +349,13 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     tn.add_argument("--preset", choices=list(PRESETS), help="the preset whose settings are tuned (see `hades presets`)")
     tn.add_argument("--variants", default="hades-f,hades-r,direct-es", help="methods to tune (default: all three)")
     tn.add_argument("--trials", type=int, default=20, help="finished trials per method (default: 20)")
+    tn.add_argument(
+        "--strategies",
+        default="",
+        help="comma-separated evosax strategies to tune among, for every method alike (e.g. SNES,Sep_CMA_ES): "
+        "each trial runs one with its own update rule and weights, and its knob (SNES: rank temperature, "
+        "Open_ES: learning rate) is tuned when it is drawn (default: the preset's strategy only)",
+    )
     tn.add_argument(
         "--seeds", default="100", help="comma-separated tuning seeds, kept apart from reported ones (default: 100)"
     )
