@@ -128,7 +128,11 @@ def curve_panels(
     fig, axes = plt.subplots(
         rows_,
         cols,
-        figsize=(3.6 * cols, (2.8 + 0.16 * legend_rows) * rows_ * (1.25 if legend_rows else 1)),
+        # one panel with a legend under it: as wide as that legend, so the axes are not a strip beside it
+        figsize=(
+            6.4 if cols == 1 and legend_rows else 3.6 * cols,
+            (2.8 + 0.16 * legend_rows) * rows_ * (1.25 if legend_rows else 1),
+        ),
         squeeze=False,
     )
     for ax in axes.ravel()[n:]:
