@@ -38,7 +38,7 @@ from hades.devices import auto_chunk, check_memory, place, population_mesh, repl
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy, all_finite, generation_metrics
-from hades.evaluation import random_policy_return, summarize
+from hades.evaluation import check_dataset, random_policy_return, summarize
 from hades.learners import LearnerSpace
 from hades.normalization import (
     ObsNorm,
@@ -341,9 +341,10 @@ class Distiller(RLDriver):
 
     def warm_start(self, norm: ObsNorm) -> tuple[jax.Array, jax.Array | None]:
         """``--init-dataset``: the artifact's states in this run's policy units (and its labels for
-        continuous actions), checked against the run: environment, observation shape, size, the
-        fixed discrete labels and the normalisation. Stored states are raw observations unless the
-        artifact was evolved with per-rollout statistics, where they are the policy's inputs."""
+        continuous actions), checked against the run: environment (``evaluation.check_dataset``
+        for shapes and actions), size, the fixed discrete labels and the normalisation. Stored
+        states are raw observations unless the artifact was evolved with per-rollout statistics,
+        where they are the policy's inputs."""
         from hades.artifacts import load_dataset  # read once, when the ES's mean is first set
 
         cfg, path = self.cfg, self.cfg.init_dataset
@@ -351,8 +352,7 @@ class Distiller(RLDriver):
         where = f"--init-dataset {path}"
         if ds.env != cfg.env:
             raise HadesError(f"{where} is a dataset for {ds.env}; this run is {cfg.env}")
-        if tuple(ds.states.shape[1:]) != tuple(self.env.obs_shape):
-            raise HadesError(f"{where}: states of shape {ds.states.shape[1:]}, {cfg.env}'s are {self.env.obs_shape}")
+        check_dataset(ds, self.env)  # observation shape, action space and dimension, finite values
         trained = len(self.labels) if self.env.discrete else cfg.dataset_size
         if ds.size != trained:
             raise HadesError(f"{where} holds {ds.size} states; this run trains on {trained} (set --dataset-size)")
@@ -360,10 +360,6 @@ class Distiller(RLDriver):
             raise HadesError(
                 f"{where}: its labels are not this run's fixed labels (--label-layout {cfg.label_layout}); "
                 "pass the label layout it was evolved with"
-            )
-        if not self.env.discrete and ds.actions.shape[1:] != (self.env.action_dim,):
-            raise HadesError(
-                f"{where}: actions of shape {ds.actions.shape[1:]}, {cfg.env}'s are ({self.env.action_dim},)"
             )
         if (ds.normalisation == "rollout") != (cfg.obs_norm == "rollout"):
             raise HadesError(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hades.errors import HadesError
-from hades.es import switch_strategy
+from hades.es import STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 
@@ -83,8 +83,6 @@ def strategy_knobs(strategies: tuple) -> dict[str, Param]:
 
 
 def check_strategies(strategies: tuple, overrides: dict) -> None:
-    from hades.es import STRATEGIES
-
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise HadesError(f"--strategies: unknown ES strategy {unknown[0]!r} (choose from {', '.join(STRATEGIES)})")
@@ -237,9 +235,9 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
 
     out = Path(job.out)
     env_kw = {"env": job.env} if job.env else {}
-    name = study_name(make_config(job.preset, **env_kw, variant=job.method, **job.overrides).env, job.method)
+    base = make_config(job.preset, **env_kw, variant=job.method, **job.overrides)
+    name = study_name(base.env, job.method)
     space = space_for(job.preset, job.env, job.method, job.overrides, job.strategies)
-    base_es = make_config(job.preset, **env_kw, variant=job.method, **job.overrides).es
     study = optuna.load_study(
         study_name=name,
         storage=_storage(optuna, out),
@@ -252,7 +250,7 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         settings = dict(params)
         if "strategy" in params:  # that strategy's own knob, and its own update rule and weights
             params.update({k: _suggest(trial, k, p) for k, p in ES_KNOBS.get(params["strategy"], {}).items()})
-            settings = {**switch_strategy(base_es, params["strategy"]), **params}
+            settings = {**switch_strategy(base.es, params["strategy"]), **params}
         # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         folder = out / "trials" / name / key
