@@ -78,6 +78,34 @@ def test_clip_states_keeps_the_dataset_inside_the_range_random_actions_visit(tin
         tiny_config(clip_states="observed", obs_norm="rollout").validate()
 
 
+def test_state_components_evolve_states_on_the_principal_axes_of_visited_states(tiny_config):
+    """``--state-components K``: the ES evolves K coordinates per state, and every state BC sees
+    (and the artifact holds) lies in the K-dimensional affine span of the visited states' mean and
+    leading axes; without it a start leaves that span. Refused where it cannot apply."""
+    from hades.errors import HadesError
+
+    d = Distiller(tiny_config(state_components=2, init_scale=1.0))
+    mean, axes = (np.asarray(b, np.float64) for b in d.basis)
+    assert axes.shape == (2, 4) and d.solution_size() == d.cfg.dataset_size * 2 + 3
+    state = d.init()
+    assert d.solution(state)["states"].shape == (d.cfg.dataset_size, 2)
+
+    def off_span(states):
+        centred = np.asarray(states, np.float64).reshape(len(states), -1) - mean
+        q, _ = np.linalg.qr(axes.T)  # orthonormal basis of the span
+        return np.abs(centred - centred @ q @ q.T).max()
+
+    states = d.product(state).states
+    assert off_span(states) < 1e-4 and np.abs(states - mean).max() > 1e-2  # in the span, not all at the mean
+    free = Distiller(tiny_config(init_scale=1.0))
+    assert off_span(free.product(free.init()).states) > 1e-2  # the check can fail
+    for bad in (dict(obs_norm="rollout"), dict(init_states="observed"), dict(variant="direct-es")):
+        with pytest.raises(HadesError, match="--state-components"):
+            tiny_config(state_components=2, **bad).validate()
+    with pytest.raises(HadesError, match="1 to the 4 observation features"):
+        Distiller(tiny_config(state_components=5))
+
+
 def test_warm_start_starts_the_es_at_the_dataset_and_refuses_one_that_does_not_fit(tiny_config, tmp_path):
     """``--init-dataset``: a run's starting mean is the artifact's states, read through the new
     run's own statistics (so its product before any generation is that dataset again); a dataset

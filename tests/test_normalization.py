@@ -27,3 +27,18 @@ def test_running_normalisation_is_recorded_in_the_artifact(tmp_path, tiny_config
     ds = load_dataset(tmp_path / "r" / "dataset.safetensors")
     assert ds.obs_norm == "running" and ds.normalised
     assert not np.allclose(ds.obs_std, 1.0)  # the final running statistics, not the identity
+
+
+def test_principal_axes_are_the_data_s_directions_scaled_to_its_std():
+    """Points spread with std 3 along (1, 1)/sqrt(2) and 0.5 along (1, -1)/sqrt(2) around (2, -1):
+    the mean, the first axis along (1, 1) with length 3, the second along (1, -1) with length 0.5."""
+    from hades.normalization import principal_axes
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((20000, 2))
+    z = (z - z.mean(0)) / z.std(0)
+    u = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2)
+    seen = np.array([2.0, -1.0]) + z[:, :1] * 3.0 * u[0] + z[:, 1:] * 0.5 * u[1]
+    mean, axes = (np.asarray(a) for a in principal_axes(seen, 2))
+    np.testing.assert_allclose(mean, [2.0, -1.0], atol=1e-4)
+    np.testing.assert_allclose(np.abs(axes @ u.T), [[3.0, 0.0], [0.0, 0.5]], atol=0.05)

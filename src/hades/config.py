@@ -440,6 +440,15 @@ class DistillConfig:
         "clipped, the artifact is); not with --obs-norm rollout",
         CLIP_STATES,
     )
+    state_components: int = knob(
+        0,
+        "evolve each dataset state as this many coordinates on the principal axes of the states "
+        "uniformly random actions visit (raw units, each axis scaled to its std; the state is their "
+        "mean plus the coordinates' combination, so --init-scale and --sigma are in those stds) instead "
+        "of one value per observation feature (0: off); not with direct ES, --obs-norm rollout, "
+        "--init-dataset or --init-states observed",
+        bounds="[0, inf)",
+    )
     init_dataset: str = knob(
         "",
         "warm start: a dataset.safetensors (or zoo:NAME) of the same environment whose states (and, for "
@@ -542,6 +551,16 @@ class DistillConfig:
         if self.clip_states != "none" and (self.variant == "direct-es" or self.obs_norm == "rollout"):
             raise HadesError(
                 "--clip-states clips HaDES' dataset in raw observation units: not for direct ES or --obs-norm rollout"
+            )
+        if self.state_components and (
+            self.variant == "direct-es"
+            or self.obs_norm == "rollout"
+            or self.init_dataset
+            or self.init_states != "normal"
+        ):
+            raise HadesError(
+                "--state-components evolves HaDES' states on the principal axes of raw observations: not for "
+                "direct ES, --obs-norm rollout, --init-dataset or --init-states observed"
             )
         if self.init_dataset and self.init_states != "normal":
             raise HadesError("--init-dataset sets the initial states itself; leave --init-states at normal")

@@ -44,6 +44,7 @@ from hades.normalization import (
     ObsNorm,
     RunningStats,
     official_statistics,
+    principal_axes,
     random_observations,
     reference_statistics,
 )
@@ -295,11 +296,15 @@ class Distiller(RLDriver):
                     f"--label-layout official labels dataset_size // actions states per action: "
                     f"{cfg.dataset_size} states leave none for {self.env.num_actions} actions"
                 )
-        # --clip-states observed: the per-feature range of states random actions visit (raw units)
-        self.state_range = None
-        if cfg.clip_states == "observed":
+        # --clip-states observed: the per-feature range of states random actions visit (raw units);
+        # --state-components K: their mean and K principal axes, on which the ES evolves the states
+        self.state_range = self.basis = None
+        if cfg.clip_states == "observed" or cfg.state_components:
             seen = random_observations(self.env, jax.random.fold_in(setup_keys(cfg.seed)[0], 1))
-            self.state_range = (seen.min(0), seen.max(0))
+            if cfg.clip_states == "observed":
+                self.state_range = (seen.min(0), seen.max(0))
+            if cfg.state_components:
+                self.basis = principal_axes(seen, cfg.state_components)
         # the variant is chosen here, once: which learners train a generation's candidates
         if cfg.variant == "hades-f":
             self._train_learners = self._fixed
@@ -323,6 +328,8 @@ class Distiller(RLDriver):
     def initial_solution(self, key, norm: ObsNorm | None = None):
         n, shape = self.cfg.dataset_size, self.env.obs_shape
         # init_scale 0: all zeros, the official code's initial ES mean
+        if self.cfg.state_components:  # coordinates on the principal axes (0: the mean observed state)
+            shape = (self.cfg.state_components,)
         sol = {"states": self.cfg.init_scale * jax.random.normal(key, (n, *shape))}
         if self.cfg.init_states == "observed" and norm is not None:
             sol["states"] = sol["states"] + self.observed_states(jax.random.fold_in(key, 1), norm)
@@ -384,8 +391,8 @@ class Distiller(RLDriver):
         return norm(picked).astype(jnp.float32)
 
     def solution_size(self) -> int:
-        n = self.cfg.dataset_size
-        return n * int(np.prod(self.env.obs_shape)) + (0 if self.env.discrete else n * self.env.action_dim) + 3
+        n, per_state = self.cfg.dataset_size, self.cfg.state_components or int(np.prod(self.env.obs_shape))
+        return n * per_state + (0 if self.env.discrete else n * self.env.action_dim) + 3
 
     def candidate_bytes(self) -> int:
         cfg = self.cfg
@@ -451,9 +458,15 @@ class Distiller(RLDriver):
     # -- scoring ---------------------------------------------------------------------------
     def bc_data(self, solution, norm: ObsNorm):
         """(inputs, labels) of a dataset candidate, inputs in the policy's (normalised) units
-        (``norm``: what the policies see, for ``--clip-states``)."""
+        (``norm``: what the policies see, for ``--clip-states`` and ``--state-components``)."""
         x = solution["states"]
-        if self.state_range is not None:
+        if self.basis is not None:  # coordinates -> raw states -> what the policies see
+            mean, axes = self.basis
+            raw = mean + (x @ axes).reshape(x.shape[:1] + mean.shape)
+            if self.state_range is not None:
+                raw = jnp.clip(raw, *self.state_range)
+            x = norm(raw)
+        elif self.state_range is not None:
             x = norm(jnp.clip(norm.inverse(x), *self.state_range))
         if not self.env.discrete:
             return x, solution["actions"]

@@ -57,6 +57,25 @@ def reference_statistics(env: Env, key, std_floor: float, num_envs: int = 16, nu
     return ObsNorm(seen.mean(0), jnp.maximum(seen.std(0), std_floor))
 
 
+def principal_axes(seen, k: int) -> tuple[jax.Array, jax.Array]:
+    """The mean of ``seen`` (``[N, *obs_shape]``) and its ``k`` leading principal axes as a
+    ``[k, features]`` matrix, each row scaled to the std of the data along it: ``mean + z @ axes``
+    (reshaped) with ``z ~ N(0, I)`` has the data's covariance within those axes. Computed on the
+    host (numpy's SVD), once per run."""
+    import numpy as np
+
+    flat = np.asarray(seen, np.float64).reshape(len(seen), -1)
+    if not 1 <= k <= flat.shape[1]:
+        raise HadesError(f"--state-components must be 1 to the {flat.shape[1]} observation features; got {k}")
+    mean = flat.mean(0)
+    _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    axes = vt[:k] * (s[:k, None] / np.sqrt(len(flat)))
+    return (
+        jnp.asarray(mean.reshape(np.shape(seen)[1:]), jnp.float32),
+        jnp.asarray(axes, jnp.float32),
+    )
+
+
 def random_observations(env: Env, key, num_envs: int = 16, num_steps: int = 500) -> jax.Array:
     """``[num_envs * num_steps, *obs_shape]`` observations visited by uniformly random actions
     (finished episodes reset)."""

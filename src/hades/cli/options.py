@@ -34,6 +34,7 @@ BASELINE_IGNORES = (
     "init_states",
     "init_dataset",
     "clip_states",
+    "state_components",
     "eval_policies",
     *(f.name for f in fields_of(BCConfig)),
 )
