@@ -61,7 +61,10 @@ def ray_cluster(tmp_path_factory):
     cluster at a time on the machine (a file lock across xdist workers): two stall each other's
     workers, and ``ray stop`` stops every Ray process of the machine. Token authentication is off
     for the cluster and its clients (the test processes inherit the variable): Ray 2.60 turns it
-    on whenever ``~/.ray/auth_token`` exists, which any earlier local ``ray.init()`` leaves."""
+    on whenever ``~/.ray/auth_token`` exists, which any earlier local ``ray.init()`` leaves.
+    Workers run at niceness 0, not Ray's default 15: at 15 the suite's other xdist worker (nice 0)
+    starves them on 2 cores (a smoke cell measured 6-7x slower), and their tests end only after
+    the rest of the suite."""
     pytest.importorskip("ray")
     import fcntl
 
@@ -74,6 +77,7 @@ def ray_cluster(tmp_path_factory):
     environ = pytest.MonkeyPatch()
     environ.setenv("RAY_AUTH_MODE", "disabled")
     environ.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    environ.setenv("RAY_worker_niceness", "0")
     env = dict(os.environ)
     start = subprocess.run(
         [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
