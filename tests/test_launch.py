@@ -101,6 +101,7 @@ def _datasets(grid: Path) -> dict:
     }
 
 
+@pytest.mark.slow  # 87 s idle; the default suite keeps Ray's path through the killed-worker and tuning tests
 def test_a_smoke_grid_on_ray_gives_the_local_grid(tmp_path, ray_cluster):
     """Bit for bit, with the plain loop on the device count a task gets (one host device per task
     CPU); on 2 devices the plain loop differs from it by float32 rounding (other chunks and
