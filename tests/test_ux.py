@@ -4,7 +4,7 @@ errors that suggest the right name, --version, --config FILE, presets one by one
 import json
 
 import pytest
-from helpers import cli
+from helpers import assert_one_line_error, cli
 
 from hades import __version__
 
@@ -32,6 +32,20 @@ def test_mistyped_names_get_a_suggestion_in_one_line(args, says):
     out = cli(*args)
     assert out.returncode == 2 and says in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "usage:" not in out.stderr
+
+
+def test_an_option_a_command_does_not_take_is_named_with_the_command():
+    out = cli("baseline", "--bc-steps", "3")  # direct ES has no inner loop
+    assert_one_line_error(
+        out, "hades: error: baseline: unrecognized arguments: --bc-steps 3 (see hades baseline --help)"
+    )
+    assert "hades: error: hades" not in cli("nope").stderr  # the top level does not name itself twice
+
+
+def test_a_study_with_no_trials_is_refused_before_its_progress_bar(tmp_path):
+    out = cli("tune", "--preset", "cartpole", "--trials", "0", "--out", tmp_path / "t")
+    assert_one_line_error(out, "--trials must be >= 1")  # one line: no empty bar drawn first
+    assert not (tmp_path / "t").exists()
 
 
 def test_reproduce_takes_preset_names_for_environments(tmp_path):

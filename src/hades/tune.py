@@ -136,6 +136,12 @@ def _storage(optuna, out: Path):
         )
 
 
+def check_budget(trials: int, seeds) -> None:
+    """Refuse a study that could finish no trial (before any progress is drawn)."""
+    if trials < 1 or not seeds:
+        raise HadesError("--trials must be >= 1 and --seeds must name at least one tuning seed")
+
+
 def tune(
     preset: str | None,
     methods: list[str],
@@ -167,8 +173,7 @@ def tune(
     clash = sorted(tuned & overrides.keys())
     if clash:
         raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
-    if trials < 1 or not seeds:
-        raise HadesError("--trials must be >= 1 and --seeds must name at least one tuning seed")
+    check_budget(trials, seeds)
     bases = {m: make_config(preset, **({"env": env} if env else {}), variant=m, **overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)

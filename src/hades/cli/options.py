@@ -279,4 +279,14 @@ class _Parser(argparse.ArgumentParser):
             message = f"{head}: unknown {bad.group(1)!r}" + (
                 f"; did you mean {' or '.join(close)}?" if close else f" (choose from {', '.join(choices)})"
             )
-        self.exit(2, f"hades: error: {self.prog.removeprefix('hades ')}: {message} (see {self.prog} --help)\n")
+        command = self.prog.removeprefix("hades").strip()
+        self.exit(2, f"hades: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # options a subcommand does not take surface at the top level; name the subcommand
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None) if self.prog == "hades" else None
+            prog = f"hades {command}" if command else self.prog
+            _Parser(prog=prog, add_help=False).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
