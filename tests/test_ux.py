@@ -48,6 +48,13 @@ def test_a_study_with_no_trials_is_refused_before_its_progress_bar(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_missing_inputs_are_named_before_any_progress_or_output(tmp_path):
+    out = cli("transfer", "zoo:CartPole-v1", tmp_path / "nope.safetensors", "--out", tmp_path / "t")
+    assert_one_line_error(out, "nope.safetensors: no such file")  # no progress bar drawn first
+    assert not (tmp_path / "t").exists()  # and no output directory made for a sweep that cannot run
+    assert_one_line_error(cli("distill", "--config", tmp_path / "c.json"), "c.json: no such file")
+
+
 def test_reproduce_takes_preset_names_for_environments(tmp_path):
     out = cli("reproduce", "--tier", "smoke", "--envs", "breakout,hopper", "--plan", "--out", tmp_path / "g")
     assert out.returncode == 0, out.stderr

@@ -16,6 +16,8 @@ def json_object(path) -> dict:
     """A JSON file that must hold an object, or a one-line error."""
     try:
         value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HadesError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HadesError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
     if not isinstance(value, dict):

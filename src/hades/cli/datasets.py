@@ -102,6 +102,10 @@ def _cmd_transfer(args) -> int:
     )
     if len(labels) != len(args.datasets):
         raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
+    loaded = [load_dataset(path) for path in args.datasets]  # every artifact read before any progress
+    for path, ds in zip(args.datasets, loaded):
+        if ds.variant in ("supervised", "multitask"):
+            raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -110,10 +114,7 @@ def _cmd_transfer(args) -> int:
     results, first_env = {}, None
     archs = len(widths) * len(depths or [0]) * len(activations or [0])
     stages = _Stages(archs * len(args.datasets), args.quiet, unit="architecture")
-    for label, path in zip(labels, args.datasets):
-        ds = load_dataset(path)
-        if ds.variant in ("supervised", "multitask"):
-            raise HadesError(f"{path} is a {ds.variant} dataset; transfer sweeps retrain single-task RL policies")
+    for label, ds in zip(labels, loaded):
         first_env = first_env or ds.env
         settings = args.sample or len(lrs) * len(epochs)
         stages.write(
