@@ -53,6 +53,8 @@ def test_missing_inputs_are_named_before_any_progress_or_output(tmp_path):
     assert_one_line_error(out, "nope.safetensors: no such file")  # no progress bar drawn first
     assert not (tmp_path / "t").exists()  # and no output directory made for a sweep that cannot run
     assert_one_line_error(cli("distill", "--config", tmp_path / "c.json"), "c.json: no such file")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("plot", tmp_path / "empty"), "empty: not a hades run directory (no config.json)")
 
 
 def test_reproduce_takes_preset_names_for_environments(tmp_path):

@@ -89,6 +89,8 @@ def read_run(path, finished: bool = False) -> RunDir:
     if finished and summary is None:
         raise HadesError(f"{path}: no summary.json (is the run finished?)")
     if (path / "config.json").is_file() or summary is None or not isinstance(summary.get("config"), dict):
+        if not (path / "config.json").exists():
+            raise HadesError(f"{path}: not a hades run directory (no config.json)")
         config = json_object(path / "config.json")
     else:  # a finished run's summary records its config too (a copied summary is enough for tables)
         config = {"env": summary.get("env"), "variant": summary.get("variant"), **summary["config"]}
