@@ -7,6 +7,7 @@ import pytest
 from helpers import assert_one_line_error, cli
 
 from hades import __version__
+from hades.errors import did_you_mean
 
 
 def test_help_is_in_sections_and_shows_the_presets_values():
@@ -32,6 +33,19 @@ def test_mistyped_names_get_a_suggestion_in_one_line(args, says):
     out = cli(*args)
     assert out.returncode == 2 and says in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "usage:" not in out.stderr
+
+
+def test_suggestions_ignore_case_and_separators_and_skip_unrelated_names():
+    from hades.envs import BRAX_NAMES, ENV_SPECS
+
+    envs = [*ENV_SPECS, *BRAX_NAMES]
+    assert did_you_mean("breakout", envs) == "; did you mean Breakout-MinAtar?"  # the whole name, any case
+    assert did_you_mean("cmaes", ["CMA_ES", "Sep_CMA_ES", "SNES"]) == "; did you mean CMA_ES or Sep_CMA_ES?"
+    assert did_you_mean("hoppr", envs) == "; did you mean hopper?"
+    assert did_you_mean("nope", envs) == ""  # difflib at 0.6 said hopper
+    assert did_you_mean("ab", ["abcdef"]) == "" and did_you_mean("abc", ["abcdef"]) == "; did you mean abcdef?"
+    out = cli("distill", "--env", "nope", "--generations", "1")
+    assert_one_line_error(out, "unknown environment 'nope' (`hades envs` lists them)")
 
 
 def test_an_option_a_command_does_not_take_is_named_with_the_command():

@@ -34,7 +34,7 @@ import numpy as np
 
 from hades.config import BACKENDS
 from hades.envtable import BRAX_NAMES, ENV_SPECS
-from hades.errors import HadesError
+from hades.errors import HadesError, did_you_mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,11 +391,8 @@ def resolve_name(env) -> str:
     gymnax_known = gymnax_ids()
     if env in gymnax_known:
         return env
-    import difflib
-
     known = list(ENV_SPECS) + list(BRAX_NAMES) + gymnax_known + list(_REGISTERED)
-    close = difflib.get_close_matches(env, list(dict.fromkeys(known)), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(env, known, n=3)
     if env.startswith("python/"):
         hint = (
             " (a Python object registered by another process: register it again with hades.envs.register, "

@@ -12,3 +12,27 @@ class HadesError(Exception):
 
 class HadesWarning(UserWarning):
     """Something the user should know that does not stop the work (the CLI prints it in one line)."""
+
+
+def did_you_mean(name: str, choices, n: int = 2) -> str:
+    """The hint for a mistyped name: ``"; did you mean X or Y?"``, or ``""`` when nothing is close.
+
+    Names are compared without case and separators (``cmaes`` finds ``CMA_ES``, ``breakout`` finds
+    ``Breakout-MinAtar``). A choice is close when difflib's ratio is at least 0.75 or it contains
+    the whole name (3 characters or more); a looser cutoff hints at unrelated names (``nope`` ->
+    ``hopper``).
+    """
+    import difflib
+    import re
+
+    def fold(s: str) -> str:
+        return re.sub(r"[-_/. ]", "", str(s).lower())
+
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(fold(choice), choice)
+    query = fold(name)
+    close = [folded[k] for k in difflib.get_close_matches(query, folded, n=n, cutoff=0.75)]
+    if len(query) >= 3:
+        close += [c for k, c in folded.items() if query in k and c not in close]
+    return f"; did you mean {' or '.join(close[:n])}?" if close else ""

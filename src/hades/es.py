@@ -42,7 +42,7 @@ from evosax.algorithms import distribution_based_algorithms
 from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
 from hades.config import ESConfig
-from hades.errors import HadesError
+from hades.errors import HadesError, did_you_mean
 
 # Left out: strategies that need learned parameters from files, several populations, or a
 # user-supplied sampling function.
@@ -77,13 +77,7 @@ def update_rule(cfg: ESConfig) -> tuple[str, float]:
     """(optimizer, learning rate) the strategy will use: ``own`` (evosax's default for it, lr
     unused), ``adam`` or ``sgd``. Raises HadesError for a combination the strategy cannot honour."""
     if cfg.strategy not in STRATEGIES:
-        import difflib
-
-        fold = {s.replace("_", "").lower(): s for s in STRATEGIES}
-        close = [
-            fold[k] for k in difflib.get_close_matches(cfg.strategy.replace("_", "").lower(), fold, n=2, cutoff=0.6)
-        ]
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = did_you_mean(cfg.strategy, STRATEGIES)
         raise HadesError(f"unknown ES strategy {cfg.strategy!r}{hint} (choose one of {', '.join(STRATEGIES)})")
     accepted = inspect.signature(distribution_based_algorithms[cfg.strategy].__init__).parameters
     if cfg.es_optimizer == "auto":

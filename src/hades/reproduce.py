@@ -27,7 +27,7 @@ import numpy as np
 
 from hades.artifacts import atomic_write
 from hades.config import VARIANTS
-from hades.errors import HadesError
+from hades.errors import HadesError, did_you_mean
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 from hades.report import add_own_init, aggregate_section, number, pm, table, with_evaluations
@@ -147,10 +147,7 @@ def _paper_env(name: str) -> str:
     for candidate in (f"brax/{name}", PRESETS.get(name, {}).get("env")):
         if candidate in PAPER_ENVS:
             return candidate
-    import difflib
-
-    close = difflib.get_close_matches(name, [*PAPER_ENVS, *PRESETS], n=2, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(name, [*PAPER_ENVS, *PRESETS])
     raise HadesError(f"{name!r} is not one of the paper's environments{hint} ({', '.join(PAPER_ENVS)})")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hades.errors import HadesError
+from hades.errors import HadesError, did_you_mean
 
 ZOO_DIR = Path(__file__).parent / "zoo_data"
 PREFIX = "zoo:"
@@ -40,11 +40,8 @@ def entry_dir(name: str) -> Path:
         d = ZOO_DIR / slug(candidate)
         if (d / "dataset.safetensors").is_file():
             return d
-    import difflib
-
     known = list(cards())
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = did_you_mean(name, known, n=3)
     raise HadesError(f"no zoo dataset {name!r}{hint} (`hades zoo` lists {len(known)})")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hades.cli.options import _check_output, _floats
 from hades.cli.progress import _Bars
-from hades.errors import HadesError
+from hades.errors import HadesError, did_you_mean
 from hades.presets import IMAGE_PRESETS, PRESETS
 
 
@@ -149,10 +149,7 @@ def _cmd_presets(args) -> int:
     every = {**PRESETS, **IMAGE_PRESETS}
     if args.name:
         if args.name not in every:
-            import difflib
-
-            close = difflib.get_close_matches(args.name, list(every), n=2, cutoff=0.5)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            hint = did_you_mean(args.name, every)
             raise HadesError(f"unknown preset {args.name!r}{hint} (`hades presets` lists them)")
         print(f"{args.name}: {PRESET_DESCRIPTIONS.get(args.name, '')}")
         overrides = every[args.name]

@@ -19,7 +19,7 @@ from hades.config import (
     fields_of,
     flatten,
 )
-from hades.errors import HadesError, HadesWarning
+from hades.errors import HadesError, HadesWarning, did_you_mean
 
 # options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
 # one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
@@ -268,17 +268,14 @@ class _Parser(argparse.ArgumentParser):
     (``--preset brekout``: did you mean breakout?)."""
 
     def error(self, message):
-        import difflib
         import re
 
         bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if bad:
             choices = re.findall(r"'([^']*)'", bad.group(2)) or [c.strip() for c in bad.group(2).split(",")]
-            close = difflib.get_close_matches(bad.group(1), choices, n=2, cutoff=0.5)
             head = message.split(":")[0]
-            message = f"{head}: unknown {bad.group(1)!r}" + (
-                f"; did you mean {' or '.join(close)}?" if close else f" (choose from {', '.join(choices)})"
-            )
+            hint = did_you_mean(bad.group(1), choices) or f" (choose from {', '.join(choices)})"
+            message = f"{head}: unknown {bad.group(1)!r}{hint}"
         command = self.prog.removeprefix("hades").strip()
         self.exit(2, f"hades: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
 
