@@ -86,6 +86,21 @@ def test_a_killed_run_resumes_to_the_identical_dataset(tmp_path, reference, sig,
     assert not list(out.glob(".*.tmp"))  # stale temporary files are cleaned
 
 
+def test_the_suites_compiler_level_computes_what_users_get(tmp_path, reference):
+    """conftest.py compiles at LLVM -O1 to save time; the run a user makes at XLA's default level
+    must give the same dataset and evaluation, bit for bit."""
+    assert "--xla_backend_optimization_level=1" in os.environ["XLA_FLAGS"]  # the reference's level
+    flags = os.environ["XLA_FLAGS"].replace("--xla_backend_optimization_level=1", "").strip()
+    env = {**os.environ, "XLA_FLAGS": flags}
+    out = tmp_path / "default-level"
+    assert hades("distill", *TINY, "--generations", "6", "--out", out, env=env).returncode == 0
+    for name in ("states", "actions"):
+        ours, theirs = (load_file(d / "dataset.safetensors")[name] for d in (out, reference))
+        np.testing.assert_array_equal(ours, theirs)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (out, reference)]
+    assert summaries[0]["final_return_mean"] == summaries[1]["final_return_mean"]
+
+
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "run"
     first = _start(out, generations=100_000)  # still running when the others start
