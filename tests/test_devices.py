@@ -71,7 +71,7 @@ print("auto", 1 if d.mesh is None else d.mesh.devices.size)
     ],
 )
 def test_two_devices_give_the_same_dataset_as_one(variant, obs_norm):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
     out = subprocess.run(
         [sys.executable, "-c", _SHARDED_RUN, variant, obs_norm], env=env, capture_output=True, text=True, timeout=300
     )
@@ -114,7 +114,7 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
         str(tmp_path / "multi"),
         "--quiet",
     ]
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "hades.cli", "distill", *args, "--process-id", str(i)],

@@ -187,7 +187,7 @@ def test_image_population_over_two_devices_gives_the_images_of_one(tmp_path):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 120), ("t10k", 40)):
         write_split(tmp_path, prefix, n, True, rng)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
     out = subprocess.run(
         [sys.executable, "-c", _SHARDED_IMAGES, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
     )
