@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import TINY_ARGS
 
+from hades.devices import with_device_count
 from hades.distill import Distiller
 from hades.errors import HadesError
 from hades.runs import make_driver
@@ -34,6 +35,14 @@ def test_chunked_evaluation_matches_the_whole_population(tiny_config, variant):
 def test_more_devices_than_visible_is_a_clear_error(tiny_config):
     with pytest.raises(HadesError, match="device"):
         Distiller(tiny_config(devices=len(jax.devices()) + 1))
+
+
+def test_a_device_count_replaces_the_old_one_and_keeps_every_other_flag():
+    flags = "--xla_backend_optimization_level=1 --xla_force_host_platform_device_count=8 --xla_dump_to=/tmp/x"
+    assert with_device_count(flags, 2).split() == [
+        "--xla_backend_optimization_level=1", "--xla_dump_to=/tmp/x", "--xla_force_host_platform_device_count=2",
+    ]  # fmt: skip
+    assert with_device_count("", 1) == "--xla_force_host_platform_device_count=1"
 
 
 _SHARDED_RUN = """
@@ -71,7 +80,7 @@ print("auto", 1 if d.mesh is None else d.mesh.devices.size)
     ],
 )
 def test_two_devices_give_the_same_dataset_as_one(variant, obs_norm):
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=with_device_count(os.environ.get("XLA_FLAGS", ""), 2))
     out = subprocess.run(
         [sys.executable, "-c", _SHARDED_RUN, variant, obs_norm], env=env, capture_output=True, text=True, timeout=300
     )
@@ -114,7 +123,7 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
         str(tmp_path / "multi"),
         "--quiet",
     ]
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=with_device_count(os.environ.get("XLA_FLAGS", ""), 2))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "hades.cli", "distill", *args, "--process-id", str(i)],

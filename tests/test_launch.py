@@ -17,6 +17,7 @@ import pytest
 from helpers import assert_one_line_error, cli, hades
 from safetensors.numpy import load_file
 
+from hades.devices import with_device_count
 from hades.errors import HadesError
 from hades.launch import Launcher, Unit, launch
 from hades.reproduce import Cell, run_cell
@@ -106,7 +107,7 @@ def test_a_smoke_grid_on_ray_gives_the_local_grid(tmp_path, ray_cluster):
     """Bit for bit, with the plain loop on the device count a task gets (one host device per task
     CPU); on 2 devices the plain loop differs from it by float32 rounding (other chunks and
     partitions), as any 1- against 2-device run may."""
-    one_device = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    one_device = {**os.environ, "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), 1)}
     local = hades(*SMOKE, "--out", tmp_path / "local", env=one_device, timeout=LIMIT)
     assert local.returncode == 0, local.stderr[-2000:]
     remote = hades(*SMOKE, "--out", tmp_path / "ray", "--launcher", "ray", "--address", ray_cluster, timeout=LIMIT)
@@ -180,7 +181,10 @@ def test_slurm_launcher_runs_the_grid_through_submitit(tmp_path):
     proc = hades(*SMOKE[:-1], "--variants", "hades-f", "--quiet", "--out", tmp_path / "grid", "--launcher", "slurm",
                  "--slurm-local", timeout=LIMIT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / "grid" / "Breakout-MinAtar" / "hades-f" / "seed0" / "summary.json").is_file()
+    summary = json.loads((tmp_path / "grid" / "Breakout-MinAtar" / "hades-f" / "seed0" / "summary.json").read_text())
+    flags = summary["provenance"]["xla_flags"].split()
+    # the task's own device count (one per task CPU; the driver had one per core), the rest the driver's
+    assert summary["provenance"]["device_count"] == 1 and "--xla_backend_optimization_level=1" in flags
     assert list((tmp_path / "grid" / "submitit").iterdir())  # submitit's logs, where the flag says
     shutil.rmtree(tmp_path / "grid")
 

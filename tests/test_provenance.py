@@ -1,6 +1,7 @@
 """Provenance: what produced a summary or an artifact is recorded with it."""
 
 import json
+import os
 
 from safetensors import safe_open
 
@@ -15,6 +16,7 @@ def test_provenance_names_versions_devices_and_command():
     assert all(p["versions"][name] for name in ("jax", "jaxlib", "flax", "optax", "evosax", "gymnax", "brax"))
     assert p["device_count"] >= 1 and p["device_kind"] and p["backend"] and p["platform"] and p["cpu"]
     assert "git_commit" in p and "command" in p
+    assert p["xla_flags"] == os.environ.get("XLA_FLAGS", "")  # the compiler's settings change machine code
 
 
 def test_summary_and_artifacts_record_it(tmp_path, tiny_config):

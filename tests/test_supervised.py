@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hades.devices import with_device_count
 from hades.errors import HadesError
 from hades.plots import run_figures
 from hades.presets import make_image_config
@@ -187,7 +188,7 @@ def test_image_population_over_two_devices_gives_the_images_of_one(tmp_path):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 120), ("t10k", 40)):
         write_split(tmp_path, prefix, n, True, rng)
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=with_device_count(os.environ.get("XLA_FLAGS", ""), 2))
     out = subprocess.run(
         [sys.executable, "-c", _SHARDED_IMAGES, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
     )

@@ -127,12 +127,22 @@ def place(tree, mesh: Mesh | None):
     return jax.tree.map(commit, tree)
 
 
+_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def with_device_count(flags: str, count: int) -> str:
+    """``XLA_FLAGS`` ``flags`` with the host device count set to ``count``, every other flag kept
+    (a process started with them computes as the one whose flags they were, on its own cores)."""
+    kept = [f for f in flags.split() if not f.startswith(_COUNT_FLAG)]
+    return " ".join([*kept, f"{_COUNT_FLAG}={int(count)}"])
+
+
 def use_host_cores() -> None:
     """Before JAX starts: one host device per usable core (unless XLA_FLAGS already sets it)."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
+    if _COUNT_FLAG not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+        os.environ["XLA_FLAGS"] = with_device_count(flags, cores)
 
 
 def available_memory() -> int:

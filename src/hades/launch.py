@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hades.devices import with_device_count
 from hades.errors import HadesError
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -90,15 +92,35 @@ def _one_line(e: BaseException) -> str:
 
 
 def execute(fn, args):
-    """What a worker runs: the unit, with its own device count (one host device per CPU it was
-    given, set before the unit's JAX starts)."""
+    """What a worker runs: the unit. Its process was started with ``_task_flags``."""
     return fn(*args)
+
+
+def _task_flags(launcher) -> str:
+    """A task's ``XLA_FLAGS``: this process' flags (a compiler setting applies to every cell of a
+    grid, wherever it runs) with one host device per CPU the task is given."""
+    return with_device_count(os.environ.get("XLA_FLAGS", ""), max(int(launcher.cpus), 1))
+
+
+@contextmanager
+def _environment(**variables):
+    """``os.environ`` with ``variables`` set while submitting (submitit's local processes and
+    sbatch take the submitter's environment), put back after."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _ray(units, launcher, on_done, on_status):
     ray = _import("ray")
-    devices = max(int(launcher.cpus), 1)
-    env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {"XLA_FLAGS": _task_flags(launcher)}
     if not ray.is_initialized():
         try:
             ray.init(
@@ -129,7 +151,8 @@ def _slurm(units, launcher, on_done, on_status):
     if not local:
         resources.update({f"slurm_{k}": v for k, v in params.items()})
     executor.update_parameters(**resources)
-    jobs = executor.map_array(execute, [u.fn for u in units], [u.args for u in units])
+    with _environment(XLA_FLAGS=_task_flags(launcher)):
+        jobs = executor.map_array(execute, [u.fn for u in units], [u.args for u in units])
 
     def ready(pending):
         finished = [job for job in pending if job.done()]

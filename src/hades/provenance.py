@@ -7,6 +7,7 @@ Recorded in every ``summary.json`` and every artifact's metadata (``provenance``
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def _static() -> dict:
 
 
 def provenance() -> dict:
-    """Versions, devices, platform, git commit and the command line of this process."""
+    """Versions, devices, XLA's flags, platform, git commit and the command line of this process."""
     import jax
 
     devices = jax.devices()
@@ -81,5 +82,6 @@ def provenance() -> dict:
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
         "backend": jax.default_backend(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
