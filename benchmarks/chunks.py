@@ -55,6 +55,8 @@ RELEASED_BREAKOUT = dict(
     eval_steps=1024,
     fixed_length=True,
 )
+# The released hopper HaDES-F setting on top of the paper-brax preset (which is the rest of it).
+RELEASED_HOPPER = dict(env="brax/hopper", variant="hades-f", population=64)
 
 CONFIGS = {
     # name: (preset, overrides, chunks to time)
