@@ -1,9 +1,10 @@
 """Equal work against the released code (issue 37; docs/performance.md, "Equal work against the
 released code"): seconds per generation of the released scripts and of hades doing the same work,
-interleaved. Two settings (``--setting``):
+interleaved. Three settings (``--setting``):
 
 - ``breakout``: ``distill_minatar.py`` at the released Breakout setting (HaDES-F, population 64,
   16 states, width 512 relu, 32 BC steps, 8 envs x 1024 fixed-length steps with auto-reset);
+- ``cartpole``: the same script and work on CartPole-v1 (no observation normalisation);
 - ``hopper``: ``distill_brax.py`` at the paper's hopper setting (HaDES-F, population 64, 64
   states, width 512 tanh, 200 BC steps, 4 envs x 1024 auto-reset steps, positional physics,
   running observation normalisation per rollout): hades' ``paper-brax`` preset at population 64.
@@ -80,6 +81,16 @@ SETTINGS = {
          "--activation", "relu", "--epochs", "32", "--eval_envs", "8", "--num_steps", "1024"],
         "breakout",
         "RELEASED_BREAKOUT",
+    ),
+    # the Breakout setting's work on CartPole-v1 (the released MinAtar script runs any gymnax
+    # environment; no normalisation statistics exist for CartPole, so none is applied)
+    "cartpole": (
+        "distill_minatar.py",
+        ["--env", "CartPole-v1", "--popsize", "64", "--dataset_size", "16", "--overfit", "--width", "512",
+         "--activation", "relu", "--epochs", "32", "--eval_envs", "8", "--num_steps", "1024",
+         "--const_normalize_obs", "0"],
+        "cartpole",
+        "RELEASED_CARTPOLE",
     ),
     # HaDES-F on hopper as the paper ran it (paper-brax: positional physics, width 512 tanh, 64
     # states, 200 BC steps at 0.005 clipped at 0.5, running observation normalisation per rollout,

@@ -143,34 +143,57 @@ def test_two_process_run_on_one_host_matches_one_process(tmp_path, tiny_config):
     np.testing.assert_array_equal(a["states"], b["states"])
 
 
-def _breakout(width: int, population: int, **kw):
+def _released(width: int, population: int, obs: int = 400, actions: int = 6, **kw):
     """The released code's Breakout setting (issue 37): HaDES-F, 16 states, 400 inputs, 6
-    actions, 32 BC steps, 8 envs x 1024 steps, at ``width``."""
+    actions, 32 BC steps, 8 envs x 1024 steps, at ``width`` (``obs``/``actions``: the same work
+    on another environment, e.g. CartPole's 4 and 2)."""
     from hades.chunking import Workload
 
-    params = 400 * width + width * width + 6 * width + 2 * width + 6
-    return Workload.hades(population, params, 2 * width, 1, 16, 32, 8, 1024, 400, **kw)
+    params = obs * width + width * width + actions * width + 2 * width + actions
+    return Workload.hades(population, params, 2 * width, 1, 16, 32, 8, 1024, obs, **kw)
 
 
 def test_cpu_chunk_follows_the_caches_of_the_machine_described():
     """The issue-37 case: on a 2-core AMD EPYC (2 MiB L2 per core, 32 MiB L3) a width-512 policy
     (1.9 MB of weights) is best scored one per core (measured there: 5.2 s per generation against
     12.3-13.1 s at 16 per core, whose 30 MB per core stream from memory); the model picks chunk 2
-    and predicts the old default at least 1.5x slower. With a 300 MiB L3 (this project's Intel
-    machines) the shared cache holds more per core; at width 64 (120 kB) the per-step overhead
-    decides: a large chunk on both."""
-    from hades.chunking import Machine, choose_chunk, generation_seconds
+    and predicts the old default at least 1.5x slower. On the Intel Xeon (2 MiB L2, 105 MiB L3
+    as it reports them) the released CartPole work at width 512 also goes one per core: measured
+    4.5-5.5 s per generation against 7.1-8.3 s at 4 per core, the pick of the model without the
+    lone candidate's plain-matmul rate. At width 64 (120 kB) the per-step overhead decides: a
+    large chunk on every machine."""
+    from hades.chunking import Machine, choose_chunk, generation_seconds, with_rates
 
     amd = Machine.cpu(2, l2=2 << 20, l3=32 << 20, memory=24 << 30)
-    intel = Machine.cpu(2, l2=2 << 20, l3=300 << 20, memory=24 << 30)
-    work = _breakout(512, 64)
+    intel = Machine.cpu(2, l2=2 << 20, l3=105 << 20, memory=24 << 30)
+    work = _released(512, 64)
     assert choose_chunk(amd, work) == 2
     assert generation_seconds(amd, work, 32) > 1.5 * generation_seconds(amd, work, 2)
-    assert choose_chunk(amd, _breakout(1024, 256)) == 2
-    assert choose_chunk(intel, work) > 2
+    assert choose_chunk(amd, _released(1024, 256)) == 2
+    cartpole = _released(512, 64, obs=4, actions=2)
+    assert choose_chunk(intel, cartpole) == 2
+    assert choose_chunk(with_rates(intel, single=1.0), cartpole) == 8  # what the batched rate alone says
     for machine in (amd, intel):
-        assert choose_chunk(machine, _breakout(64, 256)) in (0, 32, 64, 128)
-        assert choose_chunk(machine, _breakout(1024, 64)) <= 4  # 5.8 MB per candidate
+        assert choose_chunk(machine, _released(64, 256)) in (0, 32, 64, 128)
+        assert choose_chunk(machine, _released(1024, 64)) <= 4  # 5.8 MB per candidate
+
+
+def test_an_environments_fixed_step_cost_keeps_candidates_batched():
+    """Brax's positional physics costs about 0.28 ms per batched step whatever the batch: on the
+    Intel Xeon the paper's hopper work at width 512 (population 64) took 61.6 s per generation one
+    candidate per core against 55.9 s at 16 per core (two interleaved pairs). Without that cost
+    the model would take one per core, as it does for the same policy on CartPole."""
+    from hades.chunking import Machine, Workload, choose_chunk
+    from hades.envs import STEP_OVERHEAD
+
+    intel = Machine.cpu(2, l2=2 << 20, l3=105 << 20, memory=24 << 30)
+    params = 11 * 512 + 512 * 512 + 3 * 512 + 2 * 512 + 3 + 3
+
+    def hopper(env_overhead):
+        return Workload.hades(64, params, 1024, 1, 64, 200, 4, 1024, 11, env_overhead=env_overhead)
+
+    assert choose_chunk(intel, hopper(0.0)) == 2
+    assert choose_chunk(intel, hopper(STEP_OVERHEAD["positional"])) >= 16
 
 
 def test_cpu_caches_are_read_from_sysfs(tmp_path):
@@ -198,7 +221,7 @@ def test_accelerator_chunk_comes_from_the_device_memory():
     gb = 2**30
 
     def work(candidate_bytes, population=2048):
-        return _breakout(64, population, candidate_bytes=candidate_bytes, fixed_bytes=gb)
+        return _released(64, population, candidate_bytes=candidate_bytes, fixed_bytes=gb)
 
     assert auto_chunk(0, work(10 * 2**20), None, backend="gpu", memory=80 * gb) == 0  # 20 GB + 1 GB of 48 GB
     chunk = auto_chunk(0, work(100 * 2**20), None, backend="gpu", memory=80 * gb)

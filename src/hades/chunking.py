@@ -4,7 +4,7 @@ A generation trains every candidate's policy by BC and then rolls it out. On one
 chunk's candidates run side by side (vmap), so each step of either phase is one batched matmul
 per layer over the chunk. Per step and device the model charges
 
-    t(c) = overhead + c * max(flops / rate, bytes / bandwidth(level(c * working_set)))
+    t(c) = overhead + c * max(flops / rate(c), bytes / bandwidth(level(c * working_set)))
 
 - ``flops``, ``bytes``: one candidate's arithmetic and weight traffic in that step (rollout: a
   forward pass over its environments, reading the weights once; BC: forward and backward over
@@ -14,8 +14,11 @@ per layer over the chunk. Per step and device the model charges
   gradient and the two moments, 16 bytes per parameter) plus its activations;
 - ``level``: the smallest memory level the chunk's working set fits in (a core's own cache, its
   share of the shared cache, main memory), each with its bandwidth;
-- ``overhead``: the fixed cost of one loop iteration (launching the step's kernels, the
-  environment's own step), paid once per chunk whatever its size.
+- ``rate(c)``: the FLOP rate of the step's batched matmuls; ``single`` times it for one
+  candidate per device, whose matmuls are plain ones (no batch dimension) and run faster on CPU;
+- ``overhead``: the fixed cost of one loop iteration (launching the step's kernels), paid once
+  per chunk whatever its size, plus the environment's own fixed cost per step where it is known
+  (``Phase.overhead``: Brax's positional physics launches many small kernels per step).
 
 Bigger chunks spread the overhead over more candidates until their working set falls out of a
 cache level; ``choose_chunk`` takes the chunk with the least predicted generation time. On
@@ -57,6 +60,7 @@ class Machine:
     levels: tuple[Level, ...]  # fastest first; the last is the device's memory
     flops: float  # float32 FLOP/s of one device on small batched matmuls
     overhead: float  # seconds of fixed cost per loop iteration (one step of one chunk)
+    single: float = 1.0  # speed-up of the matmuls of one candidate per device (plain, not batched)
 
     @property
     def memory(self) -> int:
@@ -65,13 +69,13 @@ class Machine:
     @classmethod
     def cpu(cls, devices: int, l2: int, l3: int, memory: int, **rates) -> Machine:
         """A CPU with one host device per core: a private L2 each, a shared L3 split between them.
-        ``rates`` override ``CPU_RATES`` (flops, overhead, l2/l3/memory bandwidth per core)."""
+        ``rates`` override ``CPU_RATES`` (flops, overhead, single, l2/l3/memory bandwidth per core)."""
         r = {**CPU_RATES, **rates}
         levels = [Level("L2", int(CACHE_SHARE * l2), r["l2_bandwidth"])] if l2 else []
         if l3:
             levels.append(Level("L3", int(CACHE_SHARE * l3) // max(devices, 1), r["l3_bandwidth"]))
         levels.append(Level("memory", memory // max(devices, 1), r["memory_bandwidth"]))
-        return cls("cpu", devices, tuple(levels), r["flops"], r["overhead"])
+        return cls("cpu", devices, tuple(levels), r["flops"], r["overhead"], r["single"])
 
     @classmethod
     def accelerator(cls, backend: str, devices: int, memory: int, **rates) -> Machine:
@@ -92,15 +96,17 @@ class Machine:
         return cls.cpu(devices, caches.get(2, DEFAULT_L2), caches.get(3, DEFAULT_L3), memory)
 
 
-# Rates per core, fitted by ``benchmarks/chunks.py --fit`` to 36 timed generations on this
-# project's 2-core x86 machines (docs/performance.md, "The chunk cost model"): effective rates of
-# the small batched matmuls a generation runs, not the machine's peaks; the choice depends on
-# their ratios and on the cache sizes, which are read from the machine.
+# Rates per core, fitted by ``benchmarks/chunks.py --fit`` to 38 timed generations on this
+# project's 2-core Intel machines (docs/performance.md, "The chunk cost model"): effective rates
+# of the small batched matmuls a generation runs, not the machine's peaks; the choice depends on
+# their ratios and on the cache sizes, which are read from the machine. The L2 bandwidth is not
+# fitted (no timed step is bound by it; the fit runs it up without bound) but kept at its first fit.
 CPU_RATES = {
-    "flops": 25.5e9,
-    "overhead": 15.5e-6,
+    "flops": 25.7e9,
+    "overhead": 16.7e-6,
+    "single": 1.15,
     "l2_bandwidth": 184e9,
-    "l3_bandwidth": 8.7e9,
+    "l3_bandwidth": 8.63e9,
     "memory_bandwidth": 3.4e9,
 }
 # A data-centre GPU: kernel launches dominate small steps, so bigger chunks always pay.
@@ -137,6 +143,7 @@ class Phase:
     flops: float
     bytes: float  # traffic that scales with the chunk (weights, optimiser state)
     working_set: int  # bytes live per candidate during a step
+    overhead: float = 0.0  # seconds per loop iteration on top of the machine's (the environment's step)
 
 
 @dataclass(frozen=True)
@@ -162,16 +169,18 @@ class Workload:
         obs_size: int,
         candidate_bytes: int = 0,
         fixed_bytes: int = 0,
+        env_overhead: float = 0.0,
     ) -> Workload:
         """A distillation candidate: BC of ``learners`` policies of ``params`` parameters
-        (``hidden`` units in all) on ``dataset_size`` states, then ``envs`` environments each."""
+        (``hidden`` units in all) on ``dataset_size`` states, then ``envs`` environments each
+        (``env_overhead``: the environment's fixed seconds per step)."""
         bc = Phase(
             bc_steps,
             flops=learners * 6 * dataset_size * params,
             bytes=learners * 32 * params,
             working_set=4 * learners * (4 * params + 3 * dataset_size * hidden),
         )
-        phases = (bc, rollout_phase(params, hidden, learners, envs, rollout_steps, obs_size))
+        phases = (bc, rollout_phase(params, hidden, learners, envs, rollout_steps, obs_size, env_overhead))
         return cls(population, phases, candidate_bytes or max(p.working_set for p in phases), fixed_bytes)
 
     @classmethod
@@ -185,25 +194,30 @@ class Workload:
         obs_size: int,
         candidate_bytes: int = 0,
         fixed_bytes: int = 0,
+        env_overhead: float = 0.0,
     ) -> Workload:
         """A direct-ES candidate: the policy itself, rolled out."""
-        phase = rollout_phase(params, hidden, 1, envs, rollout_steps, obs_size)
+        phase = rollout_phase(params, hidden, 1, envs, rollout_steps, obs_size, env_overhead)
         return cls(population, (phase,), candidate_bytes or phase.working_set, fixed_bytes)
 
 
-def rollout_phase(params: int, hidden: int, learners: int, envs: int, steps: int, obs_size: int) -> Phase:
+def rollout_phase(
+    params: int, hidden: int, learners: int, envs: int, steps: int, obs_size: int, env_overhead: float = 0.0
+) -> Phase:
     return Phase(
         steps,
         flops=learners * 2 * envs * params,
         bytes=learners * 4 * params,
         working_set=4 * learners * (params + envs * (hidden + 2 * obs_size)),
+        overhead=env_overhead,
     )
 
 
 def step_seconds(machine: Machine, phase: Phase, per_device: int) -> float:
     """Predicted seconds of one step of ``per_device`` candidates on one device."""
     level = next((lv for lv in machine.levels if per_device * phase.working_set <= lv.bytes), machine.levels[-1])
-    return machine.overhead + per_device * max(phase.flops / machine.flops, phase.bytes / level.bandwidth)
+    rate = machine.flops * (machine.single if per_device == 1 else 1.0)
+    return machine.overhead + phase.overhead + per_device * max(phase.flops / rate, phase.bytes / level.bandwidth)
 
 
 def generation_seconds(machine: Machine, work: Workload, chunk: int) -> float:
@@ -247,4 +261,5 @@ def with_rates(machine: Machine, **rates) -> Machine:
         levels=levels,
         flops=rates.get("flops", machine.flops),
         overhead=rates.get("overhead", machine.overhead),
+        single=rates.get("single", machine.single),
     )

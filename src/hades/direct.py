@@ -44,6 +44,7 @@ class DirectES(RLDriver):
             obs,
             self.candidate_bytes(),
             self.es_bytes(),
+            self.env.step_overhead,
         )
 
     def score(self, rollout, solution, learners, env_key, norm):

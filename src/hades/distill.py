@@ -419,6 +419,7 @@ class Distiller(RLDriver):
             int(np.prod(self.env.obs_shape)),
             self.candidate_bytes(),
             self.es_bytes(),
+            self.env.step_overhead,
         )
 
     def bc_sample_steps(self) -> int:

@@ -51,6 +51,9 @@ class Env:
     feature_names: tuple[str, ...] | None = None
     channel_names: tuple[str, ...] | None = None
     body_parents: tuple[int, ...] | None = None  # Brax: each body's parent index (-1: root), for drawing
+    # seconds of fixed CPU cost per batched step beyond the policy's (the chunk cost model charges
+    # it once per loop iteration): known only where measured (STEP_OVERHEAD), else 0
+    step_overhead: float = 0.0
 
     @property
     def action_space(self) -> str:
@@ -173,7 +176,15 @@ def _brax_id(env_id: str, backend: str = "positional") -> Env:
         from brax import envs as brax_envs
 
         env = brax_envs.get_environment(env_id.removeprefix("brax/"), backend=backend)
-    return _brax(env, env_id)
+    return dataclasses.replace(_brax(env, env_id), step_overhead=STEP_OVERHEAD.get(backend, 0.0))
+
+
+# The fixed CPU cost of one batched step of a Brax backend, beyond what scales with the number
+# of environments stepped: fitted to timed hopper generations (docs/performance.md, "The chunk
+# cost model"). Positional physics runs many small kernels per step, so scoring one candidate
+# per core at a time pays it 16 times as often as 16 at a time; the other backends were not
+# measured to need it.
+STEP_OVERHEAD = {"positional": 2.8e-4}
 
 
 def _brax(env, env_id: str) -> Env:
