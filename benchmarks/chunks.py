@@ -31,7 +31,7 @@ use_host_cores()  # before JAX starts, like the CLI
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hades.chunking import Machine, chunks, generation_seconds, with_rates  # noqa: E402
+from hades.chunking import CPU_RATES, Machine, chunks, generation_seconds, with_rates  # noqa: E402
 from hades.devices import available_memory  # noqa: E402
 from hades.presets import make_config  # noqa: E402
 from hades.runs import make_driver  # noqa: E402
@@ -98,13 +98,18 @@ def fit_rates(rows: list[dict], machine: Machine) -> dict:
     # the L2 bandwidth is left as it is: no timed step is bound by it, and the fit runs it up
     names = ["flops", "overhead", "single", "l3_bandwidth", "memory_bandwidth"]
     bandwidth = {lv.name: lv.bandwidth for lv in machine.levels}
-    x0 = np.log([machine.flops, machine.overhead, machine.single, bandwidth["L3"], bandwidth["memory"]])
+    l3 = bandwidth.get("L3", CPU_RATES["l3_bandwidth"])  # a machine without one: the fit cannot see it
+    x0 = np.log([machine.flops, machine.overhead, machine.single, l3, bandwidth["memory"]])
 
     def residuals(x):
         m = with_rates(machine, **dict(zip(names, np.exp(x))))
         return [np.log(generation_seconds(m, r["_work"], c) / t) for r in rows for c, t in r["measured"].items()]
 
-    fit = least_squares(residuals, x0)
+    # the max() and the cache levels make the error piecewise: start from several points (the
+    # FLOP rate, the lone candidate's speed-up and the L3 bandwidth each halved, kept, doubled)
+    # and keep the best fit; one start can stall where a rate stops binding
+    starts = [x0 + np.log([a, 1.0, b, c, 1.0]) for a in (0.5, 1, 2) for b in (0.8, 1, 1.3) for c in (0.5, 1, 2)]
+    fit = min((least_squares(residuals, x) for x in starts), key=lambda f: f.cost)
     return {n: float(v) for n, v in zip(names, np.exp(fit.x))}
 
 
