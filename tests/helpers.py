@@ -1,5 +1,6 @@
 """What several test modules share: the small artifacts in tests/data and running the CLI."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,18 @@ def assert_one_line_error(proc, pattern: str) -> None:
     """Stricter: stderr is that one line and nothing else, and it names ``pattern``."""
     assert one_line_error(proc) == proc.stderr.strip(), proc.stderr
     assert pattern in proc.stderr, proc.stderr
+
+
+SUITE_LEVEL = "--xla_backend_optimization_level=1"  # tests/conftest.py compiles at it
+
+
+def users_level_env() -> dict:
+    """This environment with the suite's compiler level taken out of XLA_FLAGS: XLA's default,
+    what a user's command compiles at. For commands whose figures were measured by a user's
+    command (the zoo cards): -O1 can round differently (Brax reacher retrained to -325.4 at -O1
+    against the card's -312.3 at the default)."""
+    flags = os.environ.get("XLA_FLAGS", "").replace(SUITE_LEVEL, "").strip()
+    return {**os.environ, "XLA_FLAGS": flags}
 
 
 def hades(*args, **kwargs):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_ARGS, cli, hades, one_line_error
+from helpers import SUITE_LEVEL, TINY_ARGS, cli, hades, one_line_error, users_level_env
 from safetensors.numpy import load_file
 
 from hades.artifacts import load_checkpoint, load_dataset
@@ -89,9 +89,8 @@ def test_a_killed_run_resumes_to_the_identical_dataset(tmp_path, reference, sig,
 def test_the_suites_compiler_level_computes_what_users_get(tmp_path, reference):
     """conftest.py compiles at LLVM -O1 to save time; the run a user makes at XLA's default level
     must give the same dataset and evaluation, bit for bit."""
-    assert "--xla_backend_optimization_level=1" in os.environ["XLA_FLAGS"]  # the reference's level
-    flags = os.environ["XLA_FLAGS"].replace("--xla_backend_optimization_level=1", "").strip()
-    env = {**os.environ, "XLA_FLAGS": flags}
+    assert SUITE_LEVEL in os.environ["XLA_FLAGS"]  # the reference's level
+    env = users_level_env()
     out = tmp_path / "default-level"
     assert hades("distill", *TINY, "--generations", "6", "--out", out, env=env).returncode == 0
     for name in ("states", "actions"):
