@@ -16,8 +16,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # (a Brax reacher retraining rounds differently), so tests that compare with figures a user's
 # command measured (the zoo cards) run it at XLA's default (helpers.users_level_env). Users' runs
 # keep XLA's default. A level set in XLA_FLAGS wins.
+from helpers import SUITE_LEVEL  # noqa: E402 (stdlib only: JAX is not imported yet)
+
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1".strip()
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_LEVEL}".strip()
 
 import pytest
 

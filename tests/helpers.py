@@ -55,7 +55,6 @@ def cli(*args):
     SIGTERM handler and XLA_FLAGS; both are put back."""
     import contextlib
     import io
-    import os
     import signal
 
     from hades.cli import main
