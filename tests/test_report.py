@@ -36,6 +36,14 @@ def test_seeds_are_aggregated_with_a_95_percent_interval(tmp_path):
     assert "20 ± 25" in markdown([row])
 
 
+def test_per_seed_figures_are_listed_in_seed_order(tmp_path):
+    runs = [fake_run(tmp_path / f"r{seed}", seed, ret, own=ret + 1) for seed, ret in ((2, 30.0), (0, 10.0), (1, 20.0))]
+    (row,) = table(runs)
+    assert row["seed_ids"] == [0, 1, 2] and row["per_seed"] == [10.0, 20.0, 30.0]
+    assert row["per_seed_own_init"] == [11.0, 21.0, 31.0]
+    assert "| 20 ± 25 | 10, 20, 30 | 21 ± 25 |" in markdown([row])
+
+
 def test_different_settings_are_not_pooled(tmp_path):
     runs = [
         fake_run(tmp_path / "a", 0, 10.0),

@@ -4,6 +4,7 @@ import pytest
 from helpers import cli
 
 from hades.errors import HadesError
+from hades.report import number, pm
 from hades.reproduce import PAPER_ENVS, plan, reproduce, results, rewrite_results
 
 
@@ -46,6 +47,9 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     assert row["population"] == 8 and row["generations"] == 2 and row["paper_return"] == 15.2
     md = (out / "reproduction.md").read_text()
     assert "| Breakout-MinAtar | hades-f | 2 |" in md and "Tier `smoke`" in md
+    per_seed = ", ".join(number(x) for x in row["per_seed"])  # each seed's figure beside the mean
+    own = pm(row["own_init_return_mean"], row["own_init_return_ci95"])  # HaDES-F's own init with its interval
+    assert f"| {per_seed} | {own} |" in md and row["own_init_return_ci95"] is not None
     # the table names the one command that runs every cell it holds
     assert (
         result["command"]

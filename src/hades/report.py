@@ -77,6 +77,7 @@ def table(run_dirs) -> list[dict]:
     groups = group_runs([read_summary(run_dir) for run_dir in run_dirs])
     rows = []
     for (env, method), runs in groups.items():
+        runs = sorted(runs, key=lambda r: r.get("config", {}).get("seed", 0))  # per-seed lists in seed order
         cfg = runs[0].get("config", {})
         es = cfg.get("es", {})
         row = {
@@ -96,11 +97,13 @@ def table(run_dirs) -> list[dict]:
                 row["own_init_return_mean"], row["own_init_return_ci95"] = mean_ci(
                     [r.get("final_own_init_return_mean") for r in runs]
                 )
+                row["per_seed_own_init"] = [r.get("final_own_init_return_mean") for r in runs]
             row["random_return_mean"] = float(np.mean([r.get("random_return_mean", np.nan) for r in runs]))
             row["episodes_per_seed"] = runs[0].get("final_episodes")
             row["distinct_episodes_min"] = min(r.get("final_distinct_episodes", 0) for r in runs)
             row["actions"] = runs[0].get("actions", cfg.get("actions", "?"))
         row["per_seed"] = [r.get("final_accuracy_mean", r.get("final_return_mean")) for r in runs]
+        row["seed_ids"] = [r.get("config", {}).get("seed") for r in runs]
         rows.append(row)
     return rows
 
@@ -140,15 +143,20 @@ def pm(mean, ci, digits: int = 3) -> str:
     return f"{number(mean, digits)} ± {number(ci, 2)}" if ci is not None and np.isfinite(ci) else number(mean, digits)
 
 
+def listed(values) -> str:
+    """Per-seed figures in seed order, "4.05, 3.81, 5.28"; "—" for none."""
+    return ", ".join(number(v) for v in values) if values else "—"
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table (RL and image rows in separate tables)."""
     out = []
     rl = [r for r in rows if "return_mean" in r]
     if rl:
         out += [
-            "| environment | method | seeds | return (95% CI) | own init | random policy | distinct episodes "
-            "(min per seed / episodes) | actions | population x generations | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| environment | method | seeds | return (95% CI) | per seed | own init | random policy | "
+            "distinct episodes (min per seed / episodes) | actions | population x generations | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rl:
             own = (
@@ -157,7 +165,8 @@ def markdown(rows: list[dict]) -> str:
                 else "—"
             )
             out.append(
-                f"| {r['env']} | {r['method']} | {r['seeds']} | {pm(r['return_mean'], r['return_ci95'])} | {own} | "
+                f"| {r['env']} | {r['method']} | {r['seeds']} | {pm(r['return_mean'], r['return_ci95'])} | "
+                f"{listed(r['per_seed'])} | {own} | "
                 f"{number(r['random_return_mean'])} | {r['distinct_episodes_min']} / {r['episodes_per_seed']} | "
                 f"{r['actions']} | {r['population']} x {r['generations']} | {r['wall_seconds_mean']:.0f} |"
             )

@@ -30,7 +30,7 @@ from hades.config import VARIANTS
 from hades.errors import HadesError, did_you_mean
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
-from hades.report import add_own_init, aggregate_section, number, pm, table, with_evaluations
+from hades.report import add_own_init, aggregate_section, listed, number, pm, table, with_evaluations
 from hades.rundir import read_metrics, read_run
 from hades.runs import CHECKPOINT, Reporter, run
 
@@ -313,18 +313,19 @@ def markdown(rows: list[dict], tier: str, command: str | None = None) -> str:
         "",
         f"Command: `{command}`" if command else "",
         "",
-        "| environment | method | seeds | final return (95% CI) | own init | random policy | paper | "
-        "distinct episodes (min / per seed) | population x generations | wall s per run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| environment | method | seeds | final return (95% CI) | per seed | own init (95% CI) | own init per seed | "
+        "random policy | paper | distinct episodes (min / per seed) | population x generations | wall s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ret = pm(r["return_mean"], r["return_ci95"])
+        own = pm(r.get("own_init_return_mean"), r.get("own_init_return_ci95"))
         seeds = str(r["seeds_finished"]) + (
             f" of {r['seeds_started']}" if r["seeds_started"] > r["seeds_finished"] else ""
         )
         lines.append(
-            f"| {r['env']} | {r['method']} | {seeds} | {ret} | {number(r.get('own_init_return_mean'))} | "
-            f"{number(r['random_return_mean'])} | {number(r['paper_return'])} | "
+            f"| {r['env']} | {r['method']} | {seeds} | {ret} | {listed(r['per_seed'])} | {own} | "
+            f"{listed(r.get('per_seed_own_init'))} | {number(r['random_return_mean'])} | {number(r['paper_return'])} | "
             f"{r['distinct_episodes_min'] if r['distinct_episodes_min'] is not None else '—'} / "
             f"{r['episodes_per_seed'] or '—'} | {r['population'] or '—'} x {r['generations'] or '—'} | "
             f"{number(r['wall_seconds_mean'], 4)} |"
