@@ -60,6 +60,11 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     seen.clear()
     reproduce("smoke", out, on_cell=lambda i, n, c, s: seen.append(s is None), **kw)
     assert not any(seen) and (out / "Breakout-MinAtar/hades-f/seed0/summary.json").stat().st_mtime_ns == stamp
+    again = cli(
+        "reproduce", "--tier", "smoke", "--envs", "breakout", "--variants", "hades-f", "--seeds", "0,1", "--out", out
+    )
+    assert again.returncode == 0, again.stderr  # the command says a cell was done before, not "0 s so far"
+    assert again.stderr.count("finished by an earlier invocation") == 2 and "so far" not in again.stderr
     # an unfinished cell (summary gone, checkpoint kept) is resumed, not restarted
     (out / "Breakout-MinAtar/hades-f/seed1/summary.json").unlink()
     reproduce("smoke", out, **kw)

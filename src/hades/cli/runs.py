@@ -250,9 +250,10 @@ def _cmd_reproduce(args) -> int:
         if summary is None:
             print(f"hades: {tag}", file=sys.stderr)
         else:
+            when = f"{time.perf_counter() - started:.0f} s so far" if i in ran else "finished by an earlier invocation"
             print(
                 f"hades: {tag}: final return {number(summary['final_return_mean'], 4)} "
-                f"(random {number(summary['random_return_mean'])}); {time.perf_counter() - started:.0f} s so far",
+                f"(random {number(summary['random_return_mean'])}); {when}",
                 file=sys.stderr,
             )
 
