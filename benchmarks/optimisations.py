@@ -29,6 +29,9 @@ VARIANTS = {
     "unroll16": ({"bc_unroll": 16}, ""),
     "bfloat16": ({"precision": "bfloat16"}, ""),
     "eigen-single-thread": ({}, "--xla_cpu_multi_thread_eigen=false"),
+    # XLA's library paths for dots (jaxlib 0.10.2): XNNPACK and oneDNN, made for small-batch GEMMs
+    "xnn-dot": ({}, "--xla_cpu_experimental_xnn_fusion_type=LIBRARY_FUSION_TYPE_DOT"),
+    "onednn-dot": ({}, "--xla_cpu_experimental_onednn_fusion_type=LIBRARY_FUSION_TYPE_DOT"),
 }
 POINTS = ("cartpole:256", "breakout:256", "cartpole:64:width=512,dataset_size=16")
 KEYS = ("seconds_per_generation", "bc_seconds", "rollout_seconds")

@@ -147,7 +147,9 @@ def measure(
             pop = shard_population(pop, d.mesh)
 
             def candidate(sol):
-                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol), *d.bc_hyperparameters(sol, lr, n))[0]
+                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol, state.norm), *d.bc_hyperparameters(sol, lr, n))[
+                    0
+                ]
                 return jax.vmap(train)(*inits)
 
             return map_population(candidate, pop, d.mesh, d.chunk)  # as the generation does
