@@ -141,7 +141,6 @@ def test_a_killed_worker_cell_completes_bit_identically(tmp_path, ray_cluster):
     cell = Cell("Breakout-MinAtar", "hades-f", 0, "breakout", dict(
         population=8, generations=6, width=16, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2,
         checkpoint_every=1, env="Breakout-MinAtar"))  # fmt: skip
-    reference = run_cell(cell, str(tmp_path / "reference"))
     out = tmp_path / "ray"
     run_dir = cell.directory(out)
     killed = []
@@ -157,10 +156,17 @@ def test_a_killed_worker_cell_completes_bit_identically(tmp_path, ray_cluster):
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
     import ray
 
     try:
+        # the reference runs where the killed cell runs, as a Ray task (one host device per task
+        # CPU), so only the kill differs. Run in this process it would get the devices this
+        # process's JAX started with: two after an in-process CLI test of the same worker, which
+        # round differently (this test failed after tests/test_cli.py in one process).
+        [reference] = launch(
+            [Unit("reference", run_cell, (cell, str(tmp_path / "reference")))], Launcher("ray", address=ray_cluster)
+        )
+        thread.start()
         [summary] = launch([Unit("cell", run_cell, (cell, str(out)))], Launcher("ray", address=ray_cluster))
     finally:
         ray.shutdown()
