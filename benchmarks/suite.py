@@ -147,9 +147,8 @@ def measure(
             pop = shard_population(pop, d.mesh)
 
             def candidate(sol):
-                train = lambda p, lr, n: d.bc_train(p, *d.bc_data(sol, state.norm), *d.bc_hyperparameters(sol, lr, n))[
-                    0
-                ]
+                x, y = d.bc_data(sol, state.norm)  # once per candidate, as Distiller.score does
+                train = lambda p, lr, n: d.bc_train(p, x, y, *d.bc_hyperparameters(sol, lr, n))[0]
                 return jax.vmap(train)(*inits)
 
             return map_population(candidate, pop, d.mesh, d.chunk)  # as the generation does
