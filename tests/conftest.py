@@ -16,10 +16,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # (a Brax reacher retraining rounds differently), so tests that compare with figures a user's
 # command measured (the zoo cards) run it at XLA's default (helpers.users_level_env). Users' runs
 # keep XLA's default. A level set in XLA_FLAGS wins.
-from helpers import SUITE_LEVEL  # noqa: E402 (stdlib only: JAX is not imported yet)
+# One host device for every process of the session (helpers.SUITE_DEVICES says why); tests of
+# several devices set their own count in the subprocesses they start. A count set in XLA_FLAGS wins.
+from helpers import SUITE_DEVICES, SUITE_LEVEL  # noqa: E402 (stdlib only: JAX is not imported yet)
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_LEVEL}".strip()
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_DEVICES}".strip()
 
 import pytest
 

@@ -30,14 +30,28 @@ def assert_one_line_error(proc, pattern: str) -> None:
 
 
 SUITE_LEVEL = "--xla_backend_optimization_level=1"  # tests/conftest.py compiles at it
+# tests/conftest.py pins one host device for the whole session (in-process code and the CLI
+# subprocesses alike), whatever ran first in a worker: `hades.cli.main` otherwise starts JAX with
+# one device per core, so a library call's device count depended on whether an in-process CLI
+# test had run earlier in the same process, and device count changes float32 rounding
+SUITE_DEVICES = "--xla_force_host_platform_device_count=1"
 
 
 def users_level_env() -> dict:
     """This environment with the suite's compiler level taken out of XLA_FLAGS: XLA's default,
-    what a user's command compiles at. For commands whose figures were measured by a user's
-    command (the zoo cards): -O1 can round differently (Brax reacher retrained to -325.4 at -O1
-    against the card's -312.3 at the default)."""
+    what a user's command compiles at; the suite's device count kept, so a run in it differs
+    from the suite's by the compiler level alone."""
     flags = os.environ.get("XLA_FLAGS", "").replace(SUITE_LEVEL, "").strip()
+    return {**os.environ, "XLA_FLAGS": flags}
+
+
+def users_env() -> dict:
+    """This environment as a user's command has it: XLA's default compiler level and no device
+    count, so the command starts one host device per core. For commands whose figures were
+    measured by a user's command (the zoo cards): -O1 can round differently (Brax reacher
+    retrained to -325.4 at -O1 against the card's -312.3 at the default), and so can a different
+    device count."""
+    flags = users_level_env()["XLA_FLAGS"].replace(SUITE_DEVICES, "").strip()
     return {**os.environ, "XLA_FLAGS": flags}
 
 

@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from helpers import TINY_ARGS
+from helpers import TINY_ARGS, users_env
 
 from hades.devices import with_device_count
 from hades.distill import Distiller
@@ -43,6 +43,20 @@ def test_a_device_count_replaces_the_old_one_and_keeps_every_other_flag():
         "--xla_backend_optimization_level=1", "--xla_dump_to=/tmp/x", "--xla_force_host_platform_device_count=2",
     ]  # fmt: skip
     assert with_device_count("", 1) == "--xla_force_host_platform_device_count=1"
+
+
+def test_a_users_command_starts_one_host_device_per_core_and_a_set_count_wins():
+    """`hades.cli.main` calls use_host_cores before JAX starts (the suite pins one device, so this
+    runs with a user's XLA_FLAGS)."""
+    code = "from hades.devices import use_host_cores; use_host_cores(); import jax; print(len(jax.devices()))"
+    env = users_env()
+    assert "device_count" not in env["XLA_FLAGS"]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout) == len(os.sched_getaffinity(0))
+    env = {**env, "XLA_FLAGS": with_device_count(env["XLA_FLAGS"], 3)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert int(proc.stdout) == 3
 
 
 _SHARDED_RUN = """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, cli, hades, users_level_env
+from helpers import ROOT, cli, hades, users_env
 
 from hades.artifacts import load_dataset
 from hades.envtable import ENV_SPECS
@@ -67,7 +67,7 @@ def test_every_card_is_what_its_command_measures(name):
         if key not in CARDS[name]:
             continue
         card = CARDS[name][key]
-        proc = hades(*card["command"].split()[1:], env=users_level_env())  # as the card was measured
+        proc = hades(*card["command"].split()[1:], env=users_env())  # as the card was measured
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["return_mean"] == pytest.approx(card["return_mean"], rel=1e-3, abs=1e-3)
 
