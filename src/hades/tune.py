@@ -136,10 +136,20 @@ def _storage(optuna, out: Path):
         )
 
 
-def check_budget(trials: int, seeds) -> None:
-    """Refuse a study that could finish no trial (before any progress is drawn)."""
+def check_request(preset, env, methods, overrides, strategies, trials: int, seeds) -> None:
+    """Refuse a study that cannot run (an unknown method or strategy, a tuned setting also given,
+    no trial to finish), before any progress is drawn or any file written."""
+    check_strategies(strategies, overrides)
+    tuned = set().union(
+        *(space_for(preset, env, m, overrides, strategies) for m in methods), strategy_knobs(strategies)
+    )
+    clash = sorted(tuned & overrides.keys())
+    if clash:
+        raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
     if trials < 1 or not seeds:
         raise HadesError("--trials must be >= 1 and --seeds must name at least one tuning seed")
+    if not methods:
+        raise HadesError("--variants names no method to tune")
 
 
 def tune(
@@ -166,14 +176,7 @@ def tune(
     out = Path(out_dir)
     overrides = dict(overrides or {})
     strategies = tuple(strategies)
-    check_strategies(strategies, overrides)
-    tuned = set().union(
-        *(space_for(preset, env, m, overrides, strategies) for m in methods), strategy_knobs(strategies)
-    )
-    clash = sorted(tuned & overrides.keys())
-    if clash:
-        raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
-    check_budget(trials, seeds)
+    check_request(preset, env, methods, overrides, strategies, trials, seeds)
     bases = {m: make_config(preset, **({"env": env} if env else {}), variant=m, **overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)

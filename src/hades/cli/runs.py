@@ -160,13 +160,14 @@ def _cmd_tune(args) -> int:
     from hades.artifacts import atomic_write
     from hades.plots import tuning_figure
     from hades.report import number
-    from hades.tune import check_budget, report_markdown, tune
+    from hades.tune import check_request, report_markdown, tune
 
     methods = [m.strip() for m in args.variants.split(",") if m.strip()]
     seeds = tuple(_seed_list(args.seeds))
     out = Path(args.out or f"runs/tune-{args.preset or 'default'}")
     overrides = _given(args, DistillConfig, skip=("variant", "seed", "env"))
-    check_budget(args.trials, seeds)
+    strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
+    check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds)
     total = args.trials * len(methods)
     bar = None if args.quiet else _bar(total, "trials")
 
@@ -186,7 +187,7 @@ def _cmd_tune(args) -> int:
         on_trial=on_trial,
         reporter_factory=lambda: _Progress(True),
         launcher=_launcher(args, out),
-        strategies=tuple(x.strip() for x in args.strategies.split(",") if x.strip()),
+        strategies=strategies,
     )
     if bar is not None:
         bar.close()
