@@ -174,3 +174,46 @@ def test_switch_strategy_makes_any_preset_run_any_strategy(preset):
             assert cfg == base
     with pytest.raises(HadesError):
         Strategy(dataclasses.replace(base, strategy="Sep_CMA_ES"), solution)
+
+
+@pytest.mark.parametrize("name", ["SNES", "Sep_CMA_ES", "CMA_ES", "SimpleES"])
+def test_mirrored_sampling_reflects_the_first_half_through_the_mean(name):
+    """--es-sampling mirrored: candidate i + P/2 is 2 * mean - candidate i, the first half is the
+    strategy's own draw with the same key, and a mirrored run still optimises."""
+    import dataclasses
+
+    own = ESConfig(strategy=name, population=16, sigma=0.5)
+    mirrored = dataclasses.replace(own, es_sampling="mirrored")
+    mean = {"a": jnp.arange(3.0), "b": jnp.ones((2, 2))}
+    pops = []
+    for cfg in (own, mirrored):
+        es = Strategy(cfg, mean)
+        pops.append(es.ask(jax.random.PRNGKey(1), es.init(jax.random.PRNGKey(0), mean))[0])
+    for key in mean:
+        first, second = pops[1][key][:8], pops[1][key][8:]
+        np.testing.assert_allclose(first + second, 2 * np.broadcast_to(mean[key], first.shape), atol=1e-5)
+        np.testing.assert_array_equal(first, pops[0][key][:8])
+        assert not np.allclose(pops[0][key][8:], second)  # its own draw is not already mirrored
+    es, state, _ = optimise(dataclasses.replace(mirrored, population=32), 150)
+    start, end = float(fitness(jnp.zeros(16))), float(fitness(es.mean(state)))
+    assert end > start + 0.5, (start, end)
+
+
+def test_mirrored_pairs_cancel_in_snes_mean_step_on_a_symmetric_fitness():
+    """A fitness symmetric about the mean scores each mirrored pair alike: tied ranks share their
+    weight, so SNES's mean step is exactly zero; from independent draws it is not."""
+    for sampling, moves in (("own", True), ("mirrored", False)):
+        es = Strategy(ESConfig(strategy="SNES", population=16, sigma=0.5, es_sampling=sampling), jnp.zeros(4))
+        state = es.init(jax.random.PRNGKey(0), jnp.zeros(4))
+        pop, state = es.ask(jax.random.PRNGKey(1), state)
+        new = es.tell(jax.random.PRNGKey(2), pop, -jnp.sum(pop**2, axis=-1), state)
+        step = float(jnp.abs(es.mean(new)).max())
+        assert (step > 1e-3) == moves, (sampling, step)
+
+
+@pytest.mark.parametrize("name, says", [("Open_ES", "antithetic pairs itself"), ("xNES", "cannot take them")])
+def test_mirrored_sampling_is_refused_where_it_cannot_apply(name, says):
+    with pytest.raises(HadesError, match=says):
+        Strategy(ESConfig(strategy=name, population=16, es_sampling="mirrored"), jnp.zeros(4))
+    with pytest.raises(HadesError, match="even"):
+        Strategy(ESConfig(strategy="SNES", population=15, es_sampling="mirrored"), jnp.zeros(4))

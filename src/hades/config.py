@@ -27,6 +27,7 @@ ObsNormMode = Literal["none", "constant", "official", "running", "rollout"]
 ActionMode = Literal["sample", "greedy"]
 EsOptimizer = Literal["auto", "adam", "sgd"]
 EsShaping = Literal["own", "raw"]
+EsSampling = Literal["own", "mirrored"]
 Backend = Literal["positional", "spring", "generalized", "mjx"]
 Activation = Literal["tanh", "relu", "gelu", "silu", "elu"]
 BcOptimizer = Literal["adam", "sgd"]
@@ -49,6 +50,7 @@ OBS_NORMS = get_args(ObsNormMode)
 ACTION_MODES = get_args(ActionMode)
 ES_OPTIMIZERS = get_args(EsOptimizer)
 ES_SHAPINGS = get_args(EsShaping)
+ES_SAMPLINGS = get_args(EsSampling)
 BACKENDS = get_args(Backend)
 ACTIVATIONS = get_args(Activation)
 BC_OPTIMIZERS = get_args(BcOptimizer)
@@ -277,6 +279,14 @@ class ESConfig:
         "fitness shaping: own (the strategy's: centred ranks for Open_ES, rank weights "
         "for SNES) or raw (returns as they are, the paper's OpenES)",
         ES_SHAPINGS,
+    )
+    es_sampling: EsSampling = knob(
+        "own",
+        "how the population is drawn: own (the strategy's: antithetic pairs for Open_ES, PGPE, ARS and others "
+        "that offer them, independent draws for SNES, CMA-ES, ...) or mirrored (the second half of the "
+        "population the first half reflected through the mean, for SNES, Sep_CMA_ES, CMA_ES and SimpleES, "
+        "whose update reads the population alone)",
+        ES_SAMPLINGS,
     )
 
     def validate(self) -> ESConfig:

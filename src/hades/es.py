@@ -26,7 +26,9 @@ Each strategy runs with its OWN update rule unless the config says otherwise:
   (SNES's adapted per-dimension std), after every update.
 An option the chosen strategy would ignore is refused with a one-line error, never dropped.
 
-Antithetic sampling is used wherever the strategy offers it (Open_ES and friends).
+Antithetic sampling is used wherever the strategy offers it (Open_ES and friends); ``es_sampling``
+``mirrored`` adds it to strategies that draw independently but update from the population alone
+(``MIRRORABLE``): the second half of the population is the first reflected through the mean.
 States are re-cast to concrete dtypes: evosax 0.3 initialises some scalars as weakly typed,
 which would otherwise retrace a jitted generation step every generation.
 """
@@ -52,6 +54,10 @@ DEFAULT_ADAM_LR = 0.05
 # Strategies whose update is a plain rank-weighted sum, so their weights can be replaced
 # (CMA-ES and friends derive mu_eff and learning rates from their own weights).
 RANK_WEIGHTED = ("SNES", "xNES", "DES")
+# Gaussian strategies without antithetic sampling of their own whose update reads the population
+# alone (xNES, MA-ES and LM-MA-ES keep the draws in their state, so a reflected population would
+# not be what they update from).
+MIRRORABLE = ("SNES", "Sep_CMA_ES", "CMA_ES", "SimpleES")
 
 
 def concrete(tree):
@@ -113,6 +119,8 @@ def switch_strategy(cfg: ESConfig, strategy: str) -> dict:
         out["sigma_decay"] = 1.0
     if strategy not in RANK_WEIGHTED:
         out["es_temperature"] = 0.0
+    if strategy not in MIRRORABLE:
+        out["es_sampling"] = "own"
     return out
 
 
@@ -139,6 +147,13 @@ class Strategy:
             )
         if "use_antithetic_sampling" in accepted:
             kwargs["use_antithetic_sampling"] = True
+        if cfg.es_sampling == "mirrored" and cfg.strategy not in MIRRORABLE:
+            raise HadesError(
+                f"--es-sampling mirrored reflects the draws of {', '.join(MIRRORABLE)}; {cfg.strategy} "
+                + ("samples antithetic pairs itself" if "use_antithetic_sampling" in accepted else "cannot take them")
+            )
+        if cfg.es_sampling == "mirrored" and cfg.population % 2:
+            raise HadesError(f"--es-sampling mirrored needs an even --population (got {cfg.population})")
         if cfg.es_shaping == "raw":
             kwargs["fitness_shaping_fn"] = identity_fitness_shaping_fn
         if cfg.es_rank_ties == "position":
@@ -182,7 +197,12 @@ class Strategy:
         return concrete(self.algo.init(key, mean, self.params))
 
     def ask(self, key, state):
-        return self.algo.ask(key, state, self.params)
+        population, state = self.algo.ask(key, state, self.params)
+        if self.cfg.es_sampling == "mirrored":
+            half = self.cfg.population // 2
+            mean = self.mean(state)
+            population = jax.tree.map(lambda x, m: jnp.concatenate([x[:half], 2 * m - x[:half]]), population, mean)
+        return population, state
 
     def tell(self, key, population, fitness, state):
         state, _ = self.algo.tell(key, population, -fitness, state, self.params)
