@@ -14,7 +14,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # cache took 417 s instead of 590 (compiling 201 s instead of 328; docs/performance.md). Tiny
 # CartPole and Breakout runs compute the same bits at both levels, but not every program does
 # (a Brax reacher retraining rounds differently), so tests that compare with figures a user's
-# command measured (the zoo cards) run it at XLA's default (helpers.users_level_env). Users' runs
+# command measured (the zoo cards) run it at XLA's default (helpers.users_env). Users' runs
 # keep XLA's default. A level set in XLA_FLAGS wins.
 # One host device for every process of the session (helpers.SUITE_DEVICES says why); tests of
 # several devices set their own count in the subprocesses they start. A count set in XLA_FLAGS wins.

@@ -160,9 +160,9 @@ def test_a_killed_worker_cell_completes_bit_identically(tmp_path, ray_cluster):
 
     try:
         # the reference runs where the killed cell runs, as a Ray task (one host device per task
-        # CPU), so only the kill differs. Run in this process it would get the devices this
-        # process's JAX started with: two after an in-process CLI test of the same worker, which
-        # round differently (this test failed after tests/test_cli.py in one process).
+        # CPU), so only the kill differs. Run in this process it would compute on this process's
+        # device count, which need not be a task's and rounds differently (before the suite
+        # pinned one device, this test failed after tests/test_cli.py in one process).
         [reference] = launch(
             [Unit("reference", run_cell, (cell, str(tmp_path / "reference")))], Launcher("ray", address=ray_cluster)
         )
