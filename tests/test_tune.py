@@ -5,6 +5,9 @@ import json
 import pytest
 from helpers import assert_one_line_error, cli
 
+from hades.config import flatten
+from hades.presets import make_config
+
 pytest.importorskip("optuna")
 
 TINY = "--generations 2 --population 8 --depth 1 --eval-envs 2 --eval-steps 30 --eval-episodes 2 --eval-policies 2"
@@ -34,6 +37,13 @@ def test_tune_runs_resumes_and_reports(tmp_path):
     }
     assert set(studies["CartPole-v1_direct-es"]["trials"][0]["params"]) == {"sigma", "width", "es_lr"}
     assert studies["CartPole-v1_hades-f"]["objective"] == "final_own_init_return_mean"
+    # trial 0 of a new study is the preset's own setting (Open_ES's Adam at its default 0.05)
+    for method, study in (("hades-f", studies["CartPole-v1_hades-f"]), ("direct-es", studies["CartPole-v1_direct-es"])):
+        cfg = flatten(make_config("cartpole", variant=method).to_dict())
+        assert cfg["es_lr"] == 0 and cfg["es_optimizer"] == "auto" and cfg["strategy"] == "Open_ES"
+        expected = {k: (0.05 if k == "es_lr" else cfg[k]) for k in study["trials"][0]["params"]}
+        assert study["trials"][0]["params"] == expected and study["trials"][0]["preset"]
+        assert study["preset_trial"] == 0 and study["preset_value"] == study["trials"][0]["value"]
     # every trial ran the same budget: the preset's with the same overrides, seed 100 (not a reported seed)
     configs = [json.loads(p.read_text()) for p in (out / "trials").rglob("config.json")]
     assert len(configs) == 2 and {(c["generations"], c["es"]["population"], c["seed"]) for c in configs} == {
@@ -45,7 +55,30 @@ def test_tune_runs_resumes_and_reports(tmp_path):
     record = json.loads((out / "tuning.json").read_text())
     assert [len(s["trials"]) for s in record["studies"].values()] == [2, 2]
     assert len(list((out / "trials").rglob("summary.json"))) == 4
-    assert "| trial | state | value |" in (out / "tuning.md").read_text() and (out / "tuning.png").stat().st_size > 0
+    md = (out / "tuning.md").read_text()
+    assert "| trial | state | value |" in md and "| 0 (preset) | complete |" in md and "| 1 | complete |" in md
+    assert (out / "tuning.png").stat().st_size > 0
+    again_trials = json.loads((out / "tuning.json").read_text())["studies"]["CartPole-v1_hades-f"]["trials"]
+    assert again_trials[1]["params"] != again_trials[0]["params"] and "preset" not in again_trials[1]
+
+
+def test_every_presets_setting_is_a_point_of_its_study():
+    """The declared ranges stretch to hold the preset's value (the Brax presets' 400 BC steps lie
+    above HaDES' declared 8-128, acrobot's 6 states are no declared choice); a strategy outside
+    --strategies, or SNES' own weights (temperature 0: no point of a log range), give no preset trial."""
+    from hades.tune import preset_point, space_for, startup_trials
+
+    walker = space_for("walker2d", None, "hades-r")
+    assert walker["bc_steps"].high == 400 and walker["bc_steps"].low == 8
+    assert preset_point("walker2d", None, "hades-r")["bc_steps"] == 400
+    assert 6 in space_for("acrobot", None, "hades-f")["dataset_size"].choices
+    assert space_for("breakout", None, "hades-f")["bc_steps"].high == 128  # declared range kept where it holds
+    assert preset_point("breakout", None, "direct-es") == {"sigma": 0.1, "width": 64, "es_temperature": 20.0}
+    assert preset_point("breakout", None, "hades-f", strategies=("SNES", "Sep_CMA_ES"))["strategy"] == "SNES"
+    assert preset_point("cartpole", None, "hades-f", strategies=("SNES", "Sep_CMA_ES")) is None
+    assert preset_point("breakout", None, "hades-f", {"es_temperature": 0.0}) is None
+    # TPE models the study after half its trials (optuna's default would make 10 or fewer random search)
+    assert [startup_trials(n) for n in (1, 2, 8, 20, 40)] == [1, 1, 4, 10, 10]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ number of trials and the same outer budget per trial for every method, resumable
   and that strategy's knob proposed only when it is drawn. Everything else, the outer budget
   included (population, generations, evaluation episodes), is the preset's and is the same for
   every method.
-- **Trials** are ordinary run directories (``out/trials/<study>/trial_<n>``) run with the tuning
+- **Trials** are ordinary run directories (``out/trials/<study>/<setting>/seed<S>``) run with the tuning
   seeds (100 by default), kept apart from the seeds results are reported with (0, 1, 2). A trial's
   value is its final evaluation under the protocol (held-out keys, fresh inits; HaDES-F's own
   init, the figure the paper reports for it), averaged over the tuning seeds; nothing is selected
@@ -17,22 +17,31 @@ number of trials and the same outer budget per trial for every method, resumable
 - **Storage** is optuna's SQLite database ``out/study.db``: a killed ``hades tune`` continues where it
   stopped when run again (a trial that was running is failed by its missed heartbeat and retried,
   resuming its run directory from the last checkpoint), and several processes or machines that
-  see the same file can share a study. optuna's TPE sampler proposes settings; its median pruner
-  stops a trial whose in-run evaluations trail the median of earlier trials at the same generation.
+  see the same file can share a study. optuna's TPE sampler proposes settings after a random start
+  of half the trials (at most optuna's 10: with its default, a study of 10 trials or fewer would
+  be random search); its median pruner stops a trial whose in-run evaluations trail the median of
+  earlier trials at the same generation.
+- **The preset's own setting is trial 0** of every new study (``preset_point``; each declared range
+  is widened to hold it, e.g. the Brax presets' 200-400 BC steps), so a study measures what it
+  would change at the same cost and seeds as its proposals. A study whose preset setting lies
+  outside the space (a strategy not among ``--strategies``, SNES' own weights: temperature 0)
+  has no such trial.
 - **Results**: ``tuning.json`` (every trial, the best setting and the importance of each
   parameter, fANOVA) for ``write_report`` to turn into ``tuning.md`` and ``tuning.png``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from hades.config import flatten
 from hades.errors import HadesError
-from hades.es import STRATEGIES, switch_strategy
+from hades.es import DEFAULT_ADAM_LR, STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
 
@@ -71,10 +80,52 @@ def space_for(
     only for it: ``strategy_knobs``)."""
     if method not in SPACES:
         raise HadesError(f"unknown method {method!r} to tune; choose from {', '.join(SPACES)}")
-    if strategies:
-        return {**SPACES[method], "strategy": Param("choice", choices=tuple(strategies))}
     base = make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
-    return {**SPACES[method], **ES_KNOBS.get(base.es.strategy, {})}
+    declared = {k: _widened(p, _value(base, k)) for k, p in SPACES[method].items()}
+    if strategies:
+        return {**declared, "strategy": Param("choice", choices=tuple(strategies))}
+    return {**declared, **{k: _widened(p, _value(base, k)) for k, p in ES_KNOBS.get(base.es.strategy, {}).items()}}
+
+
+def _value(base, name: str):
+    """The preset's value of a tuned setting as its run uses it (``es_lr`` 0 means Adam's default)."""
+    if name == "strategy":
+        return base.es.strategy
+    value = flatten(base.to_dict())[name]
+    return DEFAULT_ADAM_LR if name == "es_lr" and value == 0 else value
+
+
+def _contains(p: Param, value) -> bool:
+    if p.kind == "choice":
+        return value in p.choices
+    return isinstance(value, (int, float)) and p.low <= value <= p.high
+
+
+def _widened(p: Param, value) -> Param:
+    """``p`` stretched to hold the preset's ``value`` (a log range cannot hold 0: left as it is)."""
+    if _contains(p, value) or isinstance(value, bool):
+        return p
+    if p.kind == "choice":
+        return dataclasses.replace(p, choices=tuple(sorted((*p.choices, value))))
+    if isinstance(value, (int, float)) and value > 0:
+        return dataclasses.replace(p, low=min(p.low, value), high=max(p.high, value))
+    return p
+
+
+def preset_point(preset, env, method: str, overrides: dict | None = None, strategies: tuple = ()) -> dict | None:
+    """The preset's own setting as a point of the study's space (trial 0 of a new study), or None
+    when it is not one (its strategy is not among ``strategies``, or a value the space cannot hold)."""
+    base = make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
+    space = space_for(preset, env, method, overrides, strategies)
+    if strategies:
+        space = {**space, **ES_KNOBS.get(base.es.strategy, {})}
+    point = {k: _value(base, k) for k in space}
+    return point if all(_contains(p, point[k]) for k, p in space.items()) else None
+
+
+def startup_trials(trials: int) -> int:
+    """Random proposals before TPE models the study: half the trials, at most optuna's default 10."""
+    return max(1, min(10, trials // 2))
 
 
 def strategy_knobs(strategies: tuple) -> dict[str, Param]:
@@ -189,6 +240,9 @@ def tune(
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
         existing.set_user_attr("base", base.to_dict())
+        point = preset_point(preset, env, method, overrides, strategies)
+        if point is not None and not existing.get_trials(deepcopy=False):
+            existing.enqueue_trial(point, user_attrs={"preset": True}, skip_if_exists=True)
         finished = len(existing.get_trials(deepcopy=False, states=done))
         # a continued study must not replay the sampler's first proposals: seed it past what it has
         first = sampler_seed + len(existing.get_trials(deepcopy=False))
@@ -249,7 +303,7 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
     study = optuna.load_study(
         study_name=name,
         storage=_storage(optuna, out),
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials(job.trials)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
 
@@ -313,8 +367,10 @@ def study_summary(optuna, study, method: str) -> dict:
     """Every trial of a study, its best setting and each parameter's importance (fANOVA)."""
     rows = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        | ({"preset": True} if t.user_attrs.get("preset") else {})
         for t in study.get_trials(deepcopy=False)
     ]
+    preset = next((r for r in rows if r.get("preset")), None)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     importance = {}
     if len(complete) >= 2 and len({t.value for t in complete}) > 1:
@@ -330,6 +386,8 @@ def study_summary(optuna, study, method: str) -> dict:
         "best_value": best.value if best else None,
         "best_params": best.params if best else None,
         "best_trial": best.number if best else None,
+        "preset_trial": preset["number"] if preset else None,
+        "preset_value": preset["value"] if preset else None,
         "importance": importance,
     }
 
@@ -351,13 +409,16 @@ def report_markdown(record: dict) -> str:
         lines += ["", f"## {name}", ""]
         if s["best_params"] is not None:
             lines.append(f"Best: trial {s['best_trial']}, {number(s['best_value'])} ({_flags(s['best_params'])})")
+        if s.get("preset_value") is not None:
+            lines.append(f"The preset's own setting (trial {s['preset_trial']}): {number(s['preset_value'])}")
         if s["importance"]:
             lines.append("Importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
         lines += ["", "| trial | state | value | " + " | ".join(params) + " |", "|---" * (3 + len(params)) + "|"]
         for t in s["trials"]:
             cells = [_cell(t["params"].get(k)) for k in params]
             value = number(t["value"]) if t["value"] is not None else "—"
-            lines.append(f"| {t['number']} | {t['state'].lower()} | {value} | " + " | ".join(cells) + " |")
+            label = f"{t['number']} (preset)" if t.get("preset") else str(t["number"])
+            lines.append(f"| {label} | {t['state'].lower()} | {value} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
