@@ -240,6 +240,43 @@ def test_a_non_finite_state_stops_the_run_and_keeps_the_last_good_checkpoint(tmp
     assert np.all(np.isfinite(load_file(out / "dataset.safetensors")["states"]))
 
 
+def test_a_stop_request_whose_interrupt_was_swallowed_still_stops_the_run(tmp_path, tiny_config):
+    """The signal handler raises KeyboardInterrupt; raised inside a garbage-collector callback
+    (JAX registers one) Python prints "Exception ignored" and carries on. The request it recorded
+    must still stop the run after that generation, checkpoint kept, summary not written."""
+    from hades import stopping
+    from hades.runs import Interrupted, Reporter, run
+
+    class SwallowedAtGeneration2(Reporter):
+        def generation(self, row):
+            if row["generation"] == 2:
+                stopping.request(signal.SIGTERM)  # what the handler records; its exception is lost
+
+    out = tmp_path / "run"
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run(tiny_config(generations=6), out, reporter=SwallowedAtGeneration2())
+    finally:
+        stopping.clear()
+    assert stopped.value.generation == 2
+    assert load_checkpoint(out / "checkpoint.safetensors")[1]["generation"] == "2"
+    assert not (out / "summary.json").exists()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_command_line_leaves_no_stop_request_and_gives_back_the_signal_handlers(capsys):
+    """In-process callers (notebooks, tests) get their SIGINT and SIGTERM handlers back after
+    `hades ...`, and no stop request stands to stop their next run."""
+    from hades import stopping
+    from hades.cli import main
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stopping.request(signal.SIGTERM)  # left from an earlier interrupted command
+    assert main(["presets"]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert stopping.requested() is None
+
+
 def test_an_artifact_is_size_checked_before_it_is_read(tmp_path):
     path = tmp_path / "big.safetensors"
     header = json.dumps({"x": {"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 4 << 40]}}).encode()

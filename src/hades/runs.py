@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hades import __version__
+from hades import __version__, stopping
 from hades.artifacts import (
     DATASET_FILE,
     INIT_FILE,
@@ -346,6 +346,7 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
                         os.fsync(log.fileno())
                     _checkpoint(d, state, out, wall())
                 reporter.generation(row)
+                stopping.check()  # a stop request whose KeyboardInterrupt was swallowed (stopping.py)
     except KeyboardInterrupt:
         if main:
             _checkpoint(d, state, out, wall())

@@ -10,6 +10,7 @@ import signal
 import sys
 import warnings
 
+from hades import stopping
 from hades.cli import browse, datasets, runs
 from hades.cli.options import _Parser
 from hades.cli.progress import _close_bars
@@ -62,7 +63,10 @@ def main(argv=None) -> int:
 
     use_host_cores()  # before JAX starts: split populations over the CPU cores
     commands = {**runs.COMMANDS, **datasets.COMMANDS, **browse.COMMANDS}
+    stopping.clear()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143
+    signal.signal(signal.SIGINT, _terminate)  # Ctrl-C likewise, recorded so a swallowed interrupt still stops
     _one_line_warnings()
     try:
         given_env = getattr(args, "env", None)
@@ -88,7 +92,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         from hades.runs import Interrupted
 
-        code = 128 + _received.get("signal", signal.SIGINT)
+        code = 128 + (stopping.requested() or signal.SIGINT)
         if isinstance(e, Interrupted) and args.command in ("reproduce", "sweep-size"):
             print(f"hades: interrupted; {e} (run the same command again to continue)", file=sys.stderr)
         elif isinstance(e, Interrupted):
@@ -96,11 +100,13 @@ def main(argv=None) -> int:
         else:
             print("hades: interrupted before anything was saved", file=sys.stderr)
         return code
-
-
-_received: dict = {}
+    finally:  # in-process callers (tests, notebooks) get their handlers back and no standing request
+        stopping.clear()
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(sig, handler)
 
 
 def _terminate(signum, frame):
-    _received["signal"] = signum
+    stopping.request(signum)  # kept: the run loop raises again if this exception is swallowed
     raise KeyboardInterrupt
