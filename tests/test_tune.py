@@ -101,11 +101,14 @@ def test_tune_refuses_in_one_line(tmp_path, args, says):
 
 def test_tune_over_strategies_runs_each_trial_with_its_strategy(tmp_path):
     """`--strategies`: the strategy is a tuned choice for every method alike; a trial runs the one
-    drawn (with its own rule), and SNES' temperature is proposed only in SNES trials."""
+    drawn (with its own rule), and SNES' temperature is proposed only in SNES trials. Without
+    --quiet each trial's run says what it is under the trials bar (a trial can take minutes)."""
     out = tmp_path / "tune"
     proc = cli("tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", 2, "--strategies",
-               "SNES,Sep_CMA_ES", "--out", out, "--quiet", *TINY.split())  # fmt: skip
+               "SNES,Sep_CMA_ES", "--out", out, *TINY.split())  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("hades: hades-f on CartPole-v1, population 8, 2 generations") == 2, proc.stderr
+    assert "2/2" in proc.stderr and "trials" in proc.stderr
     [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
     assert [t["state"] for t in study["trials"]] == ["COMPLETE", "COMPLETE"]
     for t in study["trials"]:

@@ -17,8 +17,9 @@ def _progress(args) -> _Progress:
 class _Progress:
     """A tqdm bar over generations: fitness, best candidate, last evaluated return, elapsed time."""
 
-    def __init__(self, quiet: bool, track: str | None = None, wandb: tuple = (None, None)):
+    def __init__(self, quiet: bool, track: str | None = None, wandb: tuple = (None, None), nested: bool = False):
         self.quiet, self.bar, self.eval, self.evaluated = quiet, None, None, False
+        self.nested = nested  # under another bar (hades tune's trials): lines through tqdm, bar cleared when done
         self.wandb = wandb  # (project, entity)
         self.eval_key = "eval_return_mean"
         self.track, self.tracker = track, None
@@ -42,7 +43,7 @@ class _Progress:
             what = f"{cfg.variant} on {cfg.env}"
         else:
             what, self.eval_key = f"{cfg.model} on {cfg.dataset}", "eval_accuracy_mean"
-        print(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}", file=sys.stderr)
+        self._say(f"hades: {what}, population {cfg.es.population}, {cfg.generations} generations -> {out}")
         self.bar = tqdm(
             total=cfg.generations,
             initial=start_generation,
@@ -50,13 +51,22 @@ class _Progress:
             dynamic_ncols=True,
             file=sys.stderr,
             desc="compiling",
+            leave=not self.nested,
         )
+
+    def _say(self, line: str) -> None:
+        if self.nested:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)  # above the bars, which stay drawn below
+        else:
+            print(line, file=sys.stderr)
 
     def evaluating(self, generation):
         if self.bar is not None and not self.bar.disable:
             self.bar.set_description("evaluating" if self.evaluated else "compiling evaluation", refresh=True)
         elif self.bar is not None:  # the bar closed with the last generation: the final evaluation
-            print("hades: final evaluation", file=sys.stderr)
+            self._say("hades: final evaluation")
         self.evaluated = True
 
     def generation(self, row):

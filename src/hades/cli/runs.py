@@ -169,7 +169,10 @@ def _cmd_tune(args) -> int:
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
     check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds)
     total = args.trials * len(methods)
+    launcher = _launcher(args, out)
     bar = None if args.quiet else _bar(total, "trials")
+    # each trial's generations under the trials bar when they run here (a cluster's workers: the bar's count)
+    nested = not args.quiet and launcher.kind == "local"
 
     def on_trial(study, n, value, state):
         if bar is not None:
@@ -185,8 +188,8 @@ def _cmd_tune(args) -> int:
         seeds=seeds,
         overrides=overrides,
         on_trial=on_trial,
-        reporter_factory=lambda: _Progress(True),
-        launcher=_launcher(args, out),
+        reporter_factory=lambda: _Progress(not nested, nested=nested),
+        launcher=launcher,
         strategies=strategies,
     )
     if bar is not None:
