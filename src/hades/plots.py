@@ -430,6 +430,8 @@ def tuning_figure(record: dict, path) -> None:
         hist.plot(xs, ys, "o", ms=4, label="trial")
         best = [max(ys[: i + 1]) for i in range(len(ys))]
         hist.step(xs, best, where="post", label="best so far")
+        if s.get("preset_value") is not None:  # trial 0 of a study: the preset's own setting
+            hist.axhline(s["preset_value"], color="grey", ls=":", lw=1, label="the preset's setting")
         hist.set_xlabel("trial")
         hist.set_ylabel(s["objective"].removeprefix("final_"))
         hist.set_title(name, fontsize=9)
