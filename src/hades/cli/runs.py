@@ -346,11 +346,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         description="One optuna study per method (hades-f, hades-r, direct-es) on the preset's environment: "
         "TPE proposes settings from each method's declared space (HaDES: sigma, BC steps, BC lr, dataset "
         "size, the ES's temperature or lr; direct ES: sigma, the ES knob, width; with --strategies also the "
-        "ES strategy, for every method alike), each trial is an ordinary "
-        "run with the tuning seeds and the preset's outer budget, scored by its final evaluation (HaDES-F: "
-        "own init). Trials, the best setting and each parameter's importance go to OUT/tuning.json, .md and "
-        ".png; OUT/study.db is optuna's storage: run the command again to continue, or from several "
-        "processes at once to share the study.",
+        "ES strategy, for every method alike; each range stretched to hold the preset's value), each trial "
+        "is an ordinary run with the tuning seeds and the preset's outer budget, scored by its final "
+        "evaluation (HaDES-F: own init). Trial 0 of a new study is the preset's own setting; TPE models the "
+        "study after half its trials. Trials, the best setting and each parameter's importance go to "
+        "OUT/tuning.json, .md and .png; OUT/study.db is optuna's storage: run the command again to "
+        "continue, or from several processes at once to share the study.",
     )
     tn.add_argument("--preset", choices=list(PRESETS), help="the preset whose settings are tuned (see `hades presets`)")
     tn.add_argument("--variants", default="hades-f,hades-r,direct-es", help="methods to tune (default: all three)")
