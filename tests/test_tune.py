@@ -1,11 +1,15 @@
 """`hades tune`: optuna studies per method, the same trials and budget for each, resumable."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 from helpers import assert_one_line_error, cli
 
-from hades.config import flatten
+from hades.cli import build_parser
+from hades.cli.options import _given
+from hades.config import DIRECT_ES_IGNORES, DistillConfig, flatten
 from hades.presets import make_config
 
 pytest.importorskip("optuna")
@@ -117,3 +121,42 @@ def test_tune_over_strategies_runs_each_trial_with_its_strategy(tmp_path):
         assert "es_lr" not in t["params"]  # the preset's Open_ES knob is not tuned for other strategies
     ran = sorted(json.loads(p.read_text())["es"]["strategy"] for p in (out / "trials").rglob("config.json"))
     assert ran == sorted(t["params"]["strategy"] for t in study["trials"])
+    # the best trial's command runs what it ran: parsed by the command line, its config is the trial's
+    best = next(t for t in study["trials"] if t["number"] == study["best_trial"])
+    best_ran = json.loads((Path(best["run_dir"]) / "seed100" / "config.json").read_text())
+    command = study["best_command"]
+    assert command.startswith("hades distill --preset cartpole --variant hades-f ") and command.endswith(" --seed S")
+    assert f"--strategy {best['params']['strategy']}" in command
+    args = build_parser().parse_args(shlex.split(command.replace("--seed S", "--seed 100"))[1:])
+    rebuilt = make_config(args.preset, **_given(args, DistillConfig))
+    assert rebuilt.to_dict() == best_ran
+    assert f"Run it: `{command}`" in (out / "tuning.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "method, params",
+    [
+        ("hades-f", {"sigma": 0.2, "bc_steps": 32, "bc_lr": 0.01, "dataset_size": 8, "strategy": "Sep_CMA_ES"}),
+        ("direct-es", {"sigma": 0.05, "width": 128, "es_temperature": 10.0}),
+    ],
+)
+def test_a_trials_command_runs_what_the_trial_ran(method, params):
+    """tuning.md's command for a setting, parsed by the command line, is the config the trial ran
+    (`run_trials`: the preset with the study's overrides, the drawn strategy's resets, the
+    setting): Breakout's SNES temperature 20 and ties by position must be reset for Sep-CMA-ES."""
+    from hades.es import switch_strategy
+    from hades.tune import trial_command
+
+    overrides = {"generations": 7, "bc_anneal": True}
+    base = make_config("breakout", variant=method, **overrides)
+    resets = switch_strategy(base.es, params["strategy"]) if "strategy" in params else {}
+    ran = make_config("breakout", variant=method, seed=100, **overrides, **{**resets, **params})
+    command = trial_command("breakout", None, method, overrides, params)
+    assert command.startswith("hades baseline" if method == "direct-es" else "hades distill")
+    args = build_parser().parse_args(shlex.split(command.replace("--seed S", "--seed 100"))[1:])
+    fixed = {"variant": "direct-es"} if method == "direct-es" else {}
+    rebuilt = flatten(make_config(args.preset, **_given(args, DistillConfig), **fixed).to_dict())
+    unused = DIRECT_ES_IGNORES if method == "direct-es" else ()  # `hades baseline` offers no BC option
+    assert {k: v for k, v in rebuilt.items() if k not in unused} == {
+        k: v for k, v in flatten(ran.to_dict()).items() if k not in unused
+    }

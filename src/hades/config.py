@@ -734,6 +734,25 @@ def replace_flat(cfg, overrides: dict):
     return dataclasses.replace(cfg, **changes)
 
 
+# settings the direct-ES baseline has no use for (`hades baseline` does not offer them): it evolves
+# the weights of one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
+DIRECT_ES_IGNORES = (
+    "variant",
+    "dataset_size",
+    "num_inits",
+    *(f.name for f in fields_of(LearnerConfig)),
+    "evolve_bc",
+    "evolve_label_temperature",
+    "init_scale",
+    "init_states",
+    "init_dataset",
+    "clip_states",
+    "state_components",
+    "eval_policies",
+    *(f.name for f in fields_of(BCConfig)),
+)
+
+
 # hades < 0.4 kept the presets and the environment table here; their names still resolve, with a
 # DeprecationWarning (the one upward reference in the library, by name, resolved on first use)
 _MOVED = {

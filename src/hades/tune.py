@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades.config import flatten
+from hades.config import DIRECT_ES_IGNORES, flatten
 from hades.errors import HadesError
 from hades.es import DEFAULT_ADAM_LR, STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
@@ -121,6 +121,33 @@ def preset_point(preset, env, method: str, overrides: dict | None = None, strate
         space = {**space, **ES_KNOBS.get(base.es.strategy, {})}
     point = {k: _value(base, k) for k in space}
     return point if all(_contains(p, point[k]) for k, p in space.items()) else None
+
+
+def trial_command(preset, env, method: str, overrides: dict, params: dict) -> str:
+    """The command that runs a trial's setting again, ``--seed S`` left for the seed to run: the
+    study's overrides and the trial's settings, with the resets a drawn strategy needs
+    (``es.switch_strategy``: the preset's SNES temperature or Open_ES's Adam would otherwise be
+    refused or kept), so the command runs what the trial ran (for direct ES: all it uses; the inner
+    loop's settings, which ``hades baseline`` does not offer, are left out)."""
+    import shlex
+
+    base = make_config(preset, **({"env": env} if env else {}), variant=method, **overrides)
+    flat = flatten(base.to_dict())
+    resets = switch_strategy(base.es, params["strategy"]) if "strategy" in params else {}
+    settings = {**overrides, **{k: v for k, v in resets.items() if flat[k] != v}, **params}
+    if method == "direct-es":  # what `hades baseline` does not offer, the run does not use
+        settings = {k: v for k, v in settings.items() if k not in DIRECT_ES_IGNORES}
+    argv = ["hades", "baseline" if method == "direct-es" else "distill"]
+    argv += ["--preset", preset] if preset else []
+    argv += ["--env", env] if env else []
+    argv += [] if method == "direct-es" else ["--variant", method]
+    for k, v in settings.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            argv.append(flag if v else "--no-" + k.replace("_", "-"))
+        else:
+            argv += [flag, repr(v) if isinstance(v, float) else str(v)]
+    return " ".join(shlex.quote(a) for a in argv) + " --seed S"
 
 
 def startup_trials(trials: int) -> int:
@@ -266,7 +293,10 @@ def tune(
     results = {}
     for method, base in bases.items():
         name = study_name(base.env, method)
-        results[name] = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
+        summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
+        if summary["best_params"] is not None:
+            summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
+        results[name] = summary
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
               "strategies": list(strategies), "studies": results}  # fmt: skip
     from hades.artifacts import atomic_write
@@ -367,6 +397,7 @@ def study_summary(optuna, study, method: str) -> dict:
     """Every trial of a study, its best setting and each parameter's importance (fANOVA)."""
     rows = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        | {"run_dir": t.user_attrs.get("run_dir")}
         | ({"preset": True} if t.user_attrs.get("preset") else {})
         for t in study.get_trials(deepcopy=False)
     ]
@@ -409,6 +440,8 @@ def report_markdown(record: dict) -> str:
         lines += ["", f"## {name}", ""]
         if s["best_params"] is not None:
             lines.append(f"Best: trial {s['best_trial']}, {number(s['best_value'])} ({_flags(s['best_params'])})")
+        if s.get("best_command"):
+            lines.append(f"Run it: `{s['best_command']}`")
         if s.get("preset_value") is not None:
             lines.append(f"The preset's own setting (trial {s['preset_trial']}): {number(s['preset_value'])}")
         if s["importance"]:

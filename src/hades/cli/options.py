@@ -13,31 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from hades.config import (
-    BCConfig,
-    LearnerConfig,
+    DIRECT_ES_IGNORES,
     RetrainConfig,
     fields_of,
     flatten,
 )
 from hades.errors import HadesError, HadesWarning, did_you_mean
 
-# options of `hades distill` that the direct-ES baseline has no use for: it evolves the weights of
-# one policy, so there is no dataset, no inner loop (BC) and one evaluated policy
-BASELINE_IGNORES = (
-    "variant",
-    "dataset_size",
-    "num_inits",
-    *(f.name for f in fields_of(LearnerConfig)),
-    "evolve_bc",
-    "evolve_label_temperature",
-    "init_scale",
-    "init_states",
-    "init_dataset",
-    "clip_states",
-    "state_components",
-    "eval_policies",
-    *(f.name for f in fields_of(BCConfig)),
-)
+BASELINE_IGNORES = DIRECT_ES_IGNORES  # options of `hades distill` that `hades baseline` does not offer
 
 
 # --help sections: a nested config class is a section of its own; top-level fields by name
