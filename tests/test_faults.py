@@ -264,16 +264,49 @@ def test_a_stop_request_whose_interrupt_was_swallowed_still_stops_the_run(tmp_pa
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_dropped_interrupt_of_a_stop_request_prints_no_traceback(capsys):
+    """Python reports an exception it drops (in a gc callback or a finaliser: "Exception ignored
+    in ... Traceback"); the command line keeps that report for everything but the interrupt of a
+    stop request it has recorded, which the run loop acts on."""
+    from hades import stopping
+    from hades.cli import _unraisable
+
+    class DroppedAtOnce:  # its finaliser raises: Python drops that exception and reports it
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __del__(self):
+            raise self.exc
+
+    def drop(exc):
+        hook, sys.unraisablehook = sys.unraisablehook, _unraisable
+        try:
+            DroppedAtOnce(exc)
+        finally:
+            sys.unraisablehook = hook
+        return capsys.readouterr().err
+
+    try:
+        stopping.request(signal.SIGTERM)
+        assert drop(KeyboardInterrupt()) == ""
+        assert "ValueError: a real fault" in drop(ValueError("a real fault"))  # not ours: Python's report stands
+        stopping.clear()
+        assert "KeyboardInterrupt" in drop(KeyboardInterrupt())  # no stop recorded: reported as Python would
+    finally:
+        stopping.clear()
+
+
 def test_the_command_line_leaves_no_stop_request_and_gives_back_the_signal_handlers(capsys):
     """In-process callers (notebooks, tests) get their SIGINT and SIGTERM handlers back after
     `hades ...`, and no stop request stands to stop their next run."""
     from hades import stopping
     from hades.cli import main
 
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook
     stopping.request(signal.SIGTERM)  # left from an earlier interrupted command
     assert main(["presets"]) == 0
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert sys.unraisablehook is before[2]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before[:2]
     assert stopping.requested() is None
 
 

@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     commands = {**runs.COMMANDS, **datasets.COMMANDS, **browse.COMMANDS}
     stopping.clear()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    unraisable, sys.unraisablehook = sys.unraisablehook, _unraisable
     signal.signal(signal.SIGTERM, _terminate)  # schedulers stop jobs with SIGTERM: save, then exit 143
     signal.signal(signal.SIGINT, _terminate)  # Ctrl-C likewise, recorded so a swallowed interrupt still stops
     _one_line_warnings()
@@ -102,9 +103,19 @@ def main(argv=None) -> int:
         return code
     finally:  # in-process callers (tests, notebooks) get their handlers back and no standing request
         stopping.clear()
+        sys.unraisablehook = unraisable
         for sig, handler in handlers.items():
             if handler is not None:  # None: a handler not set from Python, which cannot be put back
                 signal.signal(sig, handler)
+
+
+def _unraisable(info) -> None:
+    """Python's report of an exception it had to drop: silent for the interrupt of a recorded stop
+    request (raised inside JAX's garbage-collector callback, say), which the run loop acts on after
+    the generation; any other goes to Python's own report."""
+    if isinstance(info.exc_value, KeyboardInterrupt) and stopping.requested() is not None:
+        return
+    sys.__unraisablehook__(info)
 
 
 def _terminate(signum, frame):
