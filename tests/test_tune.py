@@ -160,3 +160,24 @@ def test_a_trials_command_runs_what_the_trial_ran(method, params):
     assert {k: v for k, v in rebuilt.items() if k not in unused} == {
         k: v for k, v in flatten(ran.to_dict()).items() if k not in unused
     }
+
+
+def test_the_pruner_waits_for_the_second_half_of_a_run():
+    """A trial far below three finished ones is not stopped in the first half of its generations
+    (early returns are noisy), and is stopped from the second half on."""
+    import optuna
+
+    from hades.tune import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(optuna, 200))
+    for _ in range(3):
+        trial = study.ask()
+        for gen in range(10, 201, 10):
+            trial.report(9.0, gen)
+        study.tell(trial, 9.0)
+    low = study.ask()
+    stops = []
+    for gen in range(10, 201, 10):
+        low.report(0.5, gen)
+        stops.append((gen, low.should_prune()))
+    assert [g for g, stop in stops if stop] == list(range(100, 201, 10))  # from half the run on
