@@ -181,3 +181,41 @@ def test_the_pruner_waits_for_the_second_half_of_a_run():
         low.report(0.5, gen)
         stops.append((gen, low.should_prune()))
     assert [g for g, stop in stops if stop] == list(range(100, 201, 10))  # from half the run on
+
+
+@pytest.mark.slow  # about a minute: two starts of a study
+def test_a_stopped_study_says_run_it_again_and_continues(tmp_path):
+    """SIGTERM mid-trial: exit 143, the advice is the same command (not --resume on the trial's run
+    directory), and the same command then retries that trial's setting (the preset's) from its
+    run's checkpoint: no generation run twice, none lost."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "tune"
+    argv = [sys.executable, "-m", "hades.cli", "tune", "--preset", "cartpole", "--variants", "hades-f", "--trials",
+            "1", "--out", str(out), "--quiet", *TINY.replace("--generations 2", "--generations 400").split(),
+            "--checkpoint-every", "1"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.time() + 300
+    while time.time() < end and not any(
+        len(m.read_text().splitlines()) >= 3 for m in out.glob("trials/*/*/seed100/metrics.jsonl")
+    ):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "run the same command again to continue" in stderr and "--resume" not in stderr
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
+    assert [t["state"] for t in study["trials"]] == ["FAIL", "COMPLETE"]
+    stopped, retried = study["trials"]
+    assert retried["params"] == stopped["params"] and retried["run_dir"] == stopped["run_dir"]
+    assert retried["preset"] and study["preset_trial"] == 1 and study["preset_value"] == retried["value"]
+    rows = [json.loads(r) for r in (Path(retried["run_dir"]) / "seed100" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == list(range(1, 401))
+    assert rows[-1]["wall_seconds"] > rows[0]["wall_seconds"]

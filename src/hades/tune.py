@@ -150,6 +150,19 @@ def trial_command(preset, env, method: str, overrides: dict, params: dict) -> st
     return " ".join(shlex.quote(a) for a in argv) + " --seed S"
 
 
+def retry_interrupted(study, optuna) -> None:
+    """Queue again, with the same setting, each trial a stop request interrupted (Ctrl-C,
+    SIGTERM: optuna marks it failed), so the study continues it from its runs' checkpoints; a
+    trial that failed on its own (a refused setting) is not retried. A process killed outright
+    leaves its trial running, which the storage's heartbeat retries (``_storage``)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
+            attrs = {"retry_of": t.number, **({"preset": True} if t.user_attrs.get("preset") else {})}
+            study.enqueue_trial(t.params, user_attrs=attrs)
+
+
 def make_pruner(optuna, generations: int):
     """optuna's median pruner, from the second half of a run on: a trial stops when its in-run
     evaluation trails the median of earlier trials at the same generation. Not before: early
@@ -279,6 +292,7 @@ def tune(
         point = preset_point(preset, env, method, overrides, strategies)
         if point is not None and not existing.get_trials(deepcopy=False):
             existing.enqueue_trial(point, user_attrs={"preset": True}, skip_if_exists=True)
+        retry_interrupted(existing, optuna)
         finished = len(existing.get_trials(deepcopy=False, states=done))
         # a continued study must not replay the sampler's first proposals: seed it past what it has
         first = sampler_seed + len(existing.get_trials(deepcopy=False))
@@ -357,13 +371,17 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         folder = out / "trials" / name / key
         trial.set_user_attr("run_dir", str(folder))
         values = []
-        for seed in job.seeds:
-            cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **settings)
-            run_dir = folder / f"seed{seed}"
-            resume = (run_dir / "checkpoint.safetensors").is_file()
-            reporter = _PruningReporter(trial, job.seeds.index(seed), reporter_factory, Reporter)
-            summary = run(cfg, run_dir, resume=resume, reporter=reporter)
-            values.append(float(summary[objective_key(job.method)]))
+        try:
+            for seed in job.seeds:
+                cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **settings)
+                run_dir = folder / f"seed{seed}"
+                resume = (run_dir / "checkpoint.safetensors").is_file()
+                reporter = _PruningReporter(trial, job.seeds.index(seed), reporter_factory, Reporter)
+                summary = run(cfg, run_dir, resume=resume, reporter=reporter)
+                values.append(float(summary[objective_key(job.method)]))
+        except KeyboardInterrupt:  # a stop request: the next `hades tune` retries this setting
+            trial.set_user_attr("interrupted", True)
+            raise
         return sum(values) / len(values)
 
     ran = []
@@ -410,7 +428,7 @@ def study_summary(optuna, study, method: str) -> dict:
         | ({"preset": True} if t.user_attrs.get("preset") else {})
         for t in study.get_trials(deepcopy=False)
     ]
-    preset = next((r for r in rows if r.get("preset")), None)
+    preset = next((r for r in rows if r.get("preset") and r["state"] == "COMPLETE"), None)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     importance = {}
     if len(complete) >= 2 and len({t.value for t in complete}) > 1:

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         from hades.runs import Interrupted
 
         code = 128 + (stopping.requested() or signal.SIGINT)
-        if isinstance(e, Interrupted) and args.command in ("reproduce", "sweep-size"):
+        if isinstance(e, Interrupted) and args.command in ("reproduce", "sweep-size", "tune"):
             print(f"hades: interrupted; {e} (run the same command again to continue)", file=sys.stderr)
         elif isinstance(e, Interrupted):
             print(f"hades: interrupted; {e} (continue with --resume {e.out})", file=sys.stderr)
