@@ -17,14 +17,14 @@ pytest.importorskip("optuna")
 TINY = "--generations 2 --population 8 --depth 1 --eval-envs 2 --eval-steps 30 --eval-episodes 2 --eval-policies 2"
 
 
-def tune(out, trials):
+def tune(out, trials, *extra):
     return cli("tune", "--preset", "cartpole", "--variants", "hades-f,direct-es", "--trials", trials,
-               "--out", out, "--quiet", *TINY.split())  # fmt: skip
+               "--out", out, *extra, *TINY.split())  # fmt: skip
 
 
 def test_tune_runs_resumes_and_reports(tmp_path):
     out = tmp_path / "tune"
-    first = tune(out, 1)
+    first = tune(out, 1, "--quiet")
     assert first.returncode == 0, first.stderr
     record = json.loads((out / "tuning.json").read_text())
     studies = record["studies"]
@@ -54,8 +54,9 @@ def test_tune_runs_resumes_and_reports(tmp_path):
         (2, 8, 100)
     }
     # run again with more trials: the finished ones are kept, one more each, with new settings
-    again = tune(out, 2)
+    again = tune(out, 2)  # with the trials bar: it counts the two trials the first run finished
     assert again.returncode == 0, again.stderr
+    assert "4/4" in again.stderr, again.stderr[-2000:]
     record = json.loads((out / "tuning.json").read_text())
     assert [len(s["trials"]) for s in record["studies"].values()] == [2, 2]
     assert len(list((out / "trials").rglob("summary.json"))) == 4

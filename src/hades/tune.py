@@ -267,10 +267,12 @@ def tune(
     launcher: Launcher | None = None,
     on_status=None,
     strategies: tuple = (),
+    on_resume=None,
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
-    every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial."""
+    every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial,
+    ``on_resume(n)`` of the trials (counted towards ``trials``) that earlier invocations finished."""
     optuna = _optuna()
 
     out = Path(out_dir)
@@ -282,7 +284,7 @@ def tune(
     storage = _storage(optuna, out)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remote = launcher is not None and launcher.kind != "local"
-    units = []
+    units, prepared = [], []
     for method, base in bases.items():
         name = study_name(base.env, method)
         space = {**space_for(preset, env, method, overrides, strategies), **strategy_knobs(strategies)}
@@ -297,6 +299,10 @@ def tune(
         # a continued study must not replay the sampler's first proposals: seed it past what it has
         first = sampler_seed + len(existing.get_trials(deepcopy=False))
         job = _Study(preset, env, method, str(out), tuple(seeds), overrides, trials, strategies)
+        prepared.append((name, job, finished, first))
+    if on_resume is not None:  # trials an earlier invocation finished, for a progress count
+        on_resume(sum(min(finished, trials) for _, _, finished, _ in prepared))
+    for name, job, finished, first in prepared:
         if finished >= trials:
             continue
         if remote:  # one trial per task, each with its own sampler seed; the study is shared in study.db

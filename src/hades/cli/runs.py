@@ -188,6 +188,7 @@ def _cmd_tune(args) -> int:
         seeds=seeds,
         overrides=overrides,
         on_trial=on_trial,
+        on_resume=(lambda n: bar.update(n)) if bar is not None else None,
         reporter_factory=lambda: _Progress(not nested, nested=nested),
         launcher=launcher,
         strategies=strategies,
