@@ -80,19 +80,26 @@ def space_for(
     only for it: ``strategy_knobs``)."""
     if method not in SPACES:
         raise HadesError(f"unknown method {method!r} to tune; choose from {', '.join(SPACES)}")
-    base = make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
-    declared = {k: _widened(p, _value(base, k)) for k, p in SPACES[method].items()}
+    return _space(_base(preset, env, method, overrides), method, strategies)
+
+
+def _base(preset, env, method: str, overrides: dict | None = None):
+    """The config every trial of ``method``'s study starts from: the preset with the study's overrides."""
+    return make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
+
+
+def _values(base) -> dict:
+    """``base``'s settings, flat, as its run uses them (``es_lr`` 0 means Adam's default)."""
+    flat = flatten(base.to_dict())
+    return {**flat, "es_lr": flat["es_lr"] or DEFAULT_ADAM_LR}
+
+
+def _space(base, method: str, strategies: tuple) -> dict[str, Param]:
+    values = _values(base)
+    declared = {k: _widened(p, values[k]) for k, p in SPACES[method].items()}
     if strategies:
         return {**declared, "strategy": Param("choice", choices=tuple(strategies))}
-    return {**declared, **{k: _widened(p, _value(base, k)) for k, p in ES_KNOBS.get(base.es.strategy, {}).items()}}
-
-
-def _value(base, name: str):
-    """The preset's value of a tuned setting as its run uses it (``es_lr`` 0 means Adam's default)."""
-    if name == "strategy":
-        return base.es.strategy
-    value = flatten(base.to_dict())[name]
-    return DEFAULT_ADAM_LR if name == "es_lr" and value == 0 else value
+    return {**declared, **{k: _widened(p, values[k]) for k, p in ES_KNOBS.get(base.es.strategy, {}).items()}}
 
 
 def _contains(p: Param, value) -> bool:
@@ -115,26 +122,37 @@ def _widened(p: Param, value) -> Param:
 def preset_point(preset, env, method: str, overrides: dict | None = None, strategies: tuple = ()) -> dict | None:
     """The preset's own setting as a point of the study's space (trial 0 of a new study), or None
     when it is not one (its strategy is not among ``strategies``, or a value the space cannot hold)."""
-    base = make_config(preset, **({"env": env} if env else {}), variant=method, **(overrides or {}))
-    space = space_for(preset, env, method, overrides, strategies)
+    return _preset_point(_base(preset, env, method, overrides), method, strategies)
+
+
+def _preset_point(base, method: str, strategies: tuple) -> dict | None:
+    space = _space(base, method, strategies)
     if strategies:
         space = {**space, **ES_KNOBS.get(base.es.strategy, {})}
-    point = {k: _value(base, k) for k in space}
+    values = _values(base)
+    point = {k: values[k] for k in space}
     return point if all(_contains(p, point[k]) for k, p in space.items()) else None
+
+
+def trial_settings(base, params: dict) -> dict:
+    """What a trial runs on top of ``base``: its setting and, for a drawn strategy, the resets that
+    strategy needs (``es.switch_strategy``: the preset's SNES temperature or Open_ES's Adam would
+    otherwise be refused or kept), those that change something."""
+    if "strategy" not in params:
+        return dict(params)
+    flat = flatten(base.to_dict())
+    resets = switch_strategy(base.es, params["strategy"])
+    return {**{k: v for k, v in resets.items() if flat[k] != v}, **params}
 
 
 def trial_command(preset, env, method: str, overrides: dict, params: dict) -> str:
     """The command that runs a trial's setting again, ``--seed S`` left for the seed to run: the
-    study's overrides and the trial's settings, with the resets a drawn strategy needs
-    (``es.switch_strategy``: the preset's SNES temperature or Open_ES's Adam would otherwise be
-    refused or kept), so the command runs what the trial ran (for direct ES: all it uses; the inner
-    loop's settings, which ``hades baseline`` does not offer, are left out)."""
+    study's overrides and ``trial_settings``, so the command runs what the trial ran (for direct
+    ES: all it uses; the inner loop's settings, which ``hades baseline`` does not offer, are left
+    out)."""
     import shlex
 
-    base = make_config(preset, **({"env": env} if env else {}), variant=method, **overrides)
-    flat = flatten(base.to_dict())
-    resets = switch_strategy(base.es, params["strategy"]) if "strategy" in params else {}
-    settings = {**overrides, **{k: v for k, v in resets.items() if flat[k] != v}, **params}
+    settings = {**overrides, **trial_settings(_base(preset, env, method, overrides), params)}
     if method == "direct-es":  # what `hades baseline` does not offer, the run does not use
         settings = {k: v for k, v in settings.items() if k not in DIRECT_ES_IGNORES}
     argv = ["hades", "baseline" if method == "direct-es" else "distill"]
@@ -279,7 +297,7 @@ def tune(
     overrides = dict(overrides or {})
     strategies = tuple(strategies)
     check_request(preset, env, methods, overrides, strategies, trials, seeds)
-    bases = {m: make_config(preset, **({"env": env} if env else {}), variant=m, **overrides) for m in methods}
+    bases = {m: _base(preset, env, m, overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -287,11 +305,11 @@ def tune(
     units, prepared = [], []
     for method, base in bases.items():
         name = study_name(base.env, method)
-        space = {**space_for(preset, env, method, overrides, strategies), **strategy_knobs(strategies)}
+        space = {**_space(base, method, strategies), **strategy_knobs(strategies)}
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
         existing.set_user_attr("base", base.to_dict())
-        point = preset_point(preset, env, method, overrides, strategies)
+        point = _preset_point(base, method, strategies)
         if point is not None and not existing.get_trials(deepcopy=False):
             existing.enqueue_trial(point, user_attrs={"preset": True}, skip_if_exists=True)
         retry_interrupted(existing, optuna)
@@ -356,9 +374,9 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
 
     out = Path(job.out)
     env_kw = {"env": job.env} if job.env else {}
-    base = make_config(job.preset, **env_kw, variant=job.method, **job.overrides)
+    base = _base(job.preset, job.env, job.method, job.overrides)
     name = study_name(base.env, job.method)
-    space = space_for(job.preset, job.env, job.method, job.overrides, job.strategies)
+    space = _space(base, job.method, job.strategies)
     study = optuna.load_study(
         study_name=name,
         storage=_storage(optuna, out),
@@ -368,10 +386,9 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
 
     def objective(trial):
         params = {k: _suggest(trial, k, p) for k, p in space.items()}
-        settings = dict(params)
         if "strategy" in params:  # that strategy's own knob, and its own update rule and weights
             params.update({k: _suggest(trial, k, p) for k, p in ES_KNOBS.get(params["strategy"], {}).items()})
-            settings = {**switch_strategy(base.es, params["strategy"]), **params}
+        settings = trial_settings(base, params)
         # named by the setting, so a retried trial (same params) resumes its runs' checkpoints
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         folder = out / "trials" / name / key

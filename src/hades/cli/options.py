@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from hades.config import (
-    DIRECT_ES_IGNORES,
     RetrainConfig,
     fields_of,
     flatten,
 )
 from hades.errors import HadesError, HadesWarning, did_you_mean
-
-BASELINE_IGNORES = DIRECT_ES_IGNORES  # options of `hades distill` that `hades baseline` does not offer
-
 
 # --help sections: a nested config class is a section of its own; top-level fields by name
 SECTIONS = {

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from hades.cli.options import (
-    BASELINE_IGNORES,
     _add_launcher,
     _add_options,
     _add_track,
@@ -21,6 +20,7 @@ from hades.cli.options import (
 )
 from hades.cli.progress import _bar, _ClusterBar, _Progress, _progress
 from hades.config import (
+    DIRECT_ES_IGNORES,
     DistillConfig,
     ImageDistillConfig,
     flatten,
@@ -319,7 +319,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
             c.add_argument(
                 "--process-id", type=int, default=0, help="multi-host run: this process' index, 0-based (default: 0)"
             )
-        _add_options(c, defaults, skip=BASELINE_IGNORES if name == "baseline" else ())
+        _add_options(c, defaults, skip=DIRECT_ES_IGNORES if name == "baseline" else ())
     sw = sub.add_parser(
         "sweep-size",
         help="distil at several dataset sizes and plot final return against size",
