@@ -139,6 +139,28 @@ def hades_seconds(setting: str, generations: int, chunk: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+CEILING = """
+import json, time, jax, jax.numpy as jnp
+def rate(f, args, flop, n):
+    f = jax.jit(f); jax.block_until_ready(f(*args)); t = time.perf_counter()
+    for _ in range(n): out = f(*args)
+    jax.block_until_ready(out); return flop * n / (time.perf_counter() - t) / 1e9
+k = jax.random.PRNGKey(0); a = jax.random.normal(k, (2048, 2048)); x, w = a[:8, :512], a[:512, :512]
+def steps(x, w): return jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, 1000)[0]
+print(json.dumps({"matmul 2048^3 f32": rate(lambda p, q: p @ q, (a, a), 2 * 2048**3, 5),
+                  "1000 x (8x512 @ 512x512) f32": rate(steps, (x, w), 2 * 1000 * 8 * 512 * 512, 3)}))
+"""
+
+
+def ceiling() -> dict:
+    """GFLOP/s of a large float32 matmul and of the rollout's own shape (8-row products in
+    sequence), on every core as JAX runs them by default: the ceiling an equal-work speed-up meets."""
+    proc = subprocess.run([sys.executable, "-c", CEILING], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"the ceiling measurement failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--official", type=Path, required=True, help="a checkout of FLAIROx/behaviour-distillation")
@@ -149,12 +171,16 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=1, help="released: policies per candidate (HaDES-F: 1)")
     ap.add_argument("--chunks", default="0", help="hades chunks to time, comma-separated (0: the model's)")
     ap.add_argument("--json", type=Path, help="write the timings here")
+    ap.add_argument("--ceiling", action="store_true", help="also measure the machine's matmul GFLOP/s first")
     args = ap.parse_args()
     shims = Path(tempfile.mkdtemp(prefix="hades-released-shims-"))
     for name, text in SHIMS.items():
         (shims / name).parent.mkdir(parents=True, exist_ok=True)
         (shims / name).write_text(text)
     rows = []
+    if args.ceiling:
+        rows.append({"who": "ceiling GFLOP/s", **ceiling()})
+        print("ceiling: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rows[-1].items() if k != "who"))
     for rep in range(args.reps):
         t0 = time.perf_counter()
         laps = released(args.setting, args.official, args.released_path, shims, args.rollouts, args.generations)
