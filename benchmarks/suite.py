@@ -146,17 +146,18 @@ def measure(
         def bc_phase(pop, inits):
             pop = shard_population(pop, d.mesh)
 
-            def candidate(sol):
-                x, y = d.bc_data(sol, state.norm)  # once per candidate, as Distiller.score does
+            def candidate(sol, inits, norm):
+                x, y = d.bc_data(sol, norm)  # once per candidate, as Distiller.score does
                 train = lambda p, lr, n: d.bc_train(p, x, y, *d.bc_hyperparameters(sol, lr, n))[0]
                 return jax.vmap(train)(*inits)
 
-            return map_population(candidate, pop, d.mesh, d.chunk)  # as the generation does
+            return map_population(candidate, pop, d.mesh, d.chunk, (inits, state.norm))  # as the generation does
 
         _, bc_s, params = timed(bc_phase, population_, inits, repeat=2)
 
     def rollout_phase(params):
-        return map_population(jax.vmap(lambda p: rollout(p, k_env, state.norm).steps), params, d.mesh, d.chunk)
+        steps = jax.vmap(lambda p, key, norm: rollout(p, key, norm).steps, in_axes=(0, None, None))
+        return map_population(steps, params, d.mesh, d.chunk, (k_env, state.norm))
 
     _, roll_s, iters = timed(rollout_phase, params, repeat=2)
     loop_steps = int(np.max(iters))

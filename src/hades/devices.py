@@ -1,9 +1,9 @@
 """Scale-out with JAX's own SPMD: one population split over every device, on one host or many.
 
-``population_mesh`` builds a 1-D ``Mesh`` over the devices (axis ``"pop"``) and the drivers
-constrain the population to ``NamedSharding(mesh, P("pop"))`` inside their jitted generation, so
-XLA partitions the candidates' BC training and rollouts over the devices and gathers the
-fitness for the ES update; the code is the same for 1 CPU, 8 GPUs or a multi-host slice.
+``population_mesh`` builds a 1-D ``Mesh`` over the devices (axis ``"pop"``); the drivers lay the
+population out as ``NamedSharding(mesh, P("pop"))`` inside their jitted generation and
+``map_population`` runs each device's block of candidates there (``shard_map``), after which the
+fitness is gathered for the ES update; the code is the same for 1 CPU, 8 GPUs or a multi-host slice.
 
 On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (set before JAX starts) gives N
 host devices; the ``hades`` command sets it to the number of usable cores unless XLA_FLAGS
@@ -68,26 +68,55 @@ def auto_chunk(
     return choose_chunk(machine, work)
 
 
-def map_population(fn, population, mesh: Mesh | None, chunk: int = 0):
-    """``vmap(fn)(population)`` with the population laid out over the mesh; with ``chunk``, the
-    candidates go through ``fn`` ``chunk`` at a time (a scan over chunks, each chunk split over
-    the devices), so only ``chunk`` candidates' intermediates (e.g. trained policies) are live."""
+def vmap_batch(fn):
+    """``jax.vmap(fn)``, except that a batch of one calls ``fn`` on its one element: XLA's CPU
+    backend runs a batched dot whose batch is 1 on a slow path (BC's weight gradients at width
+    512: 2.3x slower than the same dot unbatched; docs/performance.md, "Batches of one")."""
+
+    def run(*args):
+        if jax.tree.leaves(args)[0].shape[0] != 1:
+            return jax.vmap(fn)(*args)
+        return jax.tree.map(lambda a: a[None], fn(*jax.tree.map(lambda a: a[0], args)))
+
+    return run
+
+
+def map_population(fn, population, mesh: Mesh | None, chunk: int = 0, shared=()):
+    """``vmap(fn)(population)`` with the population split over the mesh's devices (``shard_map``:
+    each device maps its own block of candidates); with ``chunk``, each device takes its share of
+    ``chunk`` candidates at a time (a scan over its chunks), so only ``chunk`` candidates'
+    intermediates (e.g. trained policies) are live. A device's chunk of one runs unbatched
+    (``vmap_batch``). ``fn(candidate, *shared)``: traced values every candidate uses (learners, keys,
+    statistics) go in ``shared``, replicated on every device, not in ``fn``'s closure (``shard_map``
+    cannot take a traced value laid out over the mesh from a closure)."""
     size = jax.tree.leaves(population)[0].shape[0]
-    if not chunk or chunk >= size:
-        return jax.vmap(fn)(shard_population(population, mesh))
-    if mesh is not None and chunk % mesh.devices.size:
-        raise HadesError(f"--chunk ({chunk}) must be a multiple of the device count ({mesh.devices.size})")
-    chunks = jax.tree.map(lambda a: a.reshape((size // chunk, chunk) + a.shape[1:]), population)
-    if mesh is not None:
-        chunks = jax.lax.with_sharding_constraint(chunks, NamedSharding(mesh, PartitionSpec(None, AXIS)))
-    out = jax.lax.map(jax.vmap(fn), chunks)
-    return jax.tree.map(lambda a: a.reshape((size,) + a.shape[2:]), out)
+    devices = 1 if mesh is None else int(mesh.devices.size)
+    if chunk and chunk < size and chunk % devices:
+        raise HadesError(f"--chunk ({chunk}) must be a multiple of the device count ({devices})")
+    per_device = (chunk if chunk and chunk < size else size) // devices
+
+    def local(block, shared):
+        one = vmap_batch(lambda candidate: fn(candidate, *shared))
+        n = jax.tree.leaves(block)[0].shape[0]
+        if per_device >= n:
+            return one(block)
+        chunks = jax.tree.map(lambda a: a.reshape((n // per_device, per_device) + a.shape[1:]), block)
+        out = jax.lax.map(one, chunks)
+        return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
+
+    if mesh is None:
+        return local(population, shared)
+    spec = PartitionSpec(AXIS)
+    # check_vma=False: a rollout's while-loop starts from replicated values (the envs' resets from the
+    # shared key) and carries per-candidate ones; with the check on, the carry's types differ
+    run = jax.shard_map(local, mesh=mesh, in_specs=(spec, PartitionSpec()), out_specs=spec, check_vma=False)
+    return run(shard_population(population, mesh), shared)
 
 
-def score_population(fn, population, mesh: Mesh | None, chunk: int = 0):
+def score_population(fn, population, mesh: Mesh | None, chunk: int = 0, shared=()):
     """What every ES driver's generation does with its candidates: ``fn`` on each (over the
     mesh, ``chunk`` at a time; ``map_population``), the results gathered on every device."""
-    return replicate(map_population(fn, population, mesh, chunk), mesh)
+    return replicate(map_population(fn, population, mesh, chunk, shared), mesh)
 
 
 def replicate(tree, mesh: Mesh | None):

@@ -34,7 +34,7 @@ from hades.bc import make_bc_train, uniform_labels
 from hades.chunking import Workload
 from hades.config import DistillConfig
 from hades.dataset import Dataset
-from hades.devices import auto_chunk, check_memory, place, population_mesh, replicate, score_population
+from hades.devices import auto_chunk, check_memory, place, population_mesh, replicate, score_population, vmap_batch
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy, all_finite, generation_metrics
@@ -192,8 +192,9 @@ class RLDriver:
         k_ask, k_learners, k_env, k_tell = self.generation_keys(state.generation)
         population, es_state = self.es.ask(k_ask, state.es_state)
         learners = self.learners(k_learners, state, self.cfg.num_inits)
-        score = lambda sol: self.score(self.rollout, sol, learners, k_env, state.norm)
-        rollouts, losses = score_population(score, population, self.mesh, self.chunk)
+        score = lambda sol, learners, k_env, norm: self.score(self.rollout, sol, learners, k_env, norm)
+        shared = (learners, k_env, state.norm)
+        rollouts, losses = score_population(score, population, self.mesh, self.chunk, shared)
         population = replicate(population, self.mesh)
         fitness = fitness_of(rollouts, pooled=self.cfg.fixed_fitness == "pooled")
         es_state = self.es.tell(k_tell, population, fitness, es_state)
@@ -509,7 +510,7 @@ class Distiller(RLDriver):
             keys = jax.vmap(lambda i: jax.random.fold_in(env_key, i))(jnp.arange(count))
         else:
             keys = jnp.broadcast_to(env_key, (count, *env_key.shape))
-        rollouts, losses = jax.vmap(one)(*learners, keys)
+        rollouts, losses = vmap_batch(one)(*learners, keys)  # HaDES-F's one learner: unbatched
         return rollouts, jnp.nanmean(losses)
 
     # -- evaluation and the product --------------------------------------------------------

@@ -169,7 +169,7 @@ class ImageDistiller:
         else:
             x, y = self._train_x, self._train_y
 
-        def fitness(images):
+        def fitness(images, inits, x, y):
             def one(init):
                 params, inner_loss = self.bc_train(init, images, self.labels)
                 return -self._loss(params, x, y), inner_loss
@@ -177,7 +177,7 @@ class ImageDistiller:
             fit, inner = jax.vmap(one)(inits)
             return fit.mean(), inner.mean()
 
-        fit, inner = score_population(fitness, population, self.mesh, self.chunk)
+        fit, inner = score_population(fitness, population, self.mesh, self.chunk, (inits, x, y))
         population = replicate(population, self.mesh)
         es_state = self.es.tell(k_tell, population, fit, es_state)
         metrics = generation_metrics(fit, inner, self.es.mean(es_state))
