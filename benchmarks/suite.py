@@ -144,8 +144,6 @@ def measure(
     else:
 
         def bc_phase(pop, inits):
-            pop = shard_population(pop, d.mesh)
-
             def candidate(sol, inits, norm):
                 x, y = d.bc_data(sol, norm)  # once per candidate, as Distiller.score does
                 train = lambda p, lr, n: d.bc_train(p, x, y, *d.bc_hyperparameters(sol, lr, n))[0]

@@ -91,9 +91,10 @@ def map_population(fn, population, mesh: Mesh | None, chunk: int = 0, shared=())
     cannot take a traced value laid out over the mesh from a closure)."""
     size = jax.tree.leaves(population)[0].shape[0]
     devices = 1 if mesh is None else int(mesh.devices.size)
-    if chunk and chunk < size and chunk % devices:
+    chunked = 0 < chunk < size  # 0, or at least the population: all at once
+    if chunked and chunk % devices:
         raise HadesError(f"--chunk ({chunk}) must be a multiple of the device count ({devices})")
-    per_device = (chunk if chunk and chunk < size else size) // devices
+    per_device = (chunk if chunked else size) // devices
 
     def local(block, shared):
         one = vmap_batch(lambda candidate: fn(candidate, *shared))
