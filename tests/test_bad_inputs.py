@@ -194,6 +194,20 @@ def test_a_checkpoint_of_another_seed_is_refused_on_resume(tmp_path, finished):
     assert "not made with seed 5" in one_line_error(cli("distill", "--resume", out, "--generations", "3"))
 
 
+def test_a_checkpoint_whose_init_differs_by_rounding_resumes(tmp_path, finished):
+    """A run resumed on another device (its fixed init computed a few ulps apart) continues."""
+    out = _copy(finished[0], tmp_path)
+    from hades.artifacts import load_checkpoint
+
+    leaves, meta = load_checkpoint(out / "checkpoint.safetensors")
+    nudged = [x * np.float32(1 + 2e-6) if x.dtype == np.float32 else x for x in leaves]
+    assert any(not np.array_equal(a, b) for a, b in zip(leaves, nudged))
+    save_checkpoint(out / "checkpoint.safetensors", nudged, meta)
+    proc = cli("distill", "--resume", out, "--generations", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "summary.json").read_text())["generations"] == 3
+
+
 def test_an_interruption_during_the_final_evaluation_says_what_was_kept(tmp_path, finished, monkeypatch):
     from hades.distill import Distiller
     from hades.runs import Interrupted, run
