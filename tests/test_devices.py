@@ -266,3 +266,35 @@ def test_accelerator_chunk_comes_from_the_device_memory():
     assert chunk == 256 and 2048 % chunk == 0  # 256 x 100 MB = 25 GB fits, 512 x 100 MB does not
     assert chunk * 100 * 2**20 + gb <= MEMORY_SHARE * 80 * gb < 2 * chunk * 100 * 2**20 + gb
     assert auto_chunk(64, work(100 * 2**20), None, backend="gpu", memory=gb) == 64  # as given
+
+
+def _dot_precision(x) -> str:
+    eqn = next(e for e in jax.make_jaxpr(lambda a: a @ a)(x).eqns if e.primitive.name == "dot_general")
+    return str(eqn.params["precision"])
+
+
+def test_float32_matmuls_asks_every_device_for_float32_dots():
+    from hades.devices import float32_matmuls
+
+    x = jnp.ones((2, 2), jnp.float32)
+    assert _dot_precision(x) == "None"  # JAX's default: TF32 on Ampere+ GPUs, bf16 on TPUs
+    with float32_matmuls():
+        assert "HIGHEST" in _dot_precision(x)
+    with jax.default_matmul_precision("bfloat16"), float32_matmuls():  # the user's choice wins
+        assert "DEFAULT" in _dot_precision(x)
+
+
+def test_a_run_traces_under_float32_matmuls(tmp_path, monkeypatch):
+    from hades import runs
+    from hades.presets import make_config
+
+    seen = []
+    make_driver = runs.make_driver
+    monkeypatch.setattr(
+        runs, "make_driver", lambda cfg: seen.append(jax.config.jax_default_matmul_precision) or make_driver(cfg)
+    )
+    cfg = make_config(None, population=4, generations=1, width=8, depth=1, bc_steps=2, eval_envs=2, eval_steps=10,
+                      eval_episodes=2, eval_policies=2)  # fmt: skip
+    runs.run(cfg, tmp_path / "run")
+    assert seen == ["float32"]
+    assert jax.config.jax_default_matmul_precision is None  # restored after the run

@@ -15,6 +15,7 @@ devices and the mesh spans them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
@@ -173,6 +174,19 @@ def use_host_cores() -> None:
     if _COUNT_FLAG not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         os.environ["XLA_FLAGS"] = with_device_count(flags, cores)
+
+
+def float32_matmuls():
+    """A context in which float32 matrix products are computed in float32 on every device.
+
+    JAX's default lets NVIDIA GPUs from Ampere on compute float32 dots in TF32 (a 10-bit mantissa)
+    and TPUs in bfloat16, so one run would compute differently on a V100 (the paper's GPUs), an
+    H100 and a CPU; on a CPU this changes nothing (datasets bit for bit the same). ``hades`` runs
+    every command in it, and ``runs.run`` every run; a precision the user chose
+    (``JAX_DEFAULT_MATMUL_PRECISION`` or ``jax.config``) wins. bfloat16 runs are unaffected."""
+    if jax.config.jax_default_matmul_precision is not None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision("float32")
 
 
 def available_memory() -> int:

@@ -57,7 +57,7 @@ from hades.artifacts import (
 )
 from hades.config import DistillConfig, ImageDistillConfig
 from hades.dataset import Dataset, PolicyWeights
-from hades.devices import is_main_process, place
+from hades.devices import float32_matmuls, is_main_process, place
 from hades.errors import HadesError
 from hades.provenance import provenance
 from hades.rundir import read_metrics  # noqa: F401 (re-exported: runs.read_metrics)
@@ -279,16 +279,17 @@ def _resumed_metrics(out: Path, generation: int) -> list[dict]:
 
 def run(cfg, out_dir, *, resume: bool = False, reporter: Reporter | None = None) -> dict:
     """Run (or resume) a distillation described by ``cfg`` into ``out_dir``; returns the summary."""
-    out = Path(out_dir)
-    reporter = reporter or Reporter()
-    d = make_driver(cfg)  # checks the config before touching the disk
-    main = is_main_process()  # in a multi-host run every process computes, process 0 writes
-    lock = _prepare(out, resume, cfg) if main else None
-    try:
-        return _run_locked(d, cfg, out, resume, reporter if main else Reporter(), main)
-    finally:
-        if lock is not None:
-            lock.close()
+    with float32_matmuls():  # float32 means float32 on a GPU too (not TF32)
+        out = Path(out_dir)
+        reporter = reporter or Reporter()
+        d = make_driver(cfg)  # checks the config before touching the disk
+        main = is_main_process()  # in a multi-host run every process computes, process 0 writes
+        lock = _prepare(out, resume, cfg) if main else None
+        try:
+            return _run_locked(d, cfg, out, resume, reporter if main else Reporter(), main)
+        finally:
+            if lock is not None:
+                lock.close()
 
 
 def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool) -> dict:

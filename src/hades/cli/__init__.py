@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     wanted = wanted or next((a.split("=", 1)[1] for a in argv if a.startswith("--preset=")), None)
     help_asked = any(a in ("-h", "--help") for a in argv)
     args = build_parser(wanted if help_asked else None).parse_args(argv)
-    from hades.devices import use_host_cores
+    from hades.devices import float32_matmuls, use_host_cores
 
     use_host_cores()  # before JAX starts: split populations over the CPU cores
     commands = {**runs.COMMANDS, **datasets.COMMANDS, **browse.COMMANDS}
@@ -75,7 +75,8 @@ def main(argv=None) -> int:
             from hades.envs import trust
 
             trust(given_env)
-        return commands[args.command](args)
+        with float32_matmuls():  # float32 dots in float32 on GPUs and TPUs too (JAX's default: TF32, bf16)
+            return commands[args.command](args)
     except HadesError as e:
         _close_bars()
         print(f"hades: error: {e}", file=sys.stderr)
