@@ -139,6 +139,14 @@ def test_conflicting_resume_options_are_refused(tmp_path, reference):
     assert "hades distill" in one_line_error(cli("baseline", "--resume", reference))
 
 
+def test_distill_resumes_the_direct_es_runs_it_starts(tmp_path):
+    out = tmp_path / "des"
+    assert cli("distill", *TINY, "--variant", "direct-es", "--generations", "1", "--out", out).returncode == 0
+    proc = cli("distill", "--resume", out, "--generations", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "summary.json").read_text())["generations"] == 2
+
+
 @pytest.mark.parametrize(
     "edit",
     [

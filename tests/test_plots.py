@@ -136,6 +136,14 @@ def _recording(monkeypatch):
     return calls
 
 
+def test_large_tick_numbers_are_written_compactly():
+    from hades.plots import compact_number
+
+    assert [compact_number(v) for v in (0, 500, 2500, 10000, 12800, 89600, 2.56e6)] == [
+        "0", "500", "2500", "10k", "12.8k", "89.6k", "2.56M",
+    ]  # fmt: skip
+
+
 def test_a_one_point_series_is_drawn_with_a_marker(tmp_path, monkeypatch):
     from hades.plots import curve_panels
 

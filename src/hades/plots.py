@@ -176,10 +176,12 @@ def curve_panels(
             decades = np.log10(hi / lo) if lo > 0 else 3.0
             subs = (1.0, 2.0, 5.0) if decades <= 1.6 else (1.0, 3.0) if decades <= 3 else (1.0,)
             ax.xaxis.set_major_locator(LogLocator(subs=subs))  # 1-2-5 (or 1-3) steps, labelled plainly
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
             ax.xaxis.set_minor_formatter(NullFormatter())
-        elif x == "generation":
-            ax.xaxis.get_major_locator().set_params(integer=True)
+        else:  # 10k, 2.5M: five-digit tick labels ran into each other on a 3.6-inch panel
+            if x == "generation":
+                ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
         ax.grid(alpha=0.3)
         if legend_rows:  # under the axes and their x label, off the curves
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
@@ -188,6 +190,15 @@ def curve_panels(
     fig.tight_layout()  # a row's panel titles clear the x labels of the row above
     _save(fig, path)
     return drawn
+
+
+def compact_number(v: float) -> str:
+    """A tick label: 500, 2500, 12.8k, 2.56M (numbers from 10,000 on in thousands or millions)."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
 
 
 MAX_DRAWN_STATES, MAX_DRAWN_FEATURES, MAX_DRAWN_PANELS = 512, 512, 2048

@@ -46,9 +46,9 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
         if not isinstance(cfg, cls):
             raise HadesError(f"{args.resume} holds a run of another kind; resume it with its own command")
         baseline = (fixed or {}).get("variant") == "direct-es"
-        if cls is DistillConfig and (cfg.variant == "direct-es") != baseline:
-            command = "hades baseline" if cfg.variant == "direct-es" else "hades distill"
-            raise HadesError(f"{args.resume} holds a {cfg.variant} run; resume it with {command} --resume")
+        # hades distill starts direct-es runs too (--variant direct-es), so it resumes them as well
+        if cls is DistillConfig and baseline and cfg.variant != "direct-es":
+            raise HadesError(f"{args.resume} holds a {cfg.variant} run; resume it with hades distill --resume")
         stored = flatten(cfg.to_dict())
         changed = {k for k, v in given.items() if k not in resumable and stored[k] != v}
         if args.preset or changed:
