@@ -173,6 +173,25 @@ def test_plot_pools_only_runs_of_one_setting_and_length(tmp_path):
     assert "checkpoint_every" not in note[0]
 
 
+def test_common_length_pools_seeds_of_unequal_length_cut_to_the_shortest(tmp_path, monkeypatch):
+    from hades.cli import main
+
+    calls = _recording(monkeypatch)
+    for name, seed, generations in (("a", 0, 50), ("b", 1, 12)):
+        run = tmp_path / name
+        run.mkdir()
+        cfg = {"env": "CartPole-v1", "variant": "hades-r", "seed": seed, "generations": 50}
+        (run / "config.json").write_text(json.dumps(cfg))
+        rows = [{"generation": g, "eval_return_mean": float(g + seed)} for g in range(1, generations + 1)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert (
+        main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--common-length", "-o", str(tmp_path / "p.png")]) == 0
+    )
+    (line,) = [(args, kw) for name, args, kw, _ in calls if name == "plot"]
+    assert line[1]["label"] == "hades-r (n=2)"
+    assert list(line[0][0]) == list(range(1, 13)) and list(line[0][1]) == [g + 0.5 for g in range(1, 13)]
+
+
 def test_learning_curve_shows_the_random_policy(tmp_path, monkeypatch):
     from hades.plots import run_figures
 

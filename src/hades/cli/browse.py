@@ -35,9 +35,9 @@ def _cmd_plot(args) -> int:
                 "dataset": cfg.get("dataset"),
                 "model": cfg.get("model"),
                 "config": cfg,
-                "length": len(rows),
                 "rows": rows,
             }
+            | ({} if args.common_length else {"length": len(rows)})
         )
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         if run_dir.finished and "random_return_mean" in run_dir.summary:
@@ -56,7 +56,8 @@ def _cmd_plot(args) -> int:
                 differ = sorted({kv.split("=")[0] for lab in split for kv in lab.split(" ")[1:]})
                 print(
                     f"hades: plot: {panel} {method}: {len(split)} series, not pooled as seeds "
-                    f"(the runs differ in {', '.join(differ)})",
+                    f"(the runs differ in {', '.join(differ)}"
+                    + ("; --common-length pools them up to the shortest)" if differ == ["length"] else ")"),
                     file=sys.stderr,
                 )
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
@@ -223,6 +224,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "--own-init",
         action="store_true",
         help="also draw HaDES-F's own-init return (the figure the paper reports) beside its fresh-init return",
+    )
+    pl.add_argument(
+        "--common-length",
+        action="store_true",
+        help="pool the seeds of one setting even when their metrics differ in length (runs still going, "
+        "or stopped early), each curve cut to its shortest seed (default: such runs are drawn apart)",
     )
     pl.add_argument("--key", help="metric to plot (default: eval_return_mean, or eval_accuracy_mean)")
     tb = sub.add_parser(
