@@ -86,6 +86,17 @@ def test_every_presets_setting_is_a_point_of_its_study():
     assert [startup_trials(n) for n in (1, 2, 8, 20, 40)] == [1, 1, 4, 10, 10]
 
 
+def test_the_space_holds_no_dataset_size_the_labels_refuse():
+    """The official labels give each action dataset_size // actions states: a study on Asterix (5
+    actions) proposes no 4-state dataset, which the distiller would refuse (session 15's study
+    lost a trial to it); Breakout (3 actions) keeps 4; the interleaved layout labels every state."""
+    from hades.tune import space_for
+
+    assert space_for("asterix", None, "hades-f")["dataset_size"].choices == (8, 16, 32, 64)
+    assert space_for("breakout", None, "hades-r")["dataset_size"].choices == (4, 8, 16, 32, 64)
+    assert 4 in space_for("asterix", None, "hades-f", {"label_layout": "interleaved"})["dataset_size"].choices
+
+
 @pytest.mark.parametrize(
     "args, says",
     [

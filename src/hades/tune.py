@@ -33,6 +33,7 @@ number of trials and the same outer budget per trial for every method, resumable
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -94,9 +95,27 @@ def _values(base) -> dict:
     return {**flat, "es_lr": flat["es_lr"] or DEFAULT_ADAM_LR}
 
 
+@functools.cache
+def _discrete_actions(env: str, backend: str) -> int:
+    """The number of discrete actions of ``env`` (0: continuous actions)."""
+    if env.startswith("brax/"):  # continuous, and slow to build
+        return 0
+    from hades.envs import make_env
+
+    made = make_env(env, backend)
+    return made.num_actions if made.discrete else 0
+
+
 def _space(base, method: str, strategies: tuple) -> dict[str, Param]:
     values = _values(base)
     declared = {k: _widened(p, values[k]) for k, p in SPACES[method].items()}
+    if "dataset_size" in declared and base.label_layout == "official":
+        # the official labels give each action dataset_size // actions states: fewer states than
+        # actions is a run the distiller refuses (Asterix has 5 actions: 4 states is not a setting)
+        actions = _discrete_actions(base.env, base.backend)
+        p = declared["dataset_size"]
+        kept = tuple(c for c in p.choices if c >= actions)
+        declared["dataset_size"] = dataclasses.replace(p, choices=kept or (actions,))
     if strategies:
         return {**declared, "strategy": Param("choice", choices=tuple(strategies))}
     return {**declared, **{k: _widened(p, values[k]) for k, p in ES_KNOBS.get(base.es.strategy, {}).items()}}
