@@ -97,6 +97,29 @@ def test_the_space_holds_no_dataset_size_the_labels_refuse():
     assert 4 in space_for("asterix", None, "hades-f", {"label_layout": "interleaved"})["dataset_size"].choices
 
 
+def test_a_refused_setting_is_one_line_and_recorded(tmp_path, monkeypatch, capsys):
+    """A trial whose setting the run refuses fails in one line (no traceback), is not counted as
+    finished, and the report names it refused."""
+    from hades import runs
+    from hades.cli import main
+    from hades.errors import HadesError
+
+    def refuse(cfg, out, **kw):
+        raise HadesError("16 states leave none for 17 actions")
+
+    monkeypatch.setattr(runs, "run", refuse)
+    out = tmp_path / "tune"
+    argv = ["tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", "1", "--out", str(out), "--quiet"]
+    assert main(argv + TINY.split()) == 2  # the study did not finish its trials: not a result
+    err = capsys.readouterr().err
+    assert "trial 0 refused: 16 states leave none for 17 actions" in err and "Traceback" not in err
+    assert "CartPole-v1_hades-f: 1 refused trial(s), fewer than --trials 1 finished" in err
+    [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
+    assert [(t["state"], t["refused"]) for t in study["trials"]] == [("FAIL", "16 states leave none for 17 actions")]
+    report = (out / "tuning.md").read_text()
+    assert "| 0 (preset) | refused |" in report and "Trial 0 refused: 16 states leave none for 17 actions" in report
+
+
 @pytest.mark.parametrize(
     "args, says",
     [

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -424,6 +425,10 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         except KeyboardInterrupt:  # a stop request: the next `hades tune` retries this setting
             trial.set_user_attr("interrupted", True)
             raise
+        except HadesError as e:  # a setting the run refuses: one line (not optuna's traceback); not retried
+            trial.set_user_attr("refused", str(e))
+            print(f"hades: tune: {name} trial {trial.number} refused: {e}", file=sys.stderr, flush=True)
+            return float("nan")  # optuna marks it failed; finished trials are what the study counts
         return sum(values) / len(values)
 
     ran = []
@@ -468,6 +473,7 @@ def study_summary(optuna, study, method: str) -> dict:
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
         | {"run_dir": t.user_attrs.get("run_dir")}
         | ({"preset": True} if t.user_attrs.get("preset") else {})
+        | ({"refused": t.user_attrs["refused"]} if "refused" in t.user_attrs else {})
         for t in study.get_trials(deepcopy=False)
     ]
     preset = next((r for r in rows if r.get("preset") and r["state"] == "COMPLETE"), None)
@@ -520,7 +526,11 @@ def report_markdown(record: dict) -> str:
             cells = [_cell(t["params"].get(k)) for k in params]
             value = number(t["value"]) if t["value"] is not None else "—"
             label = f"{t['number']} (preset)" if t.get("preset") else str(t["number"])
-            lines.append(f"| {label} | {t['state'].lower()} | {value} | " + " | ".join(cells) + " |")
+            state = "refused" if t.get("refused") else t["state"].lower()
+            lines.append(f"| {label} | {state} | {value} | " + " | ".join(cells) + " |")
+        refused = [t for t in s["trials"] if t.get("refused")]
+        if refused:
+            lines += ["", *(f"Trial {t['number']} refused: {t['refused']}" for t in refused)]
     return "\n".join(lines) + "\n"
 
 

@@ -199,6 +199,19 @@ def _cmd_tune(args) -> int:
     tuning_figure(record, out / "tuning.png")
     best = {name: {"value": s["best_value"], "params": s["best_params"]} for name, s in record["studies"].items()}
     print(json.dumps({"out": str(out), "best": best}, default=str))
+    short = {  # studies left short of --trials because the runs refused settings: not a finished study
+        name: sum(1 for t in s["trials"] if t.get("refused"))
+        for name, s in record["studies"].items()
+        if sum(t["state"] in ("COMPLETE", "PRUNED") for t in s["trials"]) < args.trials
+        and any(t.get("refused") for t in s["trials"])
+    }
+    if short:
+        raise HadesError(
+            "; ".join(
+                f"{name}: {n} refused trial(s), fewer than --trials {args.trials} finished" for name, n in short.items()
+            )
+            + f" (the reasons: {out / 'tuning.md'}); run the same command again to propose other settings"
+        )
     return 0
 
 
