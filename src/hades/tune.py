@@ -37,12 +37,12 @@ import functools
 import hashlib
 import json
 import math
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from hades.config import DIRECT_ES_IGNORES, flatten
-from hades.errors import HadesError
+from hades.errors import HadesError, HadesWarning
 from hades.es import DEFAULT_ADAM_LR, STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
 from hades.presets import make_config
@@ -427,7 +427,7 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
             raise
         except HadesError as e:  # a setting the run refuses: one line (not optuna's traceback); not retried
             trial.set_user_attr("refused", str(e))
-            print(f"hades: tune: {name} trial {trial.number} refused: {e}", file=sys.stderr, flush=True)
+            warnings.warn(f"tune: {name} trial {trial.number} refused: {e}", HadesWarning, stacklevel=1)
             return float("nan")  # optuna marks it failed; finished trials are what the study counts
         return sum(values) / len(values)
 
