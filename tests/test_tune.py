@@ -97,6 +97,21 @@ def test_the_space_holds_no_dataset_size_the_labels_refuse():
     assert 4 in space_for("asterix", None, "hades-f", {"label_layout": "interleaved"})["dataset_size"].choices
 
 
+def test_a_study_keeps_the_dataset_sizes_it_began_with():
+    """optuna refuses another set of choices for a parameter: an Asterix study begun when 4 states
+    was a choice keeps it (a 4-state proposal is then refused in one line, not a crash)."""
+    import optuna
+
+    from hades.tune import kept_choices, space_for
+
+    space = space_for("asterix", None, "hades-f")
+    study = optuna.create_study()
+    assert kept_choices(study, space) == space
+    study.optimize(lambda t: t.suggest_categorical("dataset_size", [4, 8, 16, 32, 64]), n_trials=1)
+    assert kept_choices(study, space)["dataset_size"].choices == (4, 8, 16, 32, 64)
+    assert kept_choices(study, space)["sigma"] == space["sigma"]
+
+
 def test_a_refused_setting_is_one_line_and_recorded(tmp_path, monkeypatch, capsys):
     """A trial whose setting the run refuses fails in one line (no traceback), is not counted as
     finished, and the report names it refused."""

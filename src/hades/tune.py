@@ -122,6 +122,18 @@ def _space(base, method: str, strategies: tuple) -> dict[str, Param]:
     return {**declared, **{k: _widened(p, values[k]) for k, p in ES_KNOBS.get(base.es.strategy, {}).items()}}
 
 
+def kept_choices(study, space: dict[str, Param]) -> dict[str, Param]:
+    """A study's dataset sizes as it first drew them: optuna refuses another set of choices for a
+    parameter, so a study begun by an older hades (which proposed sizes the labels refuse) keeps its
+    set; such a proposal is then a refused trial, not a crash."""
+    p = space.get("dataset_size")
+    for t in study.get_trials(deepcopy=False) if p is not None else ():
+        drawn = t.distributions.get("dataset_size")
+        if drawn is not None and tuple(drawn.choices) != p.choices:
+            return {**space, "dataset_size": dataclasses.replace(p, choices=tuple(drawn.choices))}
+    return space
+
+
 def _contains(p: Param, value) -> bool:
     if p.kind == "choice":
         return value in p.choices
@@ -403,6 +415,7 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=startup_trials(job.trials)),
         pruner=make_pruner(optuna, base.generations),
     )
+    space = kept_choices(study, space)
 
     def objective(trial):
         params = {k: _suggest(trial, k, p) for k, p in space.items()}
