@@ -112,6 +112,43 @@ def test_a_study_keeps_the_dataset_sizes_it_began_with():
     assert kept_choices(study, space)["sigma"] == space["sigma"]
 
 
+def test_holdout_check_runs_both_settings_on_held_out_seeds_and_pairs_them(tmp_path):
+    """The study's best against the preset's on seeds the study did not use: both run on every
+    seed, the paired difference's 95% interval decides (best only when it lies above zero)."""
+    from hades.stats import ci95
+    from hades.tune import holdout_check, preset_point
+
+    small = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
+    preset = preset_point("cartpole", None, "hades-f", small)
+    best = {**preset, "sigma": 0.5, "bc_steps": 20}
+    h = holdout_check("cartpole", None, "hades-f", small, preset, best, (101, 102), tmp_path)
+    on_disk = {
+        label: [json.loads((tmp_path / label / f"seed{s}" / "summary.json").read_text()) for s in (101, 102)]
+        for label in ("preset", "best")
+    }
+    assert [r["config"]["seed"] for r in on_disk["best"]] == [101, 102]
+    assert [r["config"]["es"]["sigma"] for r in on_disk["best"]] == [0.5, 0.5]
+    assert h["preset"] == [r["final_own_init_return_mean"] for r in on_disk["preset"]]
+    assert h["best"] == [r["final_own_init_return_mean"] for r in on_disk["best"]]
+    diff = [b - p for b, p in zip(h["best"], h["preset"])]
+    assert h["difference_mean"] == pytest.approx(sum(diff) / 2)
+    assert h["difference_ci95"] == pytest.approx(ci95(diff), nan_ok=True)
+    assert h["verdict"] == ("best" if h["difference_mean"] - h["difference_ci95"] > 0 else "preset")
+    again = holdout_check("cartpole", None, "hades-f", small, preset, best, (101, 102), tmp_path)
+    assert again == h  # finished runs are read back, not redone
+
+
+def test_holdout_is_skipped_when_the_preset_wins_its_own_study(tmp_path):
+    out = tmp_path / "tune"
+    proc = cli("tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", "1", "--holdout-seeds", "101,102",
+               "--out", out, "--quiet", *TINY.split())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
+    assert study["best_trial"] == study["preset_trial"] == 0
+    assert study["holdout"] == {"seeds": [101, 102], "verdict": "preset"} and not (out / "holdout").exists()
+    assert "Held-out seeds: not run (the preset's own setting won the study)" in (out / "tuning.md").read_text()
+
+
 def test_a_refused_setting_is_one_line_and_recorded(tmp_path, monkeypatch, capsys):
     """A trial whose setting the run refuses fails in one line (no traceback), is not counted as
     finished, and the report names it refused."""
@@ -144,6 +181,8 @@ def test_a_refused_setting_is_one_line_and_recorded(tmp_path, monkeypatch, capsy
         (["--strategies", "SNES,Sep_CMAES"], "unknown ES strategy 'Sep_CMAES'"),
         (["--strategies", "SNES", "--strategy", "SNES"], "drop --strategy"),
         (["--variants", ","], "no method"),
+        (["--holdout-seeds", "100,101"], "none of them a tuning seed"),
+        (["--holdout-seeds", "101"], "2 or more distinct seeds"),
     ],
 )
 def test_tune_refuses_in_one_line(tmp_path, args, says):

@@ -286,10 +286,13 @@ def _storage(optuna, out: Path):
         )
 
 
-def check_request(preset, env, methods, overrides, strategies, trials: int, seeds) -> None:
+def check_request(preset, env, methods, overrides, strategies, trials: int, seeds, holdout_seeds=()) -> None:
     """Refuse a study that cannot run (an unknown method or strategy, a tuned setting also given,
-    no trial to finish), before any progress is drawn or any file written."""
+    no trial to finish, held-out seeds the study tunes on or too few for an interval), before any
+    progress is drawn or any file written."""
     check_strategies(strategies, overrides)
+    if holdout_seeds and (len(set(holdout_seeds)) < 2 or set(holdout_seeds) & set(seeds)):
+        raise HadesError("--holdout-seeds needs 2 or more distinct seeds, none of them a tuning seed (--seeds)")
     tuned = set().union(
         *(space_for(preset, env, m, overrides, strategies) for m in methods), strategy_knobs(strategies)
     )
@@ -318,17 +321,20 @@ def tune(
     on_status=None,
     strategies: tuple = (),
     on_resume=None,
+    holdout_seeds: tuple[int, ...] = (),
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
     every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial,
-    ``on_resume(n)`` of the trials (counted towards ``trials``) that earlier invocations finished."""
+    ``on_resume(n)`` of the trials (counted towards ``trials``) that earlier invocations finished.
+    With ``holdout_seeds``, each study's best setting is then run beside the preset's on those
+    seeds (``holdout_check``: the one-seed study's winner is often noise)."""
     optuna = _optuna()
 
     out = Path(out_dir)
     overrides = dict(overrides or {})
     strategies = tuple(strategies)
-    check_request(preset, env, methods, overrides, strategies, trials, seeds)
+    check_request(preset, env, methods, overrides, strategies, trials, seeds, holdout_seeds)
     bases = {m: _base(preset, env, m, overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
@@ -375,13 +381,58 @@ def tune(
         summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
         if summary["best_params"] is not None:
             summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
+        if holdout_seeds and summary["best_params"] is not None and summary["preset_trial"] is not None:
+            preset_params = next(t["params"] for t in summary["trials"] if t["number"] == summary["preset_trial"])
+            summary["holdout"] = (
+                holdout_check(preset, env, method, overrides, preset_params, summary["best_params"], holdout_seeds,
+                              out / "holdout" / name, reporter_factory)
+                if summary["best_trial"] != summary["preset_trial"]
+                else {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
+            )  # fmt: skip
         results[name] = summary
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
-              "strategies": list(strategies), "studies": results}  # fmt: skip
+              "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": results}  # fmt: skip
     from hades.artifacts import atomic_write
 
     atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
     return record
+
+
+def holdout_check(
+    preset, env, method: str, overrides: dict, preset_params: dict, best_params: dict, seeds, out: Path,
+    reporter_factory=None,
+) -> dict:  # fmt: skip
+    """The study's best setting against the preset's on ``seeds`` (tuning seeds the study did not
+    use, never reported ones): both run on every seed (``out/{preset,best}/seedS``, resumable), and
+    the best replaces the preset only when the paired difference of their scores has a 95%
+    interval above zero (verdict ``best``; otherwise ``preset``)."""
+    import numpy as np
+
+    from hades.runs import Reporter, run
+    from hades.stats import ci95
+
+    base = _base(preset, env, method, overrides)
+    env_kw = {"env": env} if env else {}
+    scores = {}
+    for label, params in (("preset", preset_params), ("best", best_params)):
+        settings = trial_settings(base, params)
+        scores[label] = []
+        for seed in seeds:  # the config a trial of this setting runs (run_trials), at this seed
+            cfg = make_config(preset, **env_kw, variant=method, seed=int(seed), **overrides, **settings)
+            run_dir = out / label / f"seed{seed}"
+            resume = (run_dir / "checkpoint.safetensors").is_file()
+            reporter = reporter_factory() if reporter_factory is not None else Reporter()
+            scores[label].append(float(run(cfg, run_dir, resume=resume, reporter=reporter)[objective_key(method)]))
+    diff = np.array(scores["best"]) - np.array(scores["preset"])
+    half = ci95(diff) if len(diff) > 1 else float("inf")
+    return {
+        "seeds": [int(x) for x in seeds],
+        "preset": scores["preset"],
+        "best": scores["best"],
+        "difference_mean": float(diff.mean()),
+        "difference_ci95": float(half),
+        "verdict": "best" if diff.mean() - half > 0 else "preset",
+    }
 
 
 @dataclass(frozen=True)
@@ -532,6 +583,17 @@ def report_markdown(record: dict) -> str:
             lines.append(f"Run it: `{s['best_command']}`")
         if s.get("preset_value") is not None:
             lines.append(f"The preset's own setting (trial {s['preset_trial']}): {number(s['preset_value'])}")
+        h = s.get("holdout")
+        if h and "difference_mean" in h:
+            seeds_ = ", ".join(map(str, h["seeds"]))
+            lines.append(
+                f"Held-out seeds {seeds_}: the preset {', '.join(number(v) for v in h['preset'])}; the best "
+                f"{', '.join(number(v) for v in h['best'])}; best - preset {number(h['difference_mean'])} ± "
+                f"{number(h['difference_ci95'])} (paired, 95% CI): "
+                + ("**the best setting holds**" if h["verdict"] == "best" else "not distinguishable; the preset stays")
+            )
+        elif h:
+            lines.append("Held-out seeds: not run (the preset's own setting won the study)")
         if s["importance"]:
             lines.append("Importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
         lines += ["", "| trial | state | value | " + " | ".join(params) + " |", "|---" * (3 + len(params)) + "|"]

@@ -167,7 +167,8 @@ def _cmd_tune(args) -> int:
     out = Path(args.out or f"runs/tune-{args.preset or 'default'}")
     overrides = _given(args, DistillConfig, skip=("variant", "seed", "env"))
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
-    check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds)
+    holdout = tuple(_seed_list(args.holdout_seeds)) if args.holdout_seeds else ()
+    check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds, holdout)
     total = args.trials * len(methods)
     launcher = _launcher(args, out)
     bar = None if args.quiet else _bar(total, "trials")
@@ -192,6 +193,7 @@ def _cmd_tune(args) -> int:
         reporter_factory=lambda: _Progress(not nested, nested=nested),
         launcher=launcher,
         strategies=strategies,
+        holdout_seeds=holdout,
     )
     if bar is not None:
         bar.close()
@@ -379,6 +381,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     )
     tn.add_argument(
         "--seeds", default="100", help="comma-separated tuning seeds, kept apart from reported ones (default: 100)"
+    )
+    tn.add_argument(
+        "--holdout-seeds",
+        help="after the trials, run each study's best setting and the preset's on these tuning seeds (2 or "
+        "more, none of --seeds, none you report with: e.g. 101,102,103,104) and say whether the best holds "
+        "(paired difference, 95%% CI above zero) or the preset stays (default: not run)",
     )
     tn.add_argument("--out", help="study directory (default: runs/tune-<preset>)")
     tn.add_argument("--quiet", action="store_true", help="no progress bars")
