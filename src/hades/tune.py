@@ -398,6 +398,20 @@ def tune(
     return record
 
 
+def score_setting(
+    preset, env, method: str, overrides: dict, settings: dict, seed: int, folder: Path, reporter
+) -> float:
+    """Run (or resume, or read back) ``settings`` at ``seed`` in ``folder/seedS``, as every trial
+    does, and return the figure the study scores: the config a trial of that setting runs."""
+    from hades.runs import run
+
+    env_kw = {"env": env} if env else {}
+    cfg = make_config(preset, **env_kw, variant=method, seed=seed, **overrides, **settings)
+    run_dir = folder / f"seed{seed}"
+    resume = (run_dir / "checkpoint.safetensors").is_file()
+    return float(run(cfg, run_dir, resume=resume, reporter=reporter)[objective_key(method)])
+
+
 def holdout_check(
     preset, env, method: str, overrides: dict, preset_params: dict, best_params: dict, seeds, out: Path,
     reporter_factory=None,
@@ -408,21 +422,18 @@ def holdout_check(
     interval above zero (verdict ``best``; otherwise ``preset``)."""
     import numpy as np
 
-    from hades.runs import Reporter, run
+    from hades.runs import Reporter
     from hades.stats import ci95
 
     base = _base(preset, env, method, overrides)
-    env_kw = {"env": env} if env else {}
     scores = {}
     for label, params in (("preset", preset_params), ("best", best_params)):
         settings = trial_settings(base, params)
-        scores[label] = []
-        for seed in seeds:  # the config a trial of this setting runs (run_trials), at this seed
-            cfg = make_config(preset, **env_kw, variant=method, seed=int(seed), **overrides, **settings)
-            run_dir = out / label / f"seed{seed}"
-            resume = (run_dir / "checkpoint.safetensors").is_file()
-            reporter = reporter_factory() if reporter_factory is not None else Reporter()
-            scores[label].append(float(run(cfg, run_dir, resume=resume, reporter=reporter)[objective_key(method)]))
+        scores[label] = [
+            score_setting(preset, env, method, overrides, settings, int(seed), out / label,
+                          reporter_factory() if reporter_factory is not None else Reporter())
+            for seed in seeds
+        ]  # fmt: skip
     diff = np.array(scores["best"]) - np.array(scores["preset"])
     half = ci95(diff) if len(diff) > 1 else float("inf")
     return {
@@ -453,10 +464,9 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
     """Run up to ``n`` trials of ``job``'s study (stopping once it has ``job.trials`` finished
     ones, whoever ran them); returns (study, number, value, state) of each trial run here."""
     optuna = _optuna()
-    from hades.runs import Reporter, run
+    from hades.runs import Reporter
 
     out = Path(job.out)
-    env_kw = {"env": job.env} if job.env else {}
     base = _base(job.preset, job.env, job.method, job.overrides)
     name = study_name(base.env, job.method)
     space = _space(base, job.method, job.strategies)
@@ -480,12 +490,10 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         values = []
         try:
             for seed in job.seeds:
-                cfg = make_config(job.preset, **env_kw, variant=job.method, seed=seed, **job.overrides, **settings)
-                run_dir = folder / f"seed{seed}"
-                resume = (run_dir / "checkpoint.safetensors").is_file()
                 reporter = _PruningReporter(trial, job.seeds.index(seed), reporter_factory, Reporter)
-                summary = run(cfg, run_dir, resume=resume, reporter=reporter)
-                values.append(float(summary[objective_key(job.method)]))
+                values.append(
+                    score_setting(job.preset, job.env, job.method, job.overrides, settings, seed, folder, reporter)
+                )
         except KeyboardInterrupt:  # a stop request: the next `hades tune` retries this setting
             trial.set_user_attr("interrupted", True)
             raise
