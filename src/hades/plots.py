@@ -176,12 +176,11 @@ def curve_panels(
             decades = np.log10(hi / lo) if lo > 0 else 3.0
             subs = (1.0, 2.0, 5.0) if decades <= 1.6 else (1.0, 3.0) if decades <= 3 else (1.0,)
             ax.xaxis.set_major_locator(LogLocator(subs=subs))  # 1-2-5 (or 1-3) steps, labelled plainly
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
             ax.xaxis.set_minor_formatter(NullFormatter())
-        else:  # 10k, 2.5M: five-digit tick labels ran into each other on a 3.6-inch panel
-            if x == "generation":
-                ax.xaxis.get_major_locator().set_params(integer=True)
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
+        elif x == "generation":
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        # 10k, 2.5M: five-digit tick labels ran into each other on a 3.6-inch panel
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact_number(v)))
         ax.grid(alpha=0.3)
         if legend_rows:  # under the axes and their x label, off the curves
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
