@@ -72,6 +72,7 @@ DIRECT_SPACE = {
 ES_KNOBS = {"SNES": {"es_temperature": Param("float", 5.0, 40.0)}, "Open_ES": {"es_lr": Param("float", 0.005, 0.2)}}
 SPACES = {"hades-f": HADES_SPACE, "hades-r": HADES_SPACE, "direct-es": DIRECT_SPACE}
 TUNING_SEEDS = (100,)
+FINISHED = ("COMPLETE", "PRUNED")  # the trial states a study's --trials counts (failed ones do not)
 
 
 def space_for(
@@ -338,7 +339,7 @@ def tune(
     bases = {m: _base(preset, env, m, overrides) for m in methods}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
     remote = launcher is not None and launcher.kind != "local"
     units, prepared = [], []
     for method, base in bases.items():
@@ -510,7 +511,7 @@ def run_trials(job: _Study, sampler_seed: int, n: int, on_trial=None, reporter_f
         if on_trial is not None:
             on_trial(*ran[-1])
 
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
     callbacks = [optuna.study.MaxTrialsCallback(job.trials, states=done), record]
     if len(study.get_trials(deepcopy=False, states=done)) < job.trials:
         study.optimize(objective, n_trials=n, callbacks=callbacks, catch=(HadesError,))
@@ -561,6 +562,7 @@ def study_summary(optuna, study, method: str) -> dict:
         "method": method,
         "objective": objective_key(method),
         "trials": rows,
+        "finished": sum(t["state"] in FINISHED for t in rows),  # what --trials counts
         "best_value": best.value if best else None,
         "best_params": best.params if best else None,
         "best_trial": best.number if best else None,

@@ -204,8 +204,7 @@ def _cmd_tune(args) -> int:
     short = {  # studies left short of --trials because the runs refused settings: not a finished study
         name: sum(1 for t in s["trials"] if t.get("refused"))
         for name, s in record["studies"].items()
-        if sum(t["state"] in ("COMPLETE", "PRUNED") for t in s["trials"]) < args.trials
-        and any(t.get("refused") for t in s["trials"])
+        if s["finished"] < args.trials and any(t.get("refused") for t in s["trials"])
     }
     if short:
         raise HadesError(
