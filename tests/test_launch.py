@@ -37,6 +37,27 @@ def _fail(x):
     raise HadesError(f"bad input {x}")
 
 
+def _where(x):
+    """A unit that says where it ran: its process, its cores and the variables it started with."""
+    time.sleep(0.5)  # long enough that both workers take units
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return x * x, os.getpid(), cores, os.environ.get("XLA_FLAGS", ""), os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")
+
+
+def _until_stopped(folder, i):
+    """A unit that runs until its worker is told to stop, then stops the way a run does."""
+    from hades.runs import Interrupted
+
+    folder = Path(folder)
+    (folder / f"started-{i}").touch()
+    try:
+        time.sleep(120)
+    except KeyboardInterrupt:
+        (folder / f"stopped-{i}").touch()
+        raise Interrupted(folder, 3) from None
+    return "never stopped"
+
+
 def test_local_launcher_runs_units_in_order_and_reports_each():
     seen, status = [], []
     out = launch(
@@ -49,9 +70,74 @@ def test_local_launcher_runs_units_in_order_and_reports_each():
     assert status[-1] == (4, 0, 0, 4)
 
 
+def test_local_jobs_run_units_in_worker_processes_each_on_its_own_core():
+    seen, status = [], []
+    out = launch(
+        [Unit(f"u{i}", _where, (i,)) for i in range(4)],
+        Launcher(jobs=2, cpus=1),
+        on_done=lambda u, r: seen.append(u.name),
+        on_status=lambda *s: status.append(s),
+    )
+    assert [r[0] for r in out] == [0, 1, 4, 9] and sorted(seen) == ["u0", "u1", "u2", "u3"]
+    pids = {r[1] for r in out}
+    assert os.getpid() not in pids and len(pids) == 2  # two workers, not this process
+    assert status[0] == (0, 2, 0, 4) and status[-1] == (4, 0, 0, 4)
+    for _, _, _, flags, preallocate in out:
+        assert with_device_count(flags, 1) == flags  # one host device per task CPU
+        assert preallocate == "false" or any(k.startswith("XLA_PYTHON_CLIENT_") for k in os.environ)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) >= 2:  # each worker pinned to one core of its own
+        by_pid = {r[1]: tuple(r[2]) for r in out}
+        assert all(len(c) == 1 for c in by_pid.values()) and len(set(by_pid.values())) == 2
+
+
+def test_local_jobs_keep_going_past_a_failed_unit():
+    done = []
+    with pytest.raises(HadesError, match=r"1 of 3 units failed: bad: bad input 7"):
+        launch(
+            [Unit("a", _square, (2,)), Unit("bad", _fail, (7,)), Unit("c", _square, (3,))],
+            Launcher(jobs=2),
+            on_done=lambda u, r: done.append((u.name, r)),
+        )
+    assert sorted(done) == [("a", 4), ("c", 9)]
+
+
+def test_stopping_the_command_stops_every_worker_run_with_its_checkpoint(tmp_path):
+    """Ctrl-C or SIGTERM reaches the command (here: KeyboardInterrupt in the main thread): each
+    worker's run is stopped (SIGTERM) and stops as a run does, and the command gets a run's own
+    Interrupted back, at once rather than after the units' 120 s."""
+    import _thread
+
+    from hades.runs import Interrupted
+
+    def interrupt_when_both_started():
+        end = time.time() + 60
+        while time.time() < end and len(list(tmp_path.glob("started-*"))) < 2:
+            time.sleep(0.1)
+        _thread.interrupt_main()
+
+    thread = threading.Thread(target=interrupt_when_both_started, daemon=True)
+    thread.start()
+    start = time.time()
+    with pytest.raises(Interrupted) as stopped:
+        launch([Unit(f"u{i}", _until_stopped, (str(tmp_path), i)) for i in range(3)], Launcher(jobs=2))
+    assert time.time() - start < 60
+    assert stopped.value.generation == 3 and stopped.value.out == tmp_path  # picklable, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["started-0", "started-1", "stopped-0", "stopped-1"]
+
+
 def test_bad_launcher_settings_are_one_line_errors(tmp_path):
     with pytest.raises(HadesError, match="unknown launcher"):
         Launcher("k8s")
+    with pytest.raises(HadesError, match="--jobs must be an integer >= 1"):
+        Launcher(jobs=0)
+    with pytest.raises(HadesError, match="--jobs is for the local launcher"):
+        Launcher("ray", jobs=2)
+    assert_one_line_error(cli(*SMOKE, "--out", tmp_path, "--jobs", "0"), "--jobs must be an integer >= 1")
+    assert_one_line_error(
+        cli("sweep-size", "--preset", "cartpole", "--sizes", "2,4", "--jobs", "2", "--out", tmp_path / "s"),
+        "give --seeds",
+    )
     assert_one_line_error(cli(*SMOKE, "--out", tmp_path, "--address", "auto"), "--address is for --launcher ray")
     assert_one_line_error(cli(*SMOKE, "--out", tmp_path, "--slurm-partition", "gpu"), "--launcher slurm")
 
@@ -118,6 +204,25 @@ def test_a_smoke_grid_on_ray_gives_the_local_grid(tmp_path, ray_cluster):
         for key in a[name]:
             np.testing.assert_array_equal(a[name][key], b[name][key])
     rows = [json.loads((tmp_path / d / "reproduction.json").read_text())["rows"] for d in ("local", "ray")]
+    returns = [[(r["env"], r["method"], r["return_mean"], r["random_return_mean"]) for r in rs] for rs in rows]
+    assert returns[0] == returns[1] and len(returns[0]) == 2
+
+
+@pytest.mark.slow  # two smoke grids; the default suite runs local jobs through the tuning test
+def test_a_smoke_grid_in_local_jobs_gives_the_local_grid(tmp_path):
+    """`--jobs 2`: bit for bit the plain loop's grid on the device count a job gets (one host
+    device per core of its own)."""
+    one_device = {**os.environ, "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), 1)}
+    local = hades(*SMOKE, "--out", tmp_path / "local", env=one_device, timeout=LIMIT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    jobs = hades(*SMOKE, "--out", tmp_path / "jobs", "--jobs", "2", "--task-cpus", "1", timeout=LIMIT)
+    assert jobs.returncode == 0, jobs.stderr[-2000:]
+    a, b = _datasets(tmp_path / "local"), _datasets(tmp_path / "jobs")
+    assert sorted(a) == sorted(b) and len(a) == 2
+    for name in a:
+        for key in a[name]:
+            np.testing.assert_array_equal(a[name][key], b[name][key])
+    rows = [json.loads((tmp_path / d / "reproduction.json").read_text())["rows"] for d in ("local", "jobs")]
     returns = [[(r["env"], r["method"], r["return_mean"], r["random_return_mean"]) for r in rs] for rs in rows]
     assert returns[0] == returns[1] and len(returns[0]) == 2
 
@@ -209,3 +314,20 @@ def test_a_tuning_study_runs_its_trials_as_ray_tasks(tmp_path, ray_cluster):
     assert len(list((out / "trials").rglob("summary.json"))) == 4
     params = [tuple(sorted(t["params"].items())) for t in studies["CartPole-v1_hades-f"]["trials"]]
     assert len(set(params)) == 2  # each task's sampler has its own seed: no setting tried twice
+
+
+def test_a_tuning_study_runs_its_trials_as_local_jobs(tmp_path):
+    """`hades tune --jobs 2`: trials two at a time in worker processes, the study shared through
+    OUT/study.db, the same number of finished trials as the plain loop; the command's output
+    shows the cluster bar's counts, not a traceback."""
+    pytest.importorskip("optuna")
+    tiny = "--generations 2 --population 8 --depth 1 --eval-envs 2 --eval-steps 30 --eval-episodes 2 --eval-policies 2"
+    out = tmp_path / "tune"
+    proc = hades("tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", "2", "--out", out,
+                 *tiny.split(), "--jobs", "2", timeout=LIMIT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    studies = json.loads((out / "tuning.json").read_text())["studies"]
+    assert len(studies["CartPole-v1_hades-f"]["trials"]) == 2
+    summaries = [json.loads(p.read_text()) for p in (out / "trials").rglob("summary.json")]
+    assert len(summaries) == 2 and {s["provenance"]["device_count"] for s in summaries} == {1}
+    assert "Traceback" not in proc.stderr

@@ -3,7 +3,12 @@
 A unit is a module-level function and its arguments (a grid cell: one run into its own
 resumable run directory). ``launch`` runs the units
 
-- ``local`` (the default): here, one after another, no new dependency;
+- ``local`` (the default): here, one after another, no new dependency; with ``jobs`` > 1, ``jobs``
+  at a time in worker processes on this machine (spawned: each its own JAX), each pinned to its
+  own ``cpus`` cores (default: the cores divided among the jobs) with one host device per core,
+  and sharing an accelerator's memory as it needs it (no preallocation, unless the user set
+  JAX's ``XLA_PYTHON_CLIENT_*`` variables). Ctrl-C or SIGTERM stops every worker's run with its
+  checkpoint written; a worker that dies fails its unit (run the command again to continue);
 - ``ray``: as Ray tasks on a cluster (``address``: an existing one, e.g. ``ray://head:10001`` or
   ``auto``; none: a local one on this machine), ``cpus``/``gpus`` per task; a task whose worker
   is lost is retried by Ray (``retries`` times) and its run resumes from its last checkpoint;
@@ -20,6 +25,7 @@ Ray and submitit are imported only when asked for (the ``cluster`` extra).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -43,17 +49,36 @@ class Unit:
 class Launcher:
     kind: str = "local"
     address: str | None = None  # ray: cluster address (None: start a local cluster)
-    cpus: float = 1.0  # per unit
+    cpus: float | None = None  # per unit (None: 1, or for local jobs the cores divided among them)
     gpus: float = 0.0  # per unit
     retries: int = 3  # ray: retries of a unit whose worker died
     folder: str | None = None  # slurm: submitit's log folder
     slurm: dict = field(default_factory=dict)  # slurm: extra submitit parameters (partition, time, ...)
+    jobs: int = 1  # local: units at a time (> 1: in worker processes)
 
     def __post_init__(self):
         if self.kind not in LAUNCHERS:
             raise HadesError(f"unknown launcher {self.kind!r}; choose one of {', '.join(LAUNCHERS)}")
-        if self.cpus <= 0 or self.gpus < 0 or self.retries < 0:
+        if (self.cpus is not None and self.cpus <= 0) or self.gpus < 0 or self.retries < 0:
             raise HadesError("--task-cpus must be > 0, --task-gpus >= 0")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise HadesError(f"--jobs must be an integer >= 1 (got {self.jobs!r})")
+        if self.jobs > 1 and self.kind != "local":
+            raise HadesError(
+                "--jobs is for the local launcher (ray and slurm run as many tasks as their resources allow)"
+            )
+
+    @property
+    def remote(self) -> bool:
+        """Whether the units run outside this process (so they report through ``on_status``)."""
+        return self.kind != "local" or self.jobs > 1
+
+    @property
+    def task_cpus(self) -> int:
+        """The whole CPUs (and host devices) one unit gets."""
+        if self.cpus is not None:
+            return max(int(self.cpus), 1)
+        return max(len(_cores()) // self.jobs, 1) if self.kind == "local" else 1
 
 
 def launch(
@@ -65,7 +90,7 @@ def launch(
     """Run every unit; returns their results in the units' order. ``on_done(unit, result)`` as
     each finishes (in this process); ``on_status(done, running, failed, total)`` as it changes."""
     launcher = launcher or Launcher()
-    run = {"local": _local, "ray": _ray, "slurm": _slurm}[launcher.kind]
+    run = {"local": _processes if launcher.jobs > 1 else _local, "ray": _ray, "slurm": _slurm}[launcher.kind]
     results, failures = run(units, launcher, on_done or (lambda u, r: None), on_status or (lambda *a: None))
     if failures:
         names = "; ".join(f"{u.name}: {msg}" for u, msg in failures[:3])
@@ -92,14 +117,18 @@ def _one_line(e: BaseException) -> str:
 
 
 def execute(fn, args):
-    """What a worker runs: the unit. Its process was started with ``_task_flags``."""
+    """What a worker runs: the unit. Its process was started with ``_task_flags``. A worker told
+    to stop takes no new unit (a local job's queue may hold one more than it runs)."""
+    from hades import stopping
+
+    stopping.check()
     return fn(*args)
 
 
 def _task_flags(launcher) -> str:
     """A task's ``XLA_FLAGS``: this process' flags (a compiler setting applies to every cell of a
     grid, wherever it runs) with one host device per CPU the task is given."""
-    return with_device_count(os.environ.get("XLA_FLAGS", ""), max(int(launcher.cpus), 1))
+    return with_device_count(os.environ.get("XLA_FLAGS", ""), launcher.task_cpus)
 
 
 @contextmanager
@@ -132,11 +161,67 @@ def _ray(units, launcher, on_done, on_status):
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise HadesError(f"could not reach the Ray cluster at {launcher.address}: {_one_line(e)}") from None
-    task = ray.remote(num_cpus=launcher.cpus, num_gpus=launcher.gpus, max_retries=launcher.retries)(execute)
-    slots = max(int(ray.cluster_resources().get("CPU", 1) // launcher.cpus), 1)
+    cpus = launcher.cpus or 1.0  # Ray schedules fractions of a CPU too
+    task = ray.remote(num_cpus=cpus, num_gpus=launcher.gpus, max_retries=launcher.retries)(execute)
+    slots = max(int(ray.cluster_resources().get("CPU", 1) // cpus), 1)
     refs = [task.remote(u.fn, u.args) for u in units]
     ready = lambda pending: ray.wait(pending, num_returns=1, timeout=1.0)[0]
     return _gather(units, refs, ready, ray.get, lambda n: min(slots, n), on_done, on_status)
+
+
+def _processes(units, launcher, on_done, on_status):
+    """``launcher.jobs`` units at a time in spawned worker processes on this machine."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    jobs, cpus = launcher.jobs, launcher.task_cpus
+    context = multiprocessing.get_context("spawn")  # a fresh JAX per worker: forking a running JAX can hang
+    slots, pids = context.Queue(), context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    env = {"XLA_FLAGS": _task_flags(launcher)}
+    if not any(k.startswith("XLA_PYTHON_CLIENT_") for k in os.environ):  # the jobs share an accelerator's memory
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    futures = []
+    with _environment(**env):  # what the workers start with
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker, initargs=(slots, pids, cpus, jobs))
+        try:
+            futures = [pool.submit(execute, u.fn, u.args) for u in units]
+            ready = lambda pending: wait(pending, timeout=1.0, return_when=FIRST_COMPLETED).done
+            return _gather(units, futures, ready, lambda f: f.result(), lambda n: min(jobs, n), on_done, on_status)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: every worker's run checkpoints and stops
+            for f in futures:
+                f.cancel()
+            while not pids.empty():
+                try:
+                    os.kill(pids.get(), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            pool.shutdown(wait=True, cancel_futures=True)
+            stopped = [f.exception() for f in futures if f.done() and not f.cancelled()]
+            stopped = [e for e in stopped if isinstance(e, KeyboardInterrupt)]
+            raise (stopped[0] if stopped else KeyboardInterrupt()) from None  # a run's own says where it stopped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker(slots, pids, cpus: int, jobs: int) -> None:
+    """A worker process' start: its own ``cpus`` cores when the jobs' cores fit the machine's
+    (XLA sizes its thread pools by them), and signals that stop its run with a checkpoint."""
+    from hades import stopping
+
+    slot = slots.get()
+    pids.put(os.getpid())
+    cores = _cores()
+    if hasattr(os, "sched_setaffinity") and cpus * jobs <= len(cores):
+        os.sched_setaffinity(0, cores[slot * cpus : (slot + 1) * cpus])
+    signal.signal(signal.SIGTERM, stopping.stop_once)
+    signal.signal(signal.SIGINT, stopping.stop_once)
+
+
+def _cores() -> list[int]:
+    """The CPU cores this process may run on."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 def _slurm(units, launcher, on_done, on_status):
@@ -145,7 +230,7 @@ def _slurm(units, launcher, on_done, on_status):
     params = dict(launcher.slurm)
     local = params.pop("cluster", None) == "local"
     executor = (submitit.LocalExecutor if local else submitit.AutoExecutor)(folder=folder)
-    resources = {"timeout_min": params.pop("timeout_min", 24 * 60), "cpus_per_task": int(launcher.cpus)}
+    resources = {"timeout_min": params.pop("timeout_min", 24 * 60), "cpus_per_task": launcher.task_cpus}
     if launcher.gpus:
         resources["gpus_per_node"] = int(launcher.gpus)
     if not local:

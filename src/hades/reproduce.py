@@ -233,7 +233,7 @@ def reproduce(
     for i, cell in enumerate(cells):
         if i not in todo and on_cell:
             on_cell(i, len(cells), cell, read_run(cell.directory(out), finished=True).summary)
-    remote = launcher is not None and launcher.kind != "local"
+    remote = launcher is not None and launcher.remote
     units = [
         Unit(f"{cells[i].env} {cells[i].variant} seed {cells[i].seed}", run_cell, (cells[i], str(out))) for i in todo
     ]

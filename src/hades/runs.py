@@ -151,6 +151,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"checkpoint at generation {generation} kept in {out}")
         self.out, self.generation = out, generation
 
+    def __reduce__(self):  # a worker process' run stopped: the command gets it back whole
+        return type(self), (self.out, self.generation)
+
 
 # what a run directory may hold; any of them without a checkpoint is another tool's or a broken run
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", DATASET_FILE, POLICY_FILE, INIT_FILE)

@@ -31,3 +31,14 @@ def check() -> None:
     """Raise ``KeyboardInterrupt`` if a stop was requested."""
     if "signal" in _state:
         raise KeyboardInterrupt
+
+
+def stop_once(signum, frame) -> None:
+    """A launcher worker's signal handler: the first request raises ``KeyboardInterrupt`` (the
+    run writes its checkpoint and stops); later ones are only recorded, since Ctrl-C reaches a
+    worker and the command forwards its own stop to it too, and a second interrupt must not cut
+    the checkpoint being written."""
+    first = requested() is None
+    request(signum)
+    if first:
+        raise KeyboardInterrupt

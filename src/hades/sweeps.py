@@ -67,7 +67,7 @@ def size_sweep_seeds(
     local, every (seed, size) run is a task of its own, and the sweeps are read back after."""
 
     out = Path(out_dir)
-    if launcher is not None and launcher.kind != "local":
+    if launcher is not None and launcher.remote:
         units = [
             Unit(f"seed {s} size {c.dataset_size}", run_size, (c, str(out / f"seed{s}" / f"size_{c.dataset_size}")))
             for s, cfgs in configs_by_seed.items()

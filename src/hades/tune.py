@@ -340,7 +340,7 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
     done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
-    remote = launcher is not None and launcher.kind != "local"
+    remote = launcher is not None and launcher.remote
     units, prepared = [], []
     for method, base in bases.items():
         name = study_name(base.env, method)

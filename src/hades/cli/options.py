@@ -155,13 +155,26 @@ def _add_launcher(p) -> None:
         "--launcher",
         choices=("local", "ray", "slurm"),
         default="local",
-        help="local: here, one after another (default); ray: tasks on a Ray cluster; slurm: a SLURM job "
-        "array through submitit (both: pip install 'hades[cluster]')",
+        help="local: here, one after another (default), or --jobs at a time; ray: tasks on a Ray cluster; "
+        "slurm: a SLURM job array through submitit (both: pip install 'hades[cluster]')",
+    )
+    g.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="local: run N units at a time, each in a worker process pinned to its own --task-cpus cores "
+        "(default: 1, in this process); on one accelerator 3-4 share it well (docs/guide.md)",
     )
     g.add_argument(
         "--address", help="ray: the cluster's address (e.g. auto, ray://head:10001; default: start one here)"
     )
-    g.add_argument("--task-cpus", type=float, default=None, help="CPUs per task (default: 1; one host device per CPU)")
+    g.add_argument(
+        "--task-cpus",
+        type=float,
+        default=None,
+        help="CPUs per task (default: 1; local --jobs: the cores divided among the jobs; one host device per CPU)",
+    )
     g.add_argument("--task-gpus", type=float, default=0.0, help="GPUs per task (default: 0)")
     g.add_argument("--slurm-folder", help="slurm: submitit's log folder (default: OUT/submitit)")
     g.add_argument("--slurm-partition", help="slurm: the partition to submit to")
@@ -187,10 +200,11 @@ def _launcher(args, out: Path):
     return Launcher(
         kind,
         address=args.address,
-        cpus=args.task_cpus or 1.0,
+        cpus=args.task_cpus,
         gpus=args.task_gpus,
         folder=args.slurm_folder or str(out / "submitit"),
         slurm=slurm,
+        jobs=args.jobs,
     )
 
 

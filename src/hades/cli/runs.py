@@ -121,13 +121,13 @@ def _cmd_sweep_size(args) -> int:
         configs = by_seed[seeds[0]]  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep")
         launcher = _launcher(args, out)
-        status = None if args.quiet or launcher.kind == "local" else _ClusterBar(len(sizes) * len(seeds), "run")
+        status = None if args.quiet or not launcher.remote else _ClusterBar(len(sizes) * len(seeds), "run")
         rows = size_sweep_seeds(by_seed, out, **report, launcher=launcher, on_status=status)
         if status is not None:
             status.close()
     else:
-        if args.launcher != "local":
-            raise HadesError("--launcher spreads the seeds of a sweep: give --seeds")
+        if args.launcher != "local" or args.jobs > 1:
+            raise HadesError("--launcher and --jobs spread the seeds of a sweep: give --seeds")
         configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
         rows = size_sweep(configs, out, **report)
@@ -173,7 +173,7 @@ def _cmd_tune(args) -> int:
     launcher = _launcher(args, out)
     bar = None if args.quiet else _bar(total, "trials")
     # each trial's generations under the trials bar when they run here (a cluster's workers: the bar's count)
-    nested = not args.quiet and launcher.kind == "local"
+    nested = not args.quiet and not launcher.remote
 
     def on_trial(study, n, value, state):
         if bar is not None:
@@ -277,7 +277,7 @@ def _cmd_reproduce(args) -> int:
             )
 
     launcher = _launcher(args, out)
-    status = None if args.quiet or launcher.kind == "local" else _ClusterBar(len(cells))
+    status = None if args.quiet or not launcher.remote else _ClusterBar(len(cells))
     reproduce(
         args.tier,
         out,
