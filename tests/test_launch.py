@@ -180,6 +180,18 @@ def ray_cluster(tmp_path_factory):
         lock.close()
 
 
+def _assert_same_grid(a_dir: Path, b_dir: Path) -> None:
+    """Two smoke grids of two cells: the same datasets bit for bit, and the same table."""
+    a, b = _datasets(a_dir), _datasets(b_dir)
+    assert sorted(a) == sorted(b) and len(a) == 2
+    for name in a:
+        for key in a[name]:
+            np.testing.assert_array_equal(a[name][key], b[name][key])
+    rows = [json.loads((d / "reproduction.json").read_text())["rows"] for d in (a_dir, b_dir)]
+    returns = [[(r["env"], r["method"], r["return_mean"], r["random_return_mean"]) for r in rs] for rs in rows]
+    assert returns[0] == returns[1] and len(returns[0]) == 2
+
+
 def _datasets(grid: Path) -> dict:
     return {
         str(p.relative_to(grid)): load_file(p)
@@ -198,14 +210,7 @@ def test_a_smoke_grid_on_ray_gives_the_local_grid(tmp_path, ray_cluster):
     assert local.returncode == 0, local.stderr[-2000:]
     remote = hades(*SMOKE, "--out", tmp_path / "ray", "--launcher", "ray", "--address", ray_cluster, timeout=LIMIT)
     assert remote.returncode == 0, remote.stderr[-2000:]
-    a, b = _datasets(tmp_path / "local"), _datasets(tmp_path / "ray")
-    assert sorted(a) == sorted(b) and len(a) == 2
-    for name in a:
-        for key in a[name]:
-            np.testing.assert_array_equal(a[name][key], b[name][key])
-    rows = [json.loads((tmp_path / d / "reproduction.json").read_text())["rows"] for d in ("local", "ray")]
-    returns = [[(r["env"], r["method"], r["return_mean"], r["random_return_mean"]) for r in rs] for rs in rows]
-    assert returns[0] == returns[1] and len(returns[0]) == 2
+    _assert_same_grid(tmp_path / "local", tmp_path / "ray")
 
 
 @pytest.mark.slow  # two smoke grids; the default suite runs local jobs through the tuning test
@@ -217,14 +222,7 @@ def test_a_smoke_grid_in_local_jobs_gives_the_local_grid(tmp_path):
     assert local.returncode == 0, local.stderr[-2000:]
     jobs = hades(*SMOKE, "--out", tmp_path / "jobs", "--jobs", "2", "--task-cpus", "1", timeout=LIMIT)
     assert jobs.returncode == 0, jobs.stderr[-2000:]
-    a, b = _datasets(tmp_path / "local"), _datasets(tmp_path / "jobs")
-    assert sorted(a) == sorted(b) and len(a) == 2
-    for name in a:
-        for key in a[name]:
-            np.testing.assert_array_equal(a[name][key], b[name][key])
-    rows = [json.loads((tmp_path / d / "reproduction.json").read_text())["rows"] for d in ("local", "jobs")]
-    returns = [[(r["env"], r["method"], r["return_mean"], r["random_return_mean"]) for r in rs] for rs in rows]
-    assert returns[0] == returns[1] and len(returns[0]) == 2
+    _assert_same_grid(tmp_path / "local", tmp_path / "jobs")
 
 
 def _task_pids() -> list[int]:
