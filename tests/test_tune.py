@@ -138,6 +138,48 @@ def test_holdout_check_runs_both_settings_on_held_out_seeds_and_pairs_them(tmp_p
     assert again == h  # finished runs are read back, not redone
 
 
+def test_a_launcher_runs_the_held_out_check_as_units_of_its_own(tmp_path, monkeypatch):
+    """With a launcher (here `--jobs 2`'s, its units run in this process by a stand-in launch),
+    every held-out run is a unit of its own, and the check then reads them back: one unit per
+    (setting, seed), the figures the runs on disk hold. The study's best is made trial 1 so the
+    check runs whatever the tiny trials score."""
+    import hades.tune as tune_module
+    from hades.launch import Launcher
+
+    launched = []
+
+    def in_process(units, launcher, on_done=None, on_status=None):
+        launched.append([u.name for u in units])
+        results = [u.fn(*u.args) for u in units]
+        for u, r in zip(units, results):
+            (on_done or (lambda *a: None))(u, r)
+        return results
+
+    real_summary = tune_module.study_summary
+
+    def best_is_trial_1(optuna, study, method):
+        s = real_summary(optuna, study, method)
+        [t1] = [t for t in s["trials"] if t["number"] == 1]
+        return {**s, "best_trial": 1, "best_params": t1["params"], "best_value": t1["value"]}
+
+    monkeypatch.setattr(tune_module, "launch", in_process)
+    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1)
+    small = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
+    record = tune_module.tune("cartpole", ["hades-f"], tmp_path, trials=2, overrides=small,
+                              launcher=Launcher(jobs=2), holdout_seeds=(101, 102))  # fmt: skip
+    trials, held_out = launched
+    assert trials == ["CartPole-v1_hades-f trial 0", "CartPole-v1_hades-f trial 1"]
+    assert held_out == [
+        f"CartPole-v1_hades-f held-out {label} seed {s}" for label in ("preset", "best") for s in (101, 102)
+    ]
+    h = record["studies"]["CartPole-v1_hades-f"]["holdout"]
+    folder = tmp_path / "holdout" / "CartPole-v1_hades-f"
+    for label in ("preset", "best"):
+        runs = [json.loads((folder / label / f"seed{s}" / "summary.json").read_text()) for s in (101, 102)]
+        assert h[label] == [r["final_own_init_return_mean"] for r in runs]
+    assert h["verdict"] in ("best", "preset") and h["seeds"] == [101, 102]
+
+
 def test_holdout_is_skipped_when_the_preset_wins_its_own_study(tmp_path):
     out = tmp_path / "tune"
     proc = cli("tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", "1", "--holdout-seeds", "101,102",

@@ -323,6 +323,7 @@ def tune(
     strategies: tuple = (),
     on_resume=None,
     holdout_seeds: tuple[int, ...] = (),
+    on_holdout_status=None,
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
@@ -376,20 +377,38 @@ def tune(
                     on_trial(*trial)
 
         launch(units, launcher, on_done=done_, on_status=on_status)
-    results = {}
+    summaries = {}
     for method, base in bases.items():
         name = study_name(base.env, method)
         summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
         if summary["best_params"] is not None:
             summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
-        if holdout_seeds and summary["best_params"] is not None and summary["preset_trial"] is not None:
-            preset_params = next(t["params"] for t in summary["trials"] if t["number"] == summary["preset_trial"])
-            summary["holdout"] = (
-                holdout_check(preset, env, method, overrides, preset_params, summary["best_params"], holdout_seeds,
-                              out / "holdout" / name, reporter_factory)
-                if summary["best_trial"] != summary["preset_trial"]
-                else {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
-            )  # fmt: skip
+        summaries[method] = summary
+    # the held-out check of each study whose best is not the preset's own trial
+    checks = {
+        method: next(t["params"] for t in s["trials"] if t["number"] == s["preset_trial"])
+        for method, s in summaries.items()
+        if holdout_seeds and s["best_params"] is not None and s["preset_trial"] is not None
+        and s["best_trial"] != s["preset_trial"]
+    }  # fmt: skip
+    if remote and checks:  # every held-out run a task of its own; holdout_check below reads them back
+        units = [
+            Unit(f"{study_name(bases[m].env, m)} held-out {label} seed {seed}", score_setting,
+                 (preset, env, m, overrides, settings, seed, folder))
+            for m, preset_params in checks.items()
+            for label, settings, seed, folder in holdout_runs(
+                bases[m], preset_params, summaries[m]["best_params"], holdout_seeds,
+                out / "holdout" / study_name(bases[m].env, m))
+        ]  # fmt: skip
+        launch(units, launcher, on_status=on_holdout_status)
+    results = {}
+    for method, summary in summaries.items():
+        name = study_name(bases[method].env, method)
+        if method in checks:
+            summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
+                                               holdout_seeds, out / "holdout" / name, reporter_factory)  # fmt: skip
+        elif holdout_seeds and summary["best_params"] is not None and summary["preset_trial"] is not None:
+            summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
         results[name] = summary
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
               "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": results}  # fmt: skip
@@ -400,17 +419,26 @@ def tune(
 
 
 def score_setting(
-    preset, env, method: str, overrides: dict, settings: dict, seed: int, folder: Path, reporter
+    preset, env, method: str, overrides: dict, settings: dict, seed: int, folder: Path, reporter=None
 ) -> float:
     """Run (or resume, or read back) ``settings`` at ``seed`` in ``folder/seedS``, as every trial
     does, and return the figure the study scores: the config a trial of that setting runs."""
-    from hades.runs import run
+    from hades.runs import Reporter, run
 
     env_kw = {"env": env} if env else {}
     cfg = make_config(preset, **env_kw, variant=method, seed=seed, **overrides, **settings)
-    run_dir = folder / f"seed{seed}"
+    run_dir = Path(folder) / f"seed{seed}"
     resume = (run_dir / "checkpoint.safetensors").is_file()
-    return float(run(cfg, run_dir, resume=resume, reporter=reporter)[objective_key(method)])
+    return float(run(cfg, run_dir, resume=resume, reporter=reporter or Reporter())[objective_key(method)])
+
+
+def holdout_runs(base, preset_params: dict, best_params: dict, seeds, out: Path):
+    """The held-out check's runs: ``(label, settings, seed, folder)`` for the preset's setting and
+    the study's best on every seed."""
+    for label, params in (("preset", preset_params), ("best", best_params)):
+        settings = trial_settings(base, params)
+        for seed in seeds:
+            yield label, settings, int(seed), out / label
 
 
 def holdout_check(
@@ -418,23 +446,20 @@ def holdout_check(
     reporter_factory=None,
 ) -> dict:  # fmt: skip
     """The study's best setting against the preset's on ``seeds`` (tuning seeds the study did not
-    use, never reported ones): both run on every seed (``out/{preset,best}/seedS``, resumable), and
-    the best replaces the preset only when the paired difference of their scores has a 95%
-    interval above zero (verdict ``best``; otherwise ``preset``)."""
+    use, never reported ones): both run on every seed (``out/{preset,best}/seedS``, resumable, or
+    read back where a launcher ran them), and the best replaces the preset only when the paired
+    difference of their scores has a 95% interval above zero (verdict ``best``; otherwise
+    ``preset``)."""
     import numpy as np
 
-    from hades.runs import Reporter
     from hades.stats import ci95
 
-    base = _base(preset, env, method, overrides)
-    scores = {}
-    for label, params in (("preset", preset_params), ("best", best_params)):
-        settings = trial_settings(base, params)
-        scores[label] = [
-            score_setting(preset, env, method, overrides, settings, int(seed), out / label,
-                          reporter_factory() if reporter_factory is not None else Reporter())
-            for seed in seeds
-        ]  # fmt: skip
+    scores = {"preset": [], "best": []}
+    for label, settings, seed, folder in holdout_runs(
+        _base(preset, env, method, overrides), preset_params, best_params, seeds, out
+    ):
+        reporter = reporter_factory() if reporter_factory is not None else None
+        scores[label].append(score_setting(preset, env, method, overrides, settings, seed, folder, reporter))
     diff = np.array(scores["best"]) - np.array(scores["preset"])
     half = ci95(diff) if len(diff) > 1 else float("inf")
     return {

@@ -180,6 +180,14 @@ def _cmd_tune(args) -> int:
             bar.set_postfix_str(f"{study} #{n} {state.lower()} {number(value) if value is not None else ''}")
             bar.update(1)
 
+    held_out = {}  # the held-out runs' bar, when a launcher runs them (drawn once they start)
+
+    def on_holdout_status(done, running, failed, total):
+        if not args.quiet:
+            if "bar" not in held_out:
+                held_out["bar"] = _ClusterBar(total, "held-out run")
+            held_out["bar"](done, running, failed, total)
+
     record = tune(
         args.preset,
         methods,
@@ -194,9 +202,11 @@ def _cmd_tune(args) -> int:
         launcher=launcher,
         strategies=strategies,
         holdout_seeds=holdout,
+        on_holdout_status=on_holdout_status,
     )
-    if bar is not None:
-        bar.close()
+    for b in (bar, held_out.get("bar")):
+        if b is not None:
+            b.close()
     atomic_write(out / "tuning.md", report_markdown(record))
     tuning_figure(record, out / "tuning.png")
     best = {name: {"value": s["best_value"], "params": s["best_params"]} for name, s in record["studies"].items()}
