@@ -133,6 +133,8 @@ def test_bad_launcher_settings_are_one_line_errors(tmp_path):
         Launcher(jobs=0)
     with pytest.raises(HadesError, match="--jobs is for the local launcher"):
         Launcher("ray", jobs=2)
+    with pytest.raises(HadesError, match="--task-gpus is for --launcher ray or slurm"):
+        Launcher(jobs=2, gpus=0.25)
     assert_one_line_error(cli(*SMOKE, "--out", tmp_path, "--jobs", "0"), "--jobs must be an integer >= 1")
     assert_one_line_error(
         cli("sweep-size", "--preset", "cartpole", "--sizes", "2,4", "--jobs", "2", "--out", tmp_path / "s"),

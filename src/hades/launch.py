@@ -63,6 +63,10 @@ class Launcher:
             raise HadesError("--task-cpus must be > 0, --task-gpus >= 0")
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise HadesError(f"--jobs must be an integer >= 1 (got {self.jobs!r})")
+        if self.gpus and self.kind == "local":
+            raise HadesError(
+                "--task-gpus is for --launcher ray or slurm (local jobs share this machine's accelerators)"
+            )
         if self.jobs > 1 and self.kind != "local":
             raise HadesError(
                 "--jobs is for the local launcher (ray and slurm run as many tasks as their resources allow)"

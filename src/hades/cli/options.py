@@ -175,7 +175,7 @@ def _add_launcher(p) -> None:
         default=None,
         help="CPUs per task (default: 1; local --jobs: the cores divided among the jobs; one host device per CPU)",
     )
-    g.add_argument("--task-gpus", type=float, default=0.0, help="GPUs per task (default: 0)")
+    g.add_argument("--task-gpus", type=float, default=0.0, help="ray, slurm: GPUs per task (default: 0)")
     g.add_argument("--slurm-folder", help="slurm: submitit's log folder (default: OUT/submitit)")
     g.add_argument("--slurm-partition", help="slurm: the partition to submit to")
     g.add_argument("--slurm-time", type=int, default=24 * 60, help="slurm: minutes per task (default: 1440)")
