@@ -316,6 +316,7 @@ def test_a_tuning_study_runs_its_trials_as_ray_tasks(tmp_path, ray_cluster):
     assert len(set(params)) == 2  # each task's sampler has its own seed: no setting tried twice
 
 
+@pytest.mark.slow  # ~25 s idle; the default suite has local jobs (above) and tune's launcher path (test_tune)
 def test_a_tuning_study_runs_its_trials_as_local_jobs(tmp_path):
     """`hades tune --jobs 2`: trials two at a time in worker processes, the study shared through
     OUT/study.db, the same number of finished trials as the plain loop; the command's output
