@@ -102,27 +102,41 @@ def test_local_jobs_keep_going_past_a_failed_unit():
     assert sorted(done) == [("a", 4), ("c", 9)]
 
 
+STOPPABLE_COMMAND = """
+import json, signal, sys
+from hades import stopping
+from hades.launch import Launcher, Unit, launch
+from hades.runs import Interrupted
+from test_launch import _until_stopped
+
+signal.signal(signal.SIGTERM, stopping.stop_once)  # what the command line's handler does: raise KeyboardInterrupt
+try:
+    launch([Unit(f"u{i}", _until_stopped, (sys.argv[1], i)) for i in range(3)], Launcher(jobs=2))
+except Interrupted as e:
+    print(json.dumps({"generation": e.generation, "out": str(e.out)}))
+    sys.exit(143)
+"""
+
+
 def test_stopping_the_command_stops_every_worker_run_with_its_checkpoint(tmp_path):
-    """Ctrl-C or SIGTERM reaches the command (here: KeyboardInterrupt in the main thread): each
-    worker's run is stopped (SIGTERM) and stops as a run does, and the command gets a run's own
-    Interrupted back, at once rather than after the units' 120 s."""
-    import _thread
-
-    from hades.runs import Interrupted
-
-    def interrupt_when_both_started():
-        end = time.time() + 60
-        while time.time() < end and len(list(tmp_path.glob("started-*"))) < 2:
+    """SIGTERM to the command (a scheduler's stop; Ctrl-C likewise): each worker's run is told to
+    stop and stops as a run does, and the command gets a run's own Interrupted back, at once
+    rather than after the units' 120 s; the third unit never starts."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", STOPPABLE_COMMAND, str(tmp_path)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        end = time.time() + 120
+        while time.time() < end and len(list(tmp_path.glob("started-*"))) < 2 and proc.poll() is None:
             time.sleep(0.1)
-        _thread.interrupt_main()
-
-    thread = threading.Thread(target=interrupt_when_both_started, daemon=True)
-    thread.start()
-    start = time.time()
-    with pytest.raises(Interrupted) as stopped:
-        launch([Unit(f"u{i}", _until_stopped, (str(tmp_path), i)) for i in range(3)], Launcher(jobs=2))
+        start = time.time()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-2000:]
     assert time.time() - start < 60
-    assert stopped.value.generation == 3 and stopped.value.out == tmp_path  # picklable, whole
+    assert json.loads(out) == {"generation": 3, "out": str(tmp_path)}  # the run's own, pickled whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["started-0", "started-1", "stopped-0", "stopped-1"]
 
 
