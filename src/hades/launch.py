@@ -196,10 +196,10 @@ def _processes(units, launcher, on_done, on_status):
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: every worker's run checkpoints and stops
             for f in futures:
                 f.cancel()
-            while not pids.empty():
+            for pid in _drain(pids):
                 try:
-                    os.kill(pids.get(), signal.SIGTERM)
-                except ProcessLookupError:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:  # that worker has already gone
                     pass
             pool.shutdown(wait=True, cancel_futures=True)
             stopped = [f.exception() for f in futures if f.done() and not f.cancelled()]
@@ -221,6 +221,19 @@ def _worker(slots, pids, cpus: int, jobs: int) -> None:
         os.sched_setaffinity(0, cores[slot * cpus : (slot + 1) * cpus])
     signal.signal(signal.SIGTERM, stopping.stop_once)
     signal.signal(signal.SIGINT, stopping.stop_once)
+
+
+def _drain(q) -> list:
+    """Everything a multiprocessing queue holds (``empty()`` may miss what a feeder thread is
+    still sending, so read until a short wait finds nothing)."""
+    import queue
+
+    items = []
+    while True:
+        try:
+            items.append(q.get(timeout=0.5))
+        except queue.Empty:
+            return items
 
 
 def _cores() -> list[int]:
