@@ -330,7 +330,8 @@ def tune(
     every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial,
     ``on_resume(n)`` of the trials (counted towards ``trials``) that earlier invocations finished.
     With ``holdout_seeds``, each study's best setting is then run beside the preset's on those
-    seeds (``holdout_check``: the one-seed study's winner is often noise)."""
+    seeds (``holdout_check``: the one-seed study's winner is often noise); with a launcher those
+    runs are its units too (``on_holdout_status`` as ``on_status`` is for the trials)."""
     optuna = _optuna()
 
     out = Path(out_dir)
@@ -384,13 +385,13 @@ def tune(
         if summary["best_params"] is not None:
             summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
         summaries[method] = summary
-    # the held-out check of each study whose best is not the preset's own trial
+    # studies a held-out check applies to, and of those, the ones whose best is not the preset's trial
+    eligible = [m for m, s in summaries.items() if holdout_seeds and None not in (s["best_params"], s["preset_trial"])]
     checks = {
-        method: next(t["params"] for t in s["trials"] if t["number"] == s["preset_trial"])
-        for method, s in summaries.items()
-        if holdout_seeds and s["best_params"] is not None and s["preset_trial"] is not None
-        and s["best_trial"] != s["preset_trial"]
-    }  # fmt: skip
+        m: next(t["params"] for t in summaries[m]["trials"] if t["number"] == summaries[m]["preset_trial"])
+        for m in eligible
+        if summaries[m]["best_trial"] != summaries[m]["preset_trial"]
+    }
     if remote and checks:  # every held-out run a task of its own; holdout_check below reads them back
         units = [
             Unit(f"{study_name(bases[m].env, m)} held-out {label} seed {seed}", score_setting,
@@ -407,7 +408,7 @@ def tune(
         if method in checks:
             summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
                                                holdout_seeds, out / "holdout" / name, reporter_factory)  # fmt: skip
-        elif holdout_seeds and summary["best_params"] is not None and summary["preset_trial"] is not None:
+        elif method in eligible:
             summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
         results[name] = summary
     record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
