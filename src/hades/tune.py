@@ -339,13 +339,14 @@ def tune(
     strategies = tuple(strategies)
     check_request(preset, env, methods, overrides, strategies, trials, seeds, holdout_seeds)
     bases = {m: _base(preset, env, m, overrides) for m in methods}
+    names = {m: study_name(base.env, m) for m, base in bases.items()}
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
     done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
     remote = launcher is not None and launcher.remote
     units, prepared = [], []
     for method, base in bases.items():
-        name = study_name(base.env, method)
+        name = names[method]
         space = {**_space(base, method, strategies), **strategy_knobs(strategies)}
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
@@ -379,8 +380,7 @@ def tune(
 
         launch(units, launcher, on_done=done_, on_status=on_status)
     summaries = {}
-    for method, base in bases.items():
-        name = study_name(base.env, method)
+    for method, name in names.items():
         summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
         if summary["best_params"] is not None:
             summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
@@ -394,17 +394,17 @@ def tune(
     }
     if remote and checks:  # every held-out run a task of its own; holdout_check below reads them back
         units = [
-            Unit(f"{study_name(bases[m].env, m)} held-out {label} seed {seed}", score_setting,
+            Unit(f"{names[m]} held-out {label} seed {seed}", score_setting,
                  (preset, env, m, overrides, settings, seed, folder))
             for m, preset_params in checks.items()
             for label, settings, seed, folder in holdout_runs(
                 bases[m], preset_params, summaries[m]["best_params"], holdout_seeds,
-                out / "holdout" / study_name(bases[m].env, m))
+                out / "holdout" / names[m])
         ]  # fmt: skip
         launch(units, launcher, on_status=on_holdout_status)
     results = {}
     for method, summary in summaries.items():
-        name = study_name(bases[method].env, method)
+        name = names[method]
         if method in checks:
             summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
                                                holdout_seeds, out / "holdout" / name, reporter_factory)  # fmt: skip

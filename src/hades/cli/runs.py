@@ -211,10 +211,9 @@ def _cmd_tune(args) -> int:
     tuning_figure(record, out / "tuning.png")
     best = {name: {"value": s["best_value"], "params": s["best_params"]} for name, s in record["studies"].items()}
     print(json.dumps({"out": str(out), "best": best}, default=str))
+    refused = {name: sum(1 for t in s["trials"] if t.get("refused")) for name, s in record["studies"].items()}
     short = {  # studies left short of --trials because the runs refused settings: not a finished study
-        name: sum(1 for t in s["trials"] if t.get("refused"))
-        for name, s in record["studies"].items()
-        if s["finished"] < args.trials and any(t.get("refused") for t in s["trials"])
+        name: n for name, n in refused.items() if n and record["studies"][name]["finished"] < args.trials
     }
     if short:
         raise HadesError(
