@@ -140,6 +140,30 @@ def test_stopping_the_command_stops_every_worker_run_with_its_checkpoint(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["started-0", "started-1", "stopped-0", "stopped-1"]
 
 
+def _once_started(folder, i):
+    """A unit that finishes once unit ``i`` has started."""
+    end = time.time() + 60
+    while not (Path(folder) / f"started-{i}").exists() and time.time() < end:
+        time.sleep(0.05)
+    return "done"
+
+
+def test_a_failure_in_the_command_stops_the_running_units(tmp_path):
+    """When the command itself fails while units run (here writing a finished unit's result
+    hits a full disk), the running units are stopped with their checkpoints and the command's
+    own error comes back, rather than the command waiting out the units' 120 s."""
+
+    def on_done(unit, result):
+        raise OSError(28, "No space left on device")
+
+    start = time.time()
+    with pytest.raises(OSError, match="No space left"):
+        launch([Unit("a", _once_started, (tmp_path, 1)), Unit("b", _until_stopped, (tmp_path, 1))],
+               Launcher(jobs=2), on_done=on_done)  # fmt: skip
+    assert time.time() - start < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["started-1", "stopped-1"]
+
+
 def test_bad_launcher_settings_are_one_line_errors(tmp_path):
     with pytest.raises(HadesError, match="unknown launcher"):
         Launcher("k8s")

@@ -2,11 +2,14 @@
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, cli, hades, users_env
+from helpers import ROOT, TINY_ARGS, cli, hades, users_env
 
 from hades.artifacts import load_dataset
 from hades.envtable import ENV_SPECS
@@ -90,3 +93,33 @@ def test_resolve_bare_brax_names_and_plain_paths():
     assert resolve("runs/x/dataset.safetensors") == Path("runs/x/dataset.safetensors")
     with pytest.raises(HadesError, match="no zoo dataset"):
         resolve("zoo:nothing-like-it")
+
+
+def test_zoo_add_keeps_an_entry_a_new_run_does_not_beat(tmp_path):
+    """tools/zoo_add.py, on a copy of the source tree: a run whose fresh policies return less than
+    the current entry's (CartPole's 500, by the card's own command) is refused and the entry stays
+    byte for byte; with --replace that check is skipped (the random-policy rule still applies)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "zoo_add.py", repo / "tools")
+    run = tmp_path / "run"
+    made = hades("distill", "--env", "CartPole-v1", "--dataset-size", 4, *TINY_ARGS, "--quiet", "--out", run)
+    assert made.returncode == 0, made.stderr[-2000:]
+    entry = repo / "src" / "hades" / "zoo_data" / "CartPole-v1"
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+
+    def zoo_add(*extra):
+        cmd = [sys.executable, str(repo / "tools" / "zoo_add.py"), "CartPole-v1", str(run), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+    refused = zoo_add()
+    assert refused.returncode != 0 and "below the current entry's 500" in refused.stderr, refused.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before and not list(entry.parent.glob("*.previous"))
+    forced = zoo_add("--replace")
+    assert "below the current entry" not in forced.stderr, forced.stderr[-2000:]
+    if forced.returncode == 0:  # the tiny run beat random: it replaced the entry
+        assert json.loads((entry / "card.json").read_text())["fresh"]["return_mean"] < 500
+    else:
+        assert "not clearly above the random" in forced.stderr, forced.stderr[-2000:]
+        assert {p.name: p.read_bytes() for p in entry.iterdir()} == before

@@ -8,7 +8,10 @@ run is taken (no choice, since the only figure is the test set's accuracy, which
 selected on), and the card reports the test accuracy that run measured once.
 An RL run whose fresh policies are not shown to beat the random policy (their 95% interval not
 wholly above the random policy's) is refused, since every zoo dataset must: nothing is added, and
-an entry it was to replace stays as it was.
+an entry it was to replace stays as it was. So is one whose fresh policies return less than the
+entry it would replace (both measured by the card's command), unless ``--replace`` says to (the
+current entry was made by older code or presets and is to go); image entries are never compared,
+since their only figure is test accuracy.
 Writes ``src/hades/zoo_data/<NAME with / as ->/{dataset,init}.safetensors, card.json``.
 """
 
@@ -45,8 +48,9 @@ def hades_train(name: str, extra: list[str]) -> dict:
     return json.loads(proc.stdout)
 
 
-def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
-    """Write the entry's files into ``out`` and return its card (RL figures measured afresh)."""
+def measure(args, out, ds, summaries, run_dir, summary, images, rule, current) -> dict:
+    """Write the entry's files into ``out`` and return its card (RL figures measured afresh);
+    ``current`` is the card of the entry it replaces (None for a new entry)."""
     save_dataset(out / "dataset.safetensors", ds)
     if (run_dir / INIT_FILE).is_file() and ds.variant == "hades-f":
         (out / INIT_FILE).write_bytes((run_dir / INIT_FILE).read_bytes())
@@ -77,6 +81,14 @@ def measure(args, out, ds, summaries, run_dir, summary, images, rule) -> dict:
         }
     else:
         fresh = hades_train(args.name, FRESH)
+        kept = (current or {}).get("fresh", {}).get("return_mean")
+        if kept is not None and fresh["return_mean"] < kept and not args.replace:
+            raise SystemExit(
+                f"zoo_add: {args.name} not added: its fresh policies return "
+                f"{pm(fresh['return_mean'], fresh.get('return_ci95') or 0.0, 4)}, below the current entry's "
+                f"{pm(kept, current['fresh'].get('return_ci95') or 0.0, 4)} "
+                "(same command; --replace to replace it anyway)"
+            )
         # the zoo ships datasets shown to work: the fresh policies' 95% interval lies above the
         # random policy's (an entry whose intervals overlap random's is not shown to beat it)
         fresh_low = fresh["return_mean"] - (fresh.get("return_ci95") or 0.0)
@@ -106,6 +118,12 @@ def main() -> None:
     p.add_argument("name", help="zoo name: the environment id (CartPole-v1, brax/hopper) or mnist / fashion_mnist")
     p.add_argument("runs", nargs="+", help="finished run directories of that environment")
     p.add_argument("--command", help="the command that made the runs (default: the runs' recorded command line)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the current entry even when the new one's fresh policies return less (an RL entry is "
+        "otherwise kept then)",
+    )
     args = p.parse_args()
     summaries = [(Path(r), read_run(r, finished=True).summary) for r in args.runs]
     images = summaries[0][1].get("variant") == "supervised"
@@ -125,13 +143,14 @@ def main() -> None:
 
         ds = dataclasses.replace(ds, env_spec=make_env(ds.env, summary["config"].get("backend", "positional")).spec())
     out = ZOO_DIR / slug(args.name)
+    current = json.loads((out / "card.json").read_text()) if (out / "card.json").is_file() else None
     previous = out.with_name(out.name + ".previous")  # an entry being replaced, kept until the new one is measured
     if out.is_dir():
         shutil.rmtree(previous, ignore_errors=True)
         out.rename(previous)
     out.mkdir(parents=True)
     try:
-        card = measure(args, out, ds, summaries, run_dir, summary, images, rule)
+        card = measure(args, out, ds, summaries, run_dir, summary, images, rule, current)
     except BaseException:  # refused or failed: the entry it replaces comes back
         shutil.rmtree(out)
         if previous.is_dir():

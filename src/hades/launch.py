@@ -92,7 +92,8 @@ def launch(
     on_status: Callable[[int, int, int, int], None] | None = None,
 ) -> list:
     """Run every unit; returns their results in the units' order. ``on_done(unit, result)`` as
-    each finishes (in this process); ``on_status(done, running, failed, total)`` as it changes."""
+    each finishes (in this process; an error it raises stops the command, with the local jobs'
+    running units stopped at a checkpoint); ``on_status(done, running, failed, total)`` as it changes."""
     launcher = launcher or Launcher()
     run = {"local": _processes if launcher.jobs > 1 else _local, "ray": _ray, "slurm": _slurm}[launcher.kind]
     results, failures = run(units, launcher, on_done or (lambda u, r: None), on_status or (lambda *a: None))
@@ -193,8 +194,8 @@ def _processes(units, launcher, on_done, on_status):
             futures = [pool.submit(execute, u.fn, u.args) for u in units]
             ready = lambda pending: wait(pending, timeout=1.0, return_when=FIRST_COMPLETED).done
             return _gather(units, futures, ready, lambda f: f.result(), lambda n: min(jobs, n), on_done, on_status)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: every worker's run checkpoints and stops
-            for f in futures:
+        except BaseException as e:  # Ctrl-C, SIGTERM, or this process failed (a full disk in on_done):
+            for f in futures:  # every worker's run checkpoints and stops, rather than running on unwatched
                 f.cancel()
             for pid in _drain(pids):
                 try:
@@ -202,6 +203,8 @@ def _processes(units, launcher, on_done, on_status):
                 except ProcessLookupError:  # that worker has already gone
                     pass
             pool.shutdown(wait=True, cancel_futures=True)
+            if not isinstance(e, KeyboardInterrupt):
+                raise
             stopped = [f.exception() for f in futures if f.done() and not f.cancelled()]
             stopped = [e for e in stopped if isinstance(e, KeyboardInterrupt)]
             raise (stopped[0] if stopped else KeyboardInterrupt()) from None  # a run's own says where it stopped
@@ -277,10 +280,11 @@ def _gather(units, handles, ready, result, running, on_done, on_status):
             i = pending.pop(handle)
             try:
                 results[i] = result(handle)
-                done += 1
-                on_done(units[i], results[i])
             except Exception as e:  # the unit's own error, or its worker lost more often than retried
                 failures.append((units[i], _one_line(e)))
+            else:
+                done += 1
+                on_done(units[i], results[i])  # its error (a full disk) is this process' own: it stops the command
             on_status(done, running(len(pending)), len(failures), len(units))
     return results, failures
 
