@@ -123,7 +123,8 @@ def score_population(fn, population, mesh: Mesh | None, chunk: int = 0, shared=(
 
 def replicate(tree, mesh: Mesh | None):
     """Inside jit: gather a population-sized result onto every device, so reductions over the
-    population (the ES update) add in the same order as on one device: same seed, same dataset."""
+    population (the ES update) add in the same order as on one device (the devices' programs are
+    compiled apart, so at a real preset the last bit can still differ: docs/guide.md)."""
     if mesh is None:
         return tree
     return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))
