@@ -225,6 +225,8 @@ def test_a_refused_setting_is_one_line_and_recorded(tmp_path, monkeypatch, capsy
         (["--variants", ","], "no method"),
         (["--holdout-seeds", "100,101"], "none of them a tuning seed"),
         (["--holdout-seeds", "101"], "2 or more distinct seeds"),
+        (["--holdout-seeds", "a,b"], "--holdout-seeds takes comma-separated numbers"),
+        (["--holdout-seeds", "101,101"], "--holdout-seeds takes distinct"),
     ],
 )
 def test_tune_refuses_in_one_line(tmp_path, args, says):

@@ -139,12 +139,13 @@ def _floats(text: str, name: str, kind=float, positive: bool = False) -> list:
     return values
 
 
-def _seed_list(text: str) -> list[int]:
+def _seed_list(text: str, name: str = "seeds") -> list[int]:
     """``--seeds``: the run seeds a grid, sweep or study runs, comma-separated, distinct, >= 0
-    (the one meaning of --seeds; retraining commands count fresh policies with --policies)."""
-    seeds = _floats(text, "seeds", int)
+    (the one meaning of --seeds; retraining commands count fresh policies with --policies);
+    ``name``: the option the error names (``holdout-seeds``)."""
+    seeds = _floats(text, name, int)
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise HadesError(f"--seeds takes distinct comma-separated seeds >= 0 (got {text!r})")
+        raise HadesError(f"--{name} takes distinct comma-separated seeds >= 0 (got {text!r})")
     return seeds
 
 

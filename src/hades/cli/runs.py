@@ -167,7 +167,7 @@ def _cmd_tune(args) -> int:
     out = Path(args.out or f"runs/tune-{args.preset or 'default'}")
     overrides = _given(args, DistillConfig, skip=("variant", "seed", "env"))
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
-    holdout = tuple(_seed_list(args.holdout_seeds)) if args.holdout_seeds else ()
+    holdout = tuple(_seed_list(args.holdout_seeds, "holdout-seeds")) if args.holdout_seeds else ()
     check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds, holdout)
     total = args.trials * len(methods)
     launcher = _launcher(args, out)
