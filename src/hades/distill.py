@@ -34,7 +34,16 @@ from hades.bc import make_bc_train, uniform_labels
 from hades.chunking import Workload
 from hades.config import DistillConfig
 from hades.dataset import Dataset
-from hades.devices import auto_chunk, check_memory, place, population_mesh, replicate, score_population, vmap_batch
+from hades.devices import (
+    auto_chunk,
+    check_memory,
+    place,
+    population_mesh,
+    replicate,
+    score_population,
+    vmap_batch,
+    whole_on_every_device,
+)
 from hades.envs import make_env
 from hades.errors import HadesError
 from hades.es import Strategy, all_finite, generation_metrics
@@ -188,6 +197,13 @@ class RLDriver:
         return jax.random.split(jax.random.fold_in(self._gen_key, generation), 4)
 
     # -- one generation --------------------------------------------------------------------
+    def _merge_statistics(self, stats: RunningStats, sums):
+        """The running observation statistics with a generation's rollouts (their per-candidate
+        counts, sums and sums of squares) added, and the normalisation they give."""
+        count, total, total_sq = (a.sum(axis=(0, 1)) for a in sums)
+        stats = stats.merge(RunningStats.from_sums(count, total, total_sq))
+        return stats, stats.norm(self.cfg.obs_std_floor)
+
     def _generation(self, state: RunState):
         k_ask, k_learners, k_env, k_tell = self.generation_keys(state.generation)
         population, es_state = self.es.ask(k_ask, state.es_state)
@@ -197,7 +213,7 @@ class RLDriver:
         rollouts, losses = score_population(score, population, self.mesh, self.chunk, shared)
         population = replicate(population, self.mesh)
         fitness = fitness_of(rollouts, pooled=self.cfg.fixed_fitness == "pooled")
-        es_state = self.es.tell(k_tell, population, fitness, es_state)
+        es_state = whole_on_every_device(self.es.tell, self.mesh)(k_tell, population, fitness, es_state)
         metrics = {
             **generation_metrics(fitness, losses, self.es.mean(es_state)),
             # the work this generation did: environment steps of the fitness episodes (steps taken
@@ -209,9 +225,8 @@ class RLDriver:
         state = state.replace(es_state=es_state, generation=state.generation + 1)
         if self.running_norm:
             sums = (rollouts.obs_count, rollouts.obs_sum, rollouts.obs_sum_sq)
-            count, total, total_sq = (a.sum(axis=(0, 1)) for a in sums)
-            stats = state.obs_stats.merge(RunningStats.from_sums(count, total, total_sq))
-            state = state.replace(obs_stats=stats, norm=stats.norm(self.cfg.obs_std_floor))
+            stats, norm = whole_on_every_device(self._merge_statistics, self.mesh)(state.obs_stats, sums)
+            state = state.replace(obs_stats=stats, norm=norm)
         return state, metrics
 
     # -- evaluation of the current mean ----------------------------------------------------

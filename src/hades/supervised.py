@@ -30,7 +30,7 @@ from flax import struct
 from hades.bc import make_bc_train
 from hades.config import ImageDistillConfig
 from hades.dataset import Dataset
-from hades.devices import population_mesh, replicate, score_population
+from hades.devices import population_mesh, replicate, score_population, whole_on_every_device
 from hades.errors import HadesError
 from hades.es import Strategy, generation_metrics
 from hades.policies import make_classifier
@@ -179,7 +179,7 @@ class ImageDistiller:
 
         fit, inner = score_population(fitness, population, self.mesh, self.chunk, (inits, x, y))
         population = replicate(population, self.mesh)
-        es_state = self.es.tell(k_tell, population, fit, es_state)
+        es_state = whole_on_every_device(self.es.tell, self.mesh)(k_tell, population, fit, es_state)
         metrics = generation_metrics(fit, inner, self.es.mean(es_state))
         return state.replace(es_state=es_state, generation=state.generation + 1), metrics
 

@@ -166,7 +166,8 @@ def _add_launcher(p) -> None:
         metavar="N",
         help="local: run N units at a time, each in a worker process pinned to its own --task-cpus cores "
         "(default: 1, in this process; on an accelerator the jobs share it; on a CPU each run has fewer "
-        "devices than in this process, so it rounds differently from the plain loop's: docs/guide.md)",
+        "devices than in this process, so a run with float physics can round differently from the plain "
+        "loop's: docs/guide.md)",
     )
     g.add_argument(
         "--address", help="ray: the cluster's address (e.g. auto, ray://head:10001; default: start one here)"
