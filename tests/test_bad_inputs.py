@@ -320,3 +320,26 @@ def test_zoo_image_entries_answer_to_the_cli_dataset_names():
     from hades.zoo import entry_dir
 
     assert entry_dir("fashion-mnist") == entry_dir("fashion_mnist")
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch):
+    """XLA refusing an allocation (here: the 433 GiB a direct-ES xNES tell asked for on Breakout's
+    30,019 weights, population 128) is one line naming what to lower; any other runtime error
+    from JAX is a bug and keeps its traceback."""
+    import jax
+
+    import hades.cli.runs
+
+    def refused(args, extra=None):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 464988428384 bytes.")
+
+    monkeypatch.setattr(hades.cli.runs, "_cmd_distill", refused)
+    line = one_line_error(cli("baseline", "--preset", "breakout", "--strategy", "xNES"))
+    assert "out of memory (433 GiB in one allocation): lower --population" in line and "SNES" in line
+
+    def bug(args, extra=None):
+        raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(hades.cli.runs, "_cmd_distill", bug)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+        cli("baseline", "--preset", "breakout")  # baseline finds _cmd_distill when it runs

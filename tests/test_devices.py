@@ -308,3 +308,21 @@ def test_a_run_traces_under_float32_matmuls(tmp_path, monkeypatch):
     runs.run(cfg, tmp_path / "run")
     assert seen == ["float32"]
     assert jax.config.jax_default_matmul_precision is None  # restored after the run
+
+
+def test_a_step_larger_than_memory_is_refused_once_compiled(monkeypatch, tmp_path, tiny_config):
+    """xNES holds a d x d matrix per candidate in its update, which the config's memory formula
+    does not count (on Breakout the kernel killed such a run at 21 GB): the compiled step's own
+    figure (XLA's memory analysis) refuses it in one line before any generation runs."""
+    import hades.devices
+    from hades.devices import compiled_bytes
+    from hades.runs import make_driver, run
+
+    cfg = tiny_config(strategy="xNES", dataset_size=64, es_rank_ties="average", es_temperature=0.0, devices=1)
+    d = make_driver(cfg)
+    formula, compiled = d.memory_estimate(), compiled_bytes(d.step.lower(d.init()).compile(), 1)
+    assert compiled > 2 * formula  # 8 candidates x (64 x 4)^2 floats the formula leaves out
+    monkeypatch.setattr(hades.devices, "available_memory", lambda: int((formula + compiled) / 2 / 0.9))
+    with pytest.raises(HadesError, match=r"XLA's figure for the compiled step.*SNES or Sep_CMA_ES"):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()

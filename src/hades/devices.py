@@ -221,6 +221,17 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def compiled_bytes(compiled, devices: int) -> int:
+    """What XLA says a compiled program holds at once (temporaries, arguments and outputs), on
+    ``devices`` devices together; 0 where the backend does not say."""
+    try:
+        m = compiled.memory_analysis()
+        per_device = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+    except Exception:  # backends without a memory analysis
+        return 0
+    return int(per_device) * devices
+
+
 def check_memory(needed: int, what: str, how_to_lower: str, override: str = "--no-memory-check") -> None:
     """Refuse, in one line, work whose estimated memory exceeds what the device has."""
     have = available_memory()

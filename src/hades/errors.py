@@ -36,3 +36,19 @@ def did_you_mean(name: str, choices, n: int = 2) -> str:
     if len(query) >= 3:
         close += [c for k, c in folded.items() if query in k and c not in close]
     return f"; did you mean {' or '.join(close[:n])}?" if close else ""
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """The one line for an allocation XLA refused (``RESOURCE_EXHAUSTED``: a generation, or an ES
+    state, larger than the device's memory); None for any other error."""
+    import re
+
+    text = str(e)
+    if not isinstance(e, RuntimeError) or "RESOURCE_EXHAUSTED" not in text:
+        return None
+    size = re.search(r"allocating (\d+) bytes", text)
+    at_once = f" ({int(size.group(1)) / 2**30:.3g} GiB in one allocation)" if size else ""
+    return (
+        f"out of memory{at_once}: lower --population, --chunk, --width or --dataset-size; CMA_ES and xNES "
+        "hold matrices of (searched numbers)^2, so search many numbers with SNES or Sep_CMA_ES"
+    )

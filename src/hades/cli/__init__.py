@@ -15,7 +15,7 @@ from hades.cli import browse, datasets, runs
 from hades.cli.options import _Parser
 from hades.cli.progress import _close_bars
 from hades.config import DistillConfig, ImageDistillConfig
-from hades.errors import HadesError, HadesWarning
+from hades.errors import HadesError, HadesWarning, out_of_memory
 from hades.presets import IMAGE_PRESETS, PRESETS, make_config, make_image_config
 
 
@@ -90,6 +90,12 @@ def main(argv=None) -> int:
         _close_bars()
         where = f"{e.filename}: " if e.filename else ""
         print(f"hades: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # XLA refused an allocation: one line; any other error is a bug
+        if (line := out_of_memory(e)) is None:
+            raise
+        _close_bars()
+        print(f"hades: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         from hades.runs import Interrupted
