@@ -320,7 +320,7 @@ def test_a_step_larger_than_memory_is_refused_once_compiled(monkeypatch, tmp_pat
 
     cfg = tiny_config(strategy="xNES", dataset_size=64, es_rank_ties="average", es_temperature=0.0, devices=1)
     d = make_driver(cfg)
-    formula, compiled = d.memory_estimate(), compiled_bytes(d.step.lower(d.init()).compile(), 1)
+    formula, compiled = d.memory_estimate(), compiled_bytes(d.step.lower(d.init()).compile(), d.mesh)
     assert compiled > 2 * formula  # 8 candidates x (64 x 4)^2 floats the formula leaves out
     monkeypatch.setattr(hades.devices, "available_memory", lambda: int((formula + compiled) / 2 / 0.9))
     with pytest.raises(HadesError, match=r"XLA's figure for the compiled step.*SNES or Sep_CMA_ES"):

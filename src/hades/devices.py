@@ -221,15 +221,15 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def compiled_bytes(compiled, devices: int) -> int:
+def compiled_bytes(compiled, mesh: Mesh | None) -> int:
     """What XLA says a compiled program holds at once (temporaries, arguments and outputs), on
-    ``devices`` devices together; 0 where the backend does not say."""
+    the mesh's devices together; 0 where the backend does not say. (xNES on Breakout: 20 GiB.)"""
     try:
         m = compiled.memory_analysis()
         per_device = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
     except Exception:  # backends without a memory analysis
         return 0
-    return int(per_device) * devices
+    return int(per_device) * (1 if mesh is None else int(mesh.devices.size))
 
 
 def check_memory(needed: int, what: str, how_to_lower: str, override: str = "--no-memory-check") -> None:

@@ -38,6 +38,13 @@ def did_you_mean(name: str, choices, n: int = 2) -> str:
     return f"; did you mean {' or '.join(close[:n])}?" if close else ""
 
 
+# what to do about a generation larger than memory: the compiled step's check and XLA's refusal
+MEMORY_ADVICE = (
+    "lower --population, --chunk, --width or --dataset-size; CMA_ES and xNES hold matrices of "
+    "(searched numbers)^2, so search many numbers with SNES or Sep_CMA_ES"
+)
+
+
 def out_of_memory(e: BaseException) -> str | None:
     """The one line for an allocation XLA refused (``RESOURCE_EXHAUSTED``: a generation, or an ES
     state, larger than the device's memory); None for any other error."""
@@ -48,7 +55,4 @@ def out_of_memory(e: BaseException) -> str | None:
         return None
     size = re.search(r"allocating (\d+) bytes", text)
     at_once = f" ({int(size.group(1)) / 2**30:.3g} GiB in one allocation)" if size else ""
-    return (
-        f"out of memory{at_once}: lower --population, --chunk, --width or --dataset-size; CMA_ES and xNES "
-        "hold matrices of (searched numbers)^2, so search many numbers with SNES or Sep_CMA_ES"
-    )
+    return f"out of memory{at_once}: {MEMORY_ADVICE}"

@@ -58,7 +58,7 @@ from hades.artifacts import (
 from hades.config import DistillConfig, ImageDistillConfig
 from hades.dataset import Dataset, PolicyWeights
 from hades.devices import check_memory, compiled_bytes, float32_matmuls, is_main_process, place
-from hades.errors import HadesError
+from hades.errors import MEMORY_ADVICE, HadesError
 from hades.provenance import provenance
 from hades.rundir import read_metrics  # noqa: F401 (re-exported: runs.read_metrics)
 
@@ -325,12 +325,8 @@ def _run_locked(d, cfg, out: Path, resume: bool, reporter: Reporter, main: bool)
         reporter.start(cfg, out, start_gen)
         step = d.step.lower(state).compile()
         if getattr(cfg, "memory_check", True):  # XLA's own figure: the formula's check missed ES states
-            devices = 1 if d.mesh is None else int(d.mesh.devices.size)  # (xNES on Breakout: 20 GiB)
             check_memory(
-                compiled_bytes(step, devices),
-                "a generation (XLA's figure for the compiled step)",
-                "lower --population, --chunk, --width or --dataset-size; CMA_ES and xNES hold matrices of "
-                "(searched numbers)^2, so search many numbers with SNES or Sep_CMA_ES",
+                compiled_bytes(step, d.mesh), "a generation (XLA's figure for the compiled step)", MEMORY_ADVICE
             )
         compile_seconds = time.perf_counter() - t0
         with open(out / "metrics.jsonl", "a") if main else open(os.devnull, "w") as log:
