@@ -10,19 +10,23 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
+def _prose(text: str) -> str:
+    """The text without its code blocks (which hold neither links nor headings)."""
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
 def anchors(text: str) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped except '-' and '_', spaces to '-'."""
     out = set()
-    for heading in re.findall(r"^#+\s+(.*?)\s*#*\s*$", re.sub(r"```.*?```", "", text, flags=re.S), flags=re.M):
+    for heading in re.findall(r"^#+\s+(.*?)\s*#*\s*$", _prose(text), flags=re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.lower().replace("`", "")).replace(" ", "-")
         out.add(slug)
     return out
 
 
 def broken(page) -> list[str]:
-    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks hold no links
     bad = []
-    for target in LINK.findall(text):
+    for target in LINK.findall(_prose(page.read_text())):
         if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
             continue
         path, _, anchor = target.partition("#")
