@@ -45,7 +45,7 @@ from hades.devices import (
     whole_on_every_device,
 )
 from hades.envs import make_env
-from hades.errors import HadesError
+from hades.errors import MEMORY_ADVICE, HadesError
 from hades.es import Strategy, all_finite, generation_metrics
 from hades.evaluation import check_dataset, random_policy_return, summarize
 from hades.learners import LearnerSpace
@@ -94,9 +94,7 @@ class RLDriver:
         if self.mesh is not None and self.chunk % self.mesh.devices.size:
             raise HadesError(f"--chunk ({cfg.chunk}) must be a multiple of the device count ({self.mesh.devices.size})")
         if cfg.memory_check:
-            check_memory(
-                self.memory_estimate(), "a generation", "lower --chunk, --population, --width or --dataset-size"
-            )
+            check_memory(self.memory_estimate(), "a generation", MEMORY_ADVICE)
         self.policy = self.make_policy()
         self.running_norm = cfg.obs_norm == "running"
         per_rollout = cfg.obs_norm == "rollout"

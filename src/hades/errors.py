@@ -38,7 +38,7 @@ def did_you_mean(name: str, choices, n: int = 2) -> str:
     return f"; did you mean {' or '.join(close[:n])}?" if close else ""
 
 
-# what to do about a generation larger than memory: the compiled step's check and XLA's refusal
+# what to do about a generation larger than memory: the formula check, the compiled step's and XLA's refusal
 MEMORY_ADVICE = (
     "lower --population, --chunk, --width or --dataset-size; CMA_ES and xNES hold matrices of "
     "(searched numbers)^2, so search many numbers with SNES or Sep_CMA_ES"
