@@ -217,3 +217,19 @@ def test_mirrored_sampling_is_refused_where_it_cannot_apply(name, says):
         Strategy(ESConfig(strategy=name, population=16, es_sampling="mirrored"), jnp.zeros(4))
     with pytest.raises(HadesError, match="even"):
         Strategy(ESConfig(strategy="SNES", population=15, es_sampling="mirrored"), jnp.zeros(4))
+
+
+def test_odd_populations_are_refused_only_by_strategies_that_draw_pairs():
+    """SNES, Sep-CMA-ES and LM-MA-ES take any population (CMA-ES' default 4 + 3 ln n is often odd)
+    and maximise the quadratic with 7 candidates; Open_ES, PGPE and ARS draw antithetic pairs and refuse it
+    with a one-line reason, as evosax's own assertion (ESMC's population >= 4) is turned into one."""
+    for name in ("SNES", "Sep_CMA_ES", "LM_MA_ES"):
+        cfg = ESConfig(strategy=name, population=7, sigma=0.5).validate()
+        es, state, _ = optimise(cfg, 150)
+        start, end = float(fitness(jnp.zeros(16))), float(fitness(es.mean(state)))
+        assert end > -0.05 * abs(start), (name, start, end)
+    for name in ("Open_ES", "PGPE", "ARS"):
+        with pytest.raises(HadesError, match=f"{name} draws antithetic pairs: --population must be even"):
+            ESConfig(strategy=name, population=7).validate()
+    with pytest.raises(HadesError, match="ESMC refuses --population 2"):
+        Strategy(ESConfig(strategy="ESMC", population=2), jnp.zeros(4))

@@ -67,6 +67,21 @@ LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
 # evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
 # tests/test_es.py checks this list against evosax.
+# evosax strategies that draw antithetic pairs (hades asks every strategy that offers them for them),
+# so a population of theirs is pairs and cannot be odd; the others (SNES, CMA_ES, LM_MA_ES, ...) take any
+PAIRED_STRATEGIES = (
+    "ARS",
+    "ASEBO",
+    "CR_FM_NES",
+    "ESMC",
+    "EvoTF_ES",
+    "GuidedES",
+    "NoiseReuseES",
+    "Open_ES",
+    "PGPE",
+    "PersistentES",
+)
+
 OPTIMIZER_STRATEGIES = (
     "ARS",
     "ASEBO",
@@ -230,7 +245,12 @@ class ESConfig:
     """The outer evolution strategy (any evosax distribution-based strategy)."""
 
     strategy: str = knob("Open_ES", "evosax strategy name (Open_ES, SNES, PGPE, CMA_ES, ...)")
-    population: int = knob(128, "candidates per generation (even; antithetic pairs)", bounds="[1, inf)")
+    population: int = knob(
+        128,
+        "candidates per generation (even for the strategies that draw antithetic pairs: Open_ES, PGPE, "
+        "ARS, ...; and for --es-sampling mirrored)",
+        bounds="[2, inf)",
+    )
     sigma: float = knob(0.1, "initial search standard deviation", bounds=f"(0, {MAX_SIGMA:g}]")
     es_optimizer: EsOptimizer = knob(
         "auto",
@@ -294,6 +314,9 @@ class ESConfig:
         check_bounds(self)  # choices and intervals, from the fields' knobs
         if not (math.isfinite(self.sigma_limit) and 0 <= self.sigma_limit <= self.sigma):
             raise HadesError(f"--sigma-limit must be in [0, --sigma] (got {self.sigma_limit})")
+        if self.population % 2 and (self.strategy in PAIRED_STRATEGIES or self.es_sampling == "mirrored"):
+            pairs = "--es-sampling mirrored draws" if self.es_sampling == "mirrored" else f"{self.strategy} draws"
+            raise HadesError(f"{pairs} antithetic pairs: --population must be even (got {self.population})")
         return self
 
 
@@ -584,8 +607,6 @@ class DistillConfig:
             raise HadesError(
                 f"HaDES-R needs --num-inits >= 2 (got {self.num_inits}); use --variant hades-f for one fixed init"
             )
-        if self.es.population % 2:
-            raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
         self.es.validate()
         self.bc.validate()
         return self
@@ -657,8 +678,6 @@ class ImageDistillConfig:
         for name in ("generations", "eval_classifiers", "checkpoint_every", "hidden", "num_inits"):
             if getattr(self, name) < 1:
                 raise HadesError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
-        if self.es.population < 2 or self.es.population % 2:
-            raise HadesError(f"--population must be even for antithetic sampling (got {self.es.population})")
         self.es.validate()
         self.bc.validate()
         if self.fitness_batch < 0 or self.eval_every < 0 or self.holdout < 0:

@@ -165,7 +165,10 @@ class Strategy:
             kwargs["fitness_shaping_fn"] = position_rank_weights_fn
         self.cfg = cfg
         self.optimizer = optimizer
-        self.algo = cls(population_size=cfg.population, solution=solution, **kwargs)
+        try:
+            self.algo = cls(population_size=cfg.population, solution=solution, **kwargs)
+        except AssertionError as e:  # evosax's own checks on the population (e.g. ESMC's >= 4)
+            raise HadesError(f"{cfg.strategy} refuses --population {cfg.population}: {e}") from None
         params = self.algo.default_params
         if hasattr(params, "std_init"):
             params = params.replace(std_init=jnp.asarray(cfg.sigma, jnp.float32))
