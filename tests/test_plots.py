@@ -173,6 +173,39 @@ def test_plot_pools_only_runs_of_one_setting_and_length(tmp_path):
     assert "checkpoint_every" not in note[0]
 
 
+def test_legends_name_only_the_options_that_tell_series_apart(tmp_path, monkeypatch, capsys):
+    """Three strategies, each with the settings that come with it (learning rate, rank weights):
+    the legend says strategy=..., the note on stderr still lists every option that differs; a
+    second option that alone separates two of four series is named beside it."""
+    from hades.cli import main
+
+    calls = _recording(monkeypatch)
+    settings = {
+        "snes": {"strategy": "SNES", "es_temperature": 20.0, "es_lr": 0.0},
+        "pgpe": {"strategy": "PGPE", "es_temperature": 0.0, "es_lr": 0.05},
+        "ars": {"strategy": "ARS", "es_temperature": 0.0, "es_lr": 0.05},
+        "ars-s8": {"strategy": "ARS", "es_temperature": 0.0, "es_lr": 0.05, "sigma": 0.8},
+    }
+    for name, es in settings.items():
+        run = tmp_path / name
+        run.mkdir()
+        cfg = {"env": "CartPole-v1", "variant": "hades-r", "seed": 0, "generations": 3, "es": es}
+        (run / "config.json").write_text(json.dumps(cfg))
+        (run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"generation": g, "eval_return_mean": g}) + "\n" for g in (1, 2, 3))
+        )
+    assert main(["plot", *(str(tmp_path / n) for n in settings), "-o", str(tmp_path / "p.png")]) == 0
+    labels = sorted(kw["label"] for name, _, kw, _ in calls if name == "plot")
+    assert labels == [
+        "hades-r sigma=0.1 strategy=ARS (n=1)",
+        "hades-r sigma=0.1 strategy=PGPE (n=1)",
+        "hades-r sigma=0.1 strategy=SNES (n=1)",
+        "hades-r sigma=0.8 strategy=ARS (n=1)",
+    ]
+    note = "differ in es_lr, es_temperature, sigma, strategy; labelled by sigma, strategy)"
+    assert note in capsys.readouterr().err
+
+
 def test_common_length_pools_seeds_of_unequal_length_cut_to_the_shortest(tmp_path, monkeypatch):
     from hades.cli import main
 

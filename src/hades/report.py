@@ -52,24 +52,39 @@ def _setting(s: dict) -> dict:
     return flat
 
 
-def group_runs(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
+def group_runs(summaries: list[dict], brief: bool = False) -> dict[tuple[str, str], list[dict]]:
     """The one grouping rule of ``table``, ``plot`` and ``reproduce``: runs are pooled as seeds
     only when every setting but the seed and output-only fields agrees (and, where given, their
     ``length``); settings sharing an environment and method are told apart by the options in
-    which they differ (e.g. ``hades-f dataset_size=8``)."""
+    which they differ (e.g. ``hades-f dataset_size=8``). ``brief`` (a figure's legend) names only
+    the fewest of those options that still tell the settings apart (``strategy=PGPE``, not also
+    the learning rate and rank weights that came with the strategy)."""
     by_setting: dict[str, list[dict]] = {}
     for s in summaries:
         by_setting.setdefault(json.dumps(_setting(s), sort_keys=True, default=str), []).append(s)
     out: dict[tuple[str, str], list[dict]] = {}
     for runs in by_setting.values():
         env, method = _group_key(runs[0])
-        rivals = [r[0] for r in by_setting.values() if _group_key(r[0]) == (env, method)]
+        rivals = [_setting(r[0]) for r in by_setting.values() if _group_key(r[0]) == (env, method)]
         if len(rivals) > 1:
             mine = _setting(runs[0])
-            differ = sorted(k for k in mine if any(_setting(r).get(k) != mine[k] for r in rivals))
+            differ = sorted(k for k in mine if any(r.get(k) != mine[k] for r in rivals))
+            if brief:
+                differ = telling_keys(rivals, differ)
             method = method + " " + " ".join(f"{k}={mine[k]}" for k in differ)
         out[(env, method)] = runs
     return out
+
+
+def telling_keys(settings: list[dict], keys: list[str]) -> list[str]:
+    """The fewest of ``keys`` (chosen greedily: at each step the key that tells the most settings
+    apart, the first in ``keys`` on a tie) whose values tell every one of ``settings`` apart, in
+    ``keys``' order. ``keys`` must tell them apart."""
+    chosen: list[str] = []
+    distinct = lambda ks: len({json.dumps([s.get(k) for k in ks], default=str) for s in settings})
+    while distinct(chosen) < distinct(keys):
+        chosen.append(max((k for k in keys if k not in chosen), key=lambda k: distinct([*chosen, k])))
+    return [k for k in keys if k in chosen]
 
 
 def table(run_dirs) -> list[dict]:

@@ -17,7 +17,7 @@ def _cmd_plot(args) -> int:
     import os
 
     from hades.plots import curve_panels
-    from hades.report import OWN_INIT, add_own_init, group_runs, with_evaluations
+    from hades.report import add_own_init, group_runs, with_evaluations
     from hades.rundir import read_run
 
     at = _floats(args.at, "at", positive=True) if args.at else None
@@ -42,24 +42,26 @@ def _cmd_plot(args) -> int:
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         if run_dir.finished and "random_return_mean" in run_dir.summary:
             reference.setdefault(run_dir.panel, {})["random policy"] = run_dir.summary["random_return_mean"]
-    for (panel, label), group in group_runs(runs).items():
+    full, brief = group_runs(runs), group_runs(runs, brief=True)  # the same groups, in the same order
+    for (panel, label), group in brief.items():  # legends name only the options that tell series apart
         panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
+    by_method: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for (panel, label), (_, short) in zip(full, brief):
+        by_method.setdefault((panel, label.split(" ")[0]), []).append((label, short))
+    for (panel, method), split in by_method.items():  # say why runs of one method were not pooled as seeds
+        if len(split) > 1:
+            differ = sorted({kv.split("=")[0] for label, _ in split for kv in label.split(" ")[1:]})
+            named = sorted({kv.split("=")[0] for _, short in split for kv in short.split(" ")[1:]})
+            print(
+                f"hades: plot: {panel} {method}: {len(split)} series, not pooled as seeds "
+                f"(the runs differ in {', '.join(differ)}"
+                + ("; --common-length pools them up to the shortest" if differ == ["length"] else "")
+                + (f"; labelled by {', '.join(named)}" if named != differ else "")
+                + ")",
+                file=sys.stderr,
+            )
     if args.own_init:  # HaDES-F: the dataset's own init, beside its fresh inits
         panels = {panel: add_own_init(series) for panel, series in panels.items()}
-    for panel, labels in panels.items():  # say why runs of one method were not pooled as seeds
-        by_method: dict[str, list[str]] = {}
-        for label in labels:
-            if not label.endswith(OWN_INIT):
-                by_method.setdefault(label.split(" ")[0], []).append(label)
-        for method, split in by_method.items():
-            if len(split) > 1:
-                differ = sorted({kv.split("=")[0] for lab in split for kv in lab.split(" ")[1:]})
-                print(
-                    f"hades: plot: {panel} {method}: {len(split)} series, not pooled as seeds "
-                    f"(the runs differ in {', '.join(differ)}"
-                    + ("; --common-length pools them up to the shortest)" if differ == ["length"] else ")"),
-                    file=sys.stderr,
-                )
     key = args.key or ("eval_return_mean" if "eval_return_mean" in keys else "eval_accuracy_mean")
     if key not in keys:
         raise HadesError(f"no run has metric {key!r}; available: {', '.join(sorted(keys))}")
@@ -201,9 +203,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     pl = sub.add_parser(
         "plot",
         help="overlay the learning curves of several runs",
-        description="Learning curves, one panel per environment; runs with the same environment "
-        "and variant are grouped as seeds (mean line, 95% confidence band), with the random "
-        "policy's return dotted.",
+        description="Learning curves, one panel per environment, with the random policy's return "
+        "dotted. Runs of one setting (only the seed differs, or options such as --checkpoint-every "
+        "that change how a run is kept, not what it computes) are pooled as seeds: a mean line "
+        "with its 95% confidence band. Settings of one method that differ are drawn apart, each "
+        "named in the legend by the fewest options that tell them apart (stderr lists every "
+        "option that differs).",
     )
     pl.add_argument("runs", nargs="+", help="run directories")
     pl.add_argument("-o", "--output", help="PNG to write (default: runs.png in the runs' common directory)")
