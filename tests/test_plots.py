@@ -206,6 +206,15 @@ def test_legends_name_only_the_options_that_tell_series_apart(tmp_path, monkeypa
     assert note in capsys.readouterr().err
 
 
+def test_two_strategies_are_told_apart_by_the_strategy_not_by_what_came_with_it():
+    from hades.report import telling_keys
+
+    snes = {"es_rank_ties": "position", "es_temperature": 20.0, "strategy": "SNES"}
+    lm = {"es_rank_ties": "average", "es_temperature": 0.0, "strategy": "LM_MA_ES"}
+    assert telling_keys([snes, lm], sorted(snes)) == ["strategy"]
+    assert telling_keys([snes, {**snes, "es_temperature": 5.0}], ["es_temperature"]) == ["es_temperature"]
+
+
 def test_common_length_pools_seeds_of_unequal_length_cut_to_the_shortest(tmp_path, monkeypatch):
     from hades.cli import main
 

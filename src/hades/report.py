@@ -76,14 +76,22 @@ def group_runs(summaries: list[dict], brief: bool = False) -> dict[tuple[str, st
     return out
 
 
+# options that, where they differ, usually explain the others that differ with them (a strategy
+# brings its own update rule, rank weights and ties: es.switch_strategy): named first on a tie
+HEADLINE_KEYS = ("strategy",)
+
+
 def telling_keys(settings: list[dict], keys: list[str]) -> list[str]:
     """The fewest of ``keys`` (chosen greedily: at each step the key that tells the most settings
-    apart, the first in ``keys`` on a tie) whose values tell every one of ``settings`` apart, in
-    ``keys``' order. ``keys`` must tell them apart."""
+    apart; on a tie one of ``HEADLINE_KEYS``, else the first in ``keys``) whose values tell every
+    one of ``settings`` apart, in ``keys``' order. ``keys`` must tell them apart."""
     chosen: list[str] = []
     distinct = lambda ks: len({json.dumps([s.get(k) for k in ks], default=str) for s in settings})
+    rank = {k: (k not in HEADLINE_KEYS, i) for i, k in enumerate(keys)}
     while distinct(chosen) < distinct(keys):
-        chosen.append(max((k for k in keys if k not in chosen), key=lambda k: distinct([*chosen, k])))
+        left = [k for k in keys if k not in chosen]
+        best = max(distinct([*chosen, k]) for k in left)
+        chosen.append(min((k for k in left if distinct([*chosen, k]) == best), key=rank.get))
     return [k for k in keys if k in chosen]
 
 
