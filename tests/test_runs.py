@@ -82,9 +82,14 @@ def test_refuses_to_overwrite_a_run(tmp_path, tiny_config):
 
 
 def test_size_sweep_runs_every_size_and_plots(tmp_path):
+    """Each size is a run; under the official label layout a size that is not a multiple of the
+    action count trains on fewer states (CartPole's 2 actions: 5 asked, 4 trained), and the sweep
+    says so in its rows (``states``), beside the asked size. Direct ES has no dataset to size."""
     args = [
         "--sizes",
-        "2,4",
+        "2,5",
+        "--label-layout",
+        "official",
         *TINY_ARGS,
         "--generations",
         "1",
@@ -95,12 +100,16 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "sw" / "size_sweep.json").read_text())
-    assert [r["dataset_size"] for r in result["results"]] == [2, 4]
-    for n in (2, 4):
-        assert load_dataset(tmp_path / "sw" / f"size_{n}" / "dataset.safetensors").size == n
+    assert [r["dataset_size"] for r in result["results"]] == [2, 5]
+    assert [r["states"] for r in result["results"]] == [2, 4]
+    for n, states in ((2, 2), (5, 4)):
+        assert load_dataset(tmp_path / "sw" / f"size_{n}" / "dataset.safetensors").size == states
     assert (tmp_path / "sw" / "size_sweep.png").stat().st_size > 1000
     again = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
     assert again.returncode == 0 and json.loads((tmp_path / "sw" / "size_sweep.json").read_text()) == result  # kept
+    direct = [sys.executable, "-m", "hades.cli", "sweep-size", "--variant", "direct-es", "--out", str(tmp_path / "d")]
+    refused = subprocess.run(direct, capture_output=True, text=True)
+    assert refused.returncode == 2 and "direct ES" in refused.stderr and not (tmp_path / "d").exists()
 
 
 def test_size_sweep_over_seeds_aggregates_finished_runs(tmp_path):

@@ -369,7 +369,8 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    sizes = [r["dataset_size"] for r in rows]
+    # x: the states BC trains on (the official label layout keeps dataset_size // A per action)
+    sizes = [r.get("states") or r["dataset_size"] for r in rows]
     means = [r["final_return_mean"] for r in rows]
     seeds = rows[0].get("seeds") or []
     if len(seeds) > 1:
@@ -379,7 +380,7 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
         )
         for r in rows:
             ax.scatter(
-                [r["dataset_size"]] * len(r["final_return_per_seed"]),
+                [r.get("states") or r["dataset_size"]] * len(r["final_return_per_seed"]),
                 r["final_return_per_seed"],
                 s=8,
                 c="C0",
@@ -396,7 +397,12 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(s) for s in sizes])
-    ax.set_xlabel("dataset size (state-action pairs)")
+    asked = [r["dataset_size"] for r in rows]
+    ax.set_xlabel(
+        "dataset size (state-action pairs)"
+        if asked == sizes
+        else f"state-action pairs trained on (--dataset-size {','.join(map(str, asked))}; official label layout)"
+    )
     ax.set_ylabel("final return")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

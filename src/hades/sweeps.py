@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hades.artifacts import atomic_write
+from hades.artifacts import atomic_write, load_dataset
 from hades.launch import Launcher, Unit, launch
 from hades.rundir import json_object
 from hades.runs import CHECKPOINT, Reporter, run
@@ -23,6 +23,14 @@ def run_size(cfg, run_dir: str, reporter: Reporter | None = None) -> dict:
     return run(cfg, d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
 
 
+def trained_states(run_dir) -> int | None:
+    """The state-action pairs a finished run's dataset holds, i.e. those BC trains on: the asked
+    ``--dataset-size`` except under ``--label-layout official``, which keeps dataset_size // A
+    per action (16 asked, 15 trained for Breakout's 3 actions). None without a dataset file."""
+    path = Path(run_dir) / "dataset.safetensors"
+    return len(load_dataset(path).states) if path.is_file() else None
+
+
 def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=None) -> list[dict]:
     """One run per config (``hades sweep-size``: the same run at several dataset sizes) into
     ``out_dir/size_N``; finished sizes are read back, interrupted ones resumed. Writes
@@ -35,6 +43,7 @@ def size_sweep(configs, out_dir, *, reporter: Reporter | None = None, on_row=Non
         rows.append(
             {
                 "dataset_size": cfg.dataset_size,
+                "states": trained_states(run_dir),
                 "final_return_mean": summary["final_return_mean"],
                 "final_return_std": summary["final_return_std"],
                 "final_return_ci95": summary.get("final_return_ci95"),
@@ -91,6 +100,7 @@ def size_sweep_seeds(
         rows.append(
             {
                 "dataset_size": size,
+                "states": runs_[0]["states"],
                 "seeds": seeds,
                 "final_return_mean": mean,
                 "final_return_ci95": ci,

@@ -100,6 +100,12 @@ def _cmd_distill(args, fixed=None) -> int:
     return _run_command(args, DistillConfig, make_config, lambda c: f"{c.env.replace('/', '-')}_{c.variant}", fixed)
 
 
+def _sweepable(configs: list) -> list:
+    if configs[0].variant == "direct-es":
+        raise HadesError("sweep-size varies the size of a HaDES dataset; direct ES evolves weights and has none")
+    return configs
+
+
 def _cmd_sweep_size(args) -> int:
     """One distillation per dataset size (the other options shared), then return against size."""
     from hades.plots import size_sweep_figure
@@ -118,7 +124,7 @@ def _cmd_sweep_size(args) -> int:
             raise HadesError("give --seed or --seeds, not both")
         seeds = _seed_list(args.seeds)
         by_seed = {s: [make_config(args.preset, **given, seed=s, dataset_size=n) for n in sizes] for s in seeds}
-        configs = by_seed[seeds[0]]  # all checked before any runs
+        configs = _sweepable(by_seed[seeds[0]])  # all checked before any runs
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep")
         launcher = _launcher(args, out)
         status = None if args.quiet or not launcher.remote else _ClusterBar(len(sizes) * len(seeds), "run")
@@ -128,7 +134,7 @@ def _cmd_sweep_size(args) -> int:
     else:
         if args.launcher != "local" or args.jobs > 1:
             raise HadesError("--launcher and --jobs spread the seeds of a sweep: give --seeds")
-        configs = [make_config(args.preset, **given, dataset_size=n) for n in sizes]  # all checked before any runs
+        configs = _sweepable([make_config(args.preset, **given, dataset_size=n) for n in sizes])  # checked first
         out = Path(args.out or f"runs/{configs[0].env.replace('/', '-')}_size-sweep_seed{configs[0].seed}")
         rows = size_sweep(configs, out, **report)
     size_sweep_figure(
