@@ -405,7 +405,8 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
     )
     ax.set_ylabel("final return")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    # under the axes and their x label: above them it covered the own-init line
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     _save(fig, path)
 
