@@ -276,3 +276,22 @@ def test_budget_points_are_read_at_or_below_the_asked_budget(tmp_path):
     ]
     table = curve_markdown(rows, "candidate evaluations")
     assert "| Breakout | direct-es | 2000 | 1280 | 1 ± 0.5 |" in table and "| 1000 | — | — |" in table
+
+
+def test_the_random_policy_line_is_the_mean_over_the_panels_runs(tmp_path, monkeypatch):
+    """Each seed measures its own random-policy return; the dotted line is their mean, not the
+    last run's."""
+    from hades.cli import main
+
+    calls = _recording(monkeypatch)
+    for seed, random in ((0, 0.0), (1, 10.0)):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        cfg = {"env": "CartPole-v1", "variant": "hades-r", "seed": seed, "generations": 2}
+        (run / "config.json").write_text(json.dumps(cfg))
+        (run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"generation": g, "eval_return_mean": g}) + "\n" for g in (1, 2))
+        )
+        (run / "summary.json").write_text(json.dumps({"random_return_mean": random, "final_return_mean": 2.0}))
+    assert main(["plot", str(tmp_path / "s0"), str(tmp_path / "s1"), "-o", str(tmp_path / "p.png")]) == 0
+    assert [args[0] for name, args, _, _ in calls if name == "axhline"] == [5.0]

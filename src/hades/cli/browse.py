@@ -22,7 +22,7 @@ def _cmd_plot(args) -> int:
 
     at = _floats(args.at, "at", positive=True) if args.at else None
     panels: dict[str, dict[str, list[list[dict]]]] = {}
-    reference: dict[str, dict[str, float]] = {}
+    randoms: dict[str, list[float]] = {}  # per panel, each finished run's random-policy return
     keys: set[str] = set()
     runs: list[dict] = []
     for run_dir in map(read_run, args.runs):
@@ -41,8 +41,10 @@ def _cmd_plot(args) -> int:
         )
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         if run_dir.finished and "random_return_mean" in run_dir.summary:
-            reference.setdefault(run_dir.panel, {})["random policy"] = run_dir.summary["random_return_mean"]
+            randoms.setdefault(run_dir.panel, []).append(run_dir.summary["random_return_mean"])
     full, brief = group_runs(runs), group_runs(runs, brief=True)  # the same groups, in the same order
+    # the random policy's line: the mean over the panel's runs (each seed measures its own)
+    reference = {panel: {"random policy": sum(v) / len(v)} for panel, v in randoms.items()}
     for (panel, label), group in brief.items():  # legends name only the options that tell series apart
         panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
     by_method: dict[tuple[str, str], list[tuple[str, str]]] = {}
