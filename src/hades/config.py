@@ -65,8 +65,6 @@ CLIP_STATES = get_args(ClipStates)
 LEARNER_ENV_KEYS = get_args(LearnerEnvKeys)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
-# evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
-# tests/test_es.py checks this list against evosax.
 # evosax strategies that draw antithetic pairs (hades asks every strategy that offers them for them),
 # so a population of theirs is pairs and cannot be odd; the others (SNES, CMA_ES, LM_MA_ES, ...) take any
 PAIRED_STRATEGIES = (
@@ -82,6 +80,8 @@ PAIRED_STRATEGIES = (
     "PersistentES",
 )
 
+# evosax strategies that take an optimizer (hades <= 0.1 gave every one of them Adam at es_lr);
+# tests/test_es.py checks this list against evosax.
 OPTIMIZER_STRATEGIES = (
     "ARS",
     "ASEBO",

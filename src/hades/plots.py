@@ -378,9 +378,9 @@ def size_sweep_figure(rows: list[dict], path, title: str = "") -> None:
         ax.errorbar(
             sizes, means, yerr=ci, marker="o", capsize=3, label=f"fresh inits (mean, 95% CI, {len(seeds)} seeds)"
         )
-        for r in rows:
+        for size, r in zip(sizes, rows):
             ax.scatter(
-                [r.get("states") or r["dataset_size"]] * len(r["final_return_per_seed"]),
+                [size] * len(r["final_return_per_seed"]),
                 r["final_return_per_seed"],
                 s=8,
                 c="C0",
