@@ -154,6 +154,30 @@ def test_the_list_of_strategies_with_an_optimizer_matches_evosax():
     assert has == set(OPTIMIZER_STRATEGIES)
 
 
+def test_the_list_of_strategies_that_draw_pairs_matches_evosax():
+    """A strategy draws pairs when evosax refuses an odd population for it or returns another number
+    of candidates than asked (ESMC: 6 of 7)."""
+    import inspect
+
+    from evosax.algorithms import distribution_based_algorithms
+
+    from hades.config import PAIRED_STRATEGIES
+
+    paired = set()
+    for name in STRATEGIES:
+        cls = distribution_based_algorithms[name]
+        takes = "use_antithetic_sampling" in inspect.signature(cls.__init__).parameters
+        try:
+            algo = cls(population_size=7, solution=jnp.zeros(4), **({"use_antithetic_sampling": True} if takes else {}))
+        except AssertionError:
+            paired.add(name)
+            continue
+        state = algo.init(jax.random.PRNGKey(0), jnp.zeros(4), algo.default_params)
+        if algo.ask(jax.random.PRNGKey(1), state, algo.default_params)[0].shape[0] != 7:
+            paired.add(name)
+    assert paired == set(PAIRED_STRATEGIES)
+
+
 @pytest.mark.parametrize("preset", ["breakout", "paper-brax"])
 def test_switch_strategy_makes_any_preset_run_any_strategy(preset):
     """`hades tune --strategies`: a preset written for one strategy (breakout: SNES with the paper's
@@ -215,7 +239,7 @@ def test_mirrored_pairs_cancel_in_snes_mean_step_on_a_symmetric_fitness():
 def test_mirrored_sampling_is_refused_where_it_cannot_apply(name, says):
     with pytest.raises(HadesError, match=says):
         Strategy(ESConfig(strategy=name, population=16, es_sampling="mirrored"), jnp.zeros(4))
-    with pytest.raises(HadesError, match="even"):
+    with pytest.raises(HadesError, match="mirrored draws antithetic pairs: --population must be even"):
         Strategy(ESConfig(strategy="SNES", population=15, es_sampling="mirrored"), jnp.zeros(4))
 
 

@@ -66,13 +66,13 @@ LEARNER_ENV_KEYS = get_args(LearnerEnvKeys)
 LEARNERS = get_args(Learners)
 LEARNER_OPTIMIZERS = get_args(LearnerOptimizer)
 # evosax strategies that draw antithetic pairs (hades asks every strategy that offers them for them),
-# so a population of theirs is pairs and cannot be odd; the others (SNES, CMA_ES, LM_MA_ES, ...) take any
+# so a population of theirs is pairs and cannot be odd; the others (SNES, CMA_ES, LM_MA_ES, ...) take any.
+# tests/test_es.py checks this list against evosax.
 PAIRED_STRATEGIES = (
     "ARS",
     "ASEBO",
     "CR_FM_NES",
     "ESMC",
-    "EvoTF_ES",
     "GuidedES",
     "NoiseReuseES",
     "Open_ES",
@@ -314,10 +314,14 @@ class ESConfig:
         check_bounds(self)  # choices and intervals, from the fields' knobs
         if not (math.isfinite(self.sigma_limit) and 0 <= self.sigma_limit <= self.sigma):
             raise HadesError(f"--sigma-limit must be in [0, --sigma] (got {self.sigma_limit})")
+        self.check_pairs()
+        return self
+
+    def check_pairs(self) -> None:
+        """A population drawn as antithetic pairs (the strategy's own, or ``--es-sampling mirrored``) is even."""
         if self.population % 2 and (self.strategy in PAIRED_STRATEGIES or self.es_sampling == "mirrored"):
             pairs = "--es-sampling mirrored draws" if self.es_sampling == "mirrored" else f"{self.strategy} draws"
             raise HadesError(f"{pairs} antithetic pairs: --population must be even (got {self.population})")
-        return self
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,7 @@ class Strategy:
                 f"--es-sampling mirrored reflects the draws of {', '.join(MIRRORABLE)}; {cfg.strategy} "
                 + ("samples antithetic pairs itself" if "use_antithetic_sampling" in accepted else "cannot take them")
             )
-        if cfg.es_sampling == "mirrored" and cfg.population % 2:
-            raise HadesError(f"--es-sampling mirrored needs an even --population (got {cfg.population})")
+        cfg.check_pairs()  # library code may build a Strategy from a config it never validated
         if cfg.es_shaping == "raw":
             kwargs["fitness_shaping_fn"] = identity_fitness_shaping_fn
         if cfg.es_rank_ties == "position":
