@@ -9,6 +9,7 @@ accuracy (images), the distinct evaluation episodes and the budget.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,28 +53,46 @@ def _setting(s: dict) -> dict:
     return flat
 
 
-def group_runs(summaries: list[dict], brief: bool = False) -> dict[tuple[str, str], list[dict]]:
+@dataclass(frozen=True)
+class Series:
+    """One setting's runs (its seeds), and the options that tell it from the other settings of its
+    environment and method: ``differ`` every option in which they differ, ``named`` the fewest of
+    those that still tell them apart (a legend's: ``strategy=PGPE``, not also the learning rate and
+    rank weights that came with the strategy)."""
+
+    env: str
+    method: str
+    setting: dict
+    differ: tuple[str, ...]
+    named: tuple[str, ...]
+    runs: list[dict]
+
+    def label(self, brief: bool = False) -> str:
+        """``hades-f dataset_size=8``: the method and the options that tell the setting apart."""
+        return " ".join([self.method, *(f"{k}={self.setting[k]}" for k in (self.named if brief else self.differ))])
+
+
+def series(summaries: list[dict]) -> list[Series]:
     """The one grouping rule of ``table``, ``plot`` and ``reproduce``: runs are pooled as seeds
     only when every setting but the seed and output-only fields agrees (and, where given, their
-    ``length``); settings sharing an environment and method are told apart by the options in
-    which they differ (e.g. ``hades-f dataset_size=8``). ``brief`` (a figure's legend) names only
-    the fewest of those options that still tell the settings apart (``strategy=PGPE``, not also
-    the learning rate and rank weights that came with the strategy)."""
+    ``length``)."""
     by_setting: dict[str, list[dict]] = {}
     for s in summaries:
         by_setting.setdefault(json.dumps(_setting(s), sort_keys=True, default=str), []).append(s)
-    out: dict[tuple[str, str], list[dict]] = {}
+    out = []
     for runs in by_setting.values():
         env, method = _group_key(runs[0])
+        mine = _setting(runs[0])
         rivals = [_setting(r[0]) for r in by_setting.values() if _group_key(r[0]) == (env, method)]
-        if len(rivals) > 1:
-            mine = _setting(runs[0])
-            differ = sorted(k for k in mine if any(r.get(k) != mine[k] for r in rivals))
-            if brief:
-                differ = telling_keys(rivals, differ)
-            method = method + " " + " ".join(f"{k}={mine[k]}" for k in differ)
-        out[(env, method)] = runs
+        differ = sorted(k for k in mine if any(r.get(k) != mine[k] for r in rivals)) if len(rivals) > 1 else []
+        named = telling_keys(rivals, differ) if differ else []
+        out.append(Series(env, method, mine, tuple(differ), tuple(named), runs))
     return out
+
+
+def group_runs(summaries: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """``series`` keyed by (environment, label), e.g. ``("breakout", "hades-f dataset_size=8")``."""
+    return {(s.env, s.label()): s.runs for s in series(summaries)}
 
 
 # options that, where they differ, usually explain the others that differ with them (a strategy

@@ -17,7 +17,7 @@ def _cmd_plot(args) -> int:
     import os
 
     from hades.plots import curve_panels
-    from hades.report import add_own_init, group_runs, with_evaluations
+    from hades.report import add_own_init, series, with_evaluations
     from hades.rundir import read_run
 
     at = _floats(args.at, "at", positive=True) if args.at else None
@@ -42,18 +42,18 @@ def _cmd_plot(args) -> int:
         keys.update(k for r in rows for k, v in r.items() if v is not None)
         if run_dir.finished and "random_return_mean" in run_dir.summary:
             randoms.setdefault(run_dir.panel, []).append(run_dir.summary["random_return_mean"])
-    full, brief = group_runs(runs), group_runs(runs, brief=True)  # the same groups, in the same order
+    groups = series(runs)
     # the random policy's line: the mean over the panel's runs (each seed measures its own)
     reference = {panel: {"random policy": sum(v) / len(v)} for panel, v in randoms.items()}
-    for (panel, label), group in brief.items():  # legends name only the options that tell series apart
-        panels.setdefault(panel, {})[label] = [r["rows"] for r in group]
-    by_method: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for (panel, label), (_, short) in zip(full, brief):
-        by_method.setdefault((panel, label.split(" ")[0]), []).append((label, short))
+    for s in groups:  # legends name only the options that tell series apart
+        panels.setdefault(s.env, {})[s.label(brief=True)] = [r["rows"] for r in s.runs]
+    by_method: dict[tuple[str, str], list] = {}
+    for s in groups:
+        by_method.setdefault((s.env, s.method), []).append(s)
     for (panel, method), split in by_method.items():  # say why runs of one method were not pooled as seeds
         if len(split) > 1:
-            differ = sorted({kv.split("=")[0] for label, _ in split for kv in label.split(" ")[1:]})
-            named = sorted({kv.split("=")[0] for _, short in split for kv in short.split(" ")[1:]})
+            differ = sorted({k for s in split for k in s.differ})
+            named = sorted({k for s in split for k in s.named})
             print(
                 f"hades: plot: {panel} {method}: {len(split)} series, not pooled as seeds "
                 f"(the runs differ in {', '.join(differ)}"
