@@ -300,8 +300,10 @@ def check_request(preset, env, methods, overrides, strategies, trials: int, seed
     clash = sorted(tuned & overrides.keys())
     if clash:
         raise HadesError(f"--{clash[0].replace('_', '-')} is tuned; it cannot also be given")
-    if trials < 1 or not seeds:
-        raise HadesError("--trials must be >= 1 and --seeds must name at least one tuning seed")
+    if trials < 1:
+        raise HadesError(f"--trials must be >= 1 (got {trials})")
+    if not seeds:
+        raise HadesError("--seeds must name at least one tuning seed")
     if not methods:
         raise HadesError("--variants names no method to tune")
 
