@@ -93,3 +93,23 @@ def test_mean_with_interval():
     assert pm(11626.0, 3010.0) == "11600 ± 3000"
     assert pm(823.0, None) == "823" and pm(823.0, float("nan")) == "823"
     assert pm(None, 1.0) == "—"
+
+
+def test_series_keep_a_method_whose_name_has_a_space_whole():
+    """Supervised runs' method is "mlp images": the settings of one method are found by it, not by
+    the label's first word, and each label names the option that tells the settings apart."""
+    from hades.report import series
+
+    runs = [
+        {
+            "variant": "supervised",
+            "dataset": "mnist",
+            "model": "mlp",
+            "config": {"seed": s, "dataset": "mnist", "hidden": n},
+        }
+        for n in (64, 128)
+        for s in (0, 1)
+    ]
+    found = series(runs)
+    assert [(s.env, s.method, len(s.runs)) for s in found] == [("mnist", "mlp images", 2)] * 2
+    assert [s.label(brief=True) for s in found] == ["mlp images hidden=64", "mlp images hidden=128"]
