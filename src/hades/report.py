@@ -76,14 +76,14 @@ def series(summaries: list[dict]) -> list[Series]:
     """The one grouping rule of ``table``, ``plot`` and ``reproduce``: runs are pooled as seeds
     only when every setting but the seed and output-only fields agrees (and, where given, their
     ``length``)."""
-    by_setting: dict[str, list[dict]] = {}
+    by_setting: dict[str, tuple[dict, list[dict]]] = {}  # each setting read once, with its runs
     for s in summaries:
-        by_setting.setdefault(json.dumps(_setting(s), sort_keys=True, default=str), []).append(s)
+        setting = _setting(s)
+        by_setting.setdefault(json.dumps(setting, sort_keys=True, default=str), (setting, []))[1].append(s)
+    groups = [(_group_key(runs[0]), setting, runs) for setting, runs in by_setting.values()]
     out = []
-    for runs in by_setting.values():
-        env, method = _group_key(runs[0])
-        mine = _setting(runs[0])
-        rivals = [_setting(r[0]) for r in by_setting.values() if _group_key(r[0]) == (env, method)]
+    for (env, method), mine, runs in groups:
+        rivals = [setting for key, setting, _ in groups if key == (env, method)]
         differ = sorted(k for k in mine if any(r.get(k) != mine[k] for r in rivals)) if len(rivals) > 1 else []
         named = telling_keys(rivals, differ) if differ else []
         out.append(Series(env, method, mine, tuple(differ), tuple(named), runs))

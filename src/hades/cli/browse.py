@@ -45,10 +45,9 @@ def _cmd_plot(args) -> int:
     groups = series(runs)
     # the random policy's line: the mean over the panel's runs (each seed measures its own)
     reference = {panel: {"random policy": sum(v) / len(v)} for panel, v in randoms.items()}
+    by_method: dict[tuple[str, str], list] = {}
     for s in groups:  # legends name only the options that tell series apart
         panels.setdefault(s.env, {})[s.label(brief=True)] = [r["rows"] for r in s.runs]
-    by_method: dict[tuple[str, str], list] = {}
-    for s in groups:
         by_method.setdefault((s.env, s.method), []).append(s)
     for (panel, method), split in by_method.items():  # say why runs of one method were not pooled as seeds
         if len(split) > 1:
