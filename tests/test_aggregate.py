@@ -73,3 +73,26 @@ def test_table_prints_the_aggregates_over_environments(tmp_path):
     out = cli("table", *runs)
     assert out.returncode == 0, out.stderr
     assert "IQM of normalised score" in out.stdout and "P(hades-f > direct-es) | 0.53" in out.stdout
+
+
+def test_hades_f_own_init_is_aggregated_as_its_own_method_only_where_every_row_has_it():
+    from hades.report import aggregate_section, own_init_rows
+
+    rows = [dict(r) for r in ROWS[:4]]
+    rows[0]["per_seed_own_init"] = [20.0, 22.0, 24.0]  # A: own init best, mean 22: scores (x - 2) / 20
+    rows[2]["per_seed_own_init"] = [130.0, 130.0, 130.0]  # B: best stays direct ES's 130
+    own = own_init_rows(rows)
+    assert [(r["env"], r["method"], r["return_mean"]) for r in own] == [
+        ("A", "hades-f own init", 22.0),
+        ("B", "hades-f own init", 130.0),
+    ]
+    agg, text = aggregate_section(rows)
+    # own init scores: A 0.9, 1.0, 1.1; B 1, 1, 1 -> IQM of the middle half is 1
+    assert agg["iqm"]["hades-f own init"][0] == pytest.approx(1.0)
+    # hades-f's fresh scores are now normalised by the own-init best on A: (10, 12, 14 - 2) / 20
+    by_method, _, _ = scores(rows + own)
+    np.testing.assert_allclose(by_method["hades-f"][:, 0], [0.4, 0.5, 0.6])
+    assert "| hades-f own init |" in text
+    rows[2]["per_seed_own_init"] = [130.0, None, 130.0]  # one seed without it: none for the method
+    assert own_init_rows(rows) == []
+    assert "own init" not in aggregate_section(rows)[1]

@@ -150,11 +150,33 @@ def table(run_dirs) -> list[dict]:
     return rows
 
 
+def own_init_rows(rows: list[dict]) -> list[dict]:
+    """HaDES-F's own-init figures as rows of their own (method ``<method> own init``, the name its
+    learning curve has), so aggregates count the quantity the paper reports for HaDES-F beside the
+    fresh-init one. A method gets them only where every one of its rows has an own-init figure
+    for every seed (runs older than hades 0.4.8 have none), so no environment drops out of the
+    aggregate for a missing one."""
+
+    def own(r):
+        v = r.get("per_seed_own_init")
+        return v if v and all(x is not None and np.isfinite(x) for x in v) else None
+
+    methods = {r["method"] for r in rows if r.get("per_seed_own_init")}
+    whole = {m for m in methods if all(own(r) for r in rows if r["method"] == m)}
+    return [
+        {**r, "method": f"{r['method']} own init", "per_seed": list(own(r)), "return_mean": float(np.mean(own(r)))}
+        for r in rows
+        if r["method"] in whole
+    ]
+
+
 def aggregate_section(rows: list[dict]) -> tuple[dict | None, str]:
     """Cross-environment aggregates of RL rows (``hades.aggregate``: IQM and probability of
-    improvement with stratified-bootstrap intervals) and their Markdown; where rows span one
+    improvement with stratified-bootstrap intervals), HaDES-F's own init counted as its own
+    method (``own_init_rows``), and their Markdown; where rows span one
     environment, nothing; where rliable is not installed, a one-line note saying how to get it."""
     rl = [r for r in rows if r.get("return_mean") is not None and np.isfinite(r["return_mean"])]
+    rl += own_init_rows(rl)
     if len({r["env"] for r in rl}) < 2:
         return None, ""
     from hades.aggregate import aggregates
