@@ -1,0 +1,121 @@
+"""The hades 0.4 cpu grid's verdict over its 12 environments, recounted from the figures in
+docs/reproduction.md (issue 32, item 4).
+
+The grid's cells ran on three machines, and two of them are gone with their run directories, so
+no single ``hades table`` / ``hades reproduce --report`` can read every cell again. This script
+holds the figures those commands printed (mean and 95% Student-t half-width over seeds 0-2, and
+each seed's figure where the table recorded it) and recounts:
+
+- beats random: a 95% interval wholly above the random policy's return;
+- clearly ahead: two methods' 95% intervals disjoint;
+- HaDES >= direct ES: the better of HaDES-F's own init and HaDES-R by its mean (issue 35's aim);
+
+and the field's aggregates (``hades.aggregate``: IQM of random-normalised scores and
+probability of improvement, rliable) over the environments whose every per-seed figure is
+recorded. Run: ``python tools/verdict_cpu04.py`` (needs ``pip install -e '.[aggregate]'``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hades.aggregate import aggregates, markdown
+
+SERIES = ("hades-f", "hades-f own init", "hades-r", "direct-es")
+# env: (random, {series: (mean, ci95, per-seed or None)})
+GRID = {
+    "Breakout-MinAtar": (0.461, {
+        "hades-f": (4.15, 2.5, [3.36, 3.81, 5.28]), "hades-f own init": (7.49, 4.4, None),
+        "hades-r": (7.33, 1.0, [7.20, 7.01, 7.79]), "direct-es": (7.83, 3.8, [7.47, 9.53, 6.50])}),
+    "SpaceInvaders-MinAtar": (4.13, {
+        "hades-f": (8.21, 2.7, None), "hades-f own init": (20.3, 7.0, [18.3, 23.5, 18.9]),
+        "hades-r": (13.6, 7.9, [12.3, 17.3, 11.3]), "direct-es": (26.3, 25, [21.8, 37.8, 19.3])}),
+    "Asterix-MinAtar": (0.565, {
+        "hades-f": (0.581, 0.13, [0.547, 0.555, 0.641]), "hades-f own init": (0.771, 0.24, None),
+        "hades-r": (0.677, 0.33, [0.805, 0.688, 0.539]), "direct-es": (0.667, 0.63, [0.844, 0.375, 0.781])}),
+    "Freeway-MinAtar": (0.427, {
+        "hades-f": (1.36, 2.0, [2.18, 0.61, 1.28]), "hades-f own init": (21.1, 3.8, [22.8, 20.3, 20.1]),
+        "hades-r": (11.5, 3.3, [11.4, 10.2, 12.8]), "direct-es": (20.8, 3.7, [19.3, 22.3, 20.8])}),
+    "brax/inverted_double_pendulum": (250, {
+        "hades-f": (1160, 600, [947, 1426, 1120]), "hades-f own init": (1360, 550, [1220, 1236, 1610]),
+        "hades-r": (1610, 1100, [1406, 1333, 2104]), "direct-es": (1580, 870, [1307, 1971, 1454])}),
+    "brax/reacher": (-838, {
+        "hades-f": (-493, 180, [-528, -411, -541]), "hades-f own init": (-277, 110, [-252, -250, -328]),
+        "hades-r": (-365, 140, [-416, -376, -305]), "direct-es": (-859, 200, [-788, -845, -945])}),
+    "brax/hopper": (110, {
+        "hades-f": (645, 330, [491, 710, 734]), "hades-f own init": (950, 280, [865, 909, 1076]),
+        "hades-r": (913, 210, [948, 976, 817]), "direct-es": (922, 890, [1214, 522, 1030])}),
+    "brax/walker2d": (251, {
+        "hades-f": (513, 320, [554, 367, 617]), "hades-f own init": (981, 170, [903, 1020, 1020]),
+        "hades-r": (829, 470, [849, 1007, 630]), "direct-es": (1030, 180, [1017, 960, 1103])}),
+    "brax/halfcheetah": (-45.5, {
+        "hades-f": (782, 470, [565, 859, 921]), "hades-f own init": (1000, 310, [1046, 861, 1096]),
+        "hades-r": (1170, 78, [1130, 1187, 1181]), "direct-es": (746, 550, [763, 960, 515])}),
+    "brax/ant": (-251, {
+        "hades-f": (360, 180, [398, 406, 275]), "hades-f own init": (610, 170, [531, 634, 665]),
+        "hades-r": (498, 170, [572, 435, 486]), "direct-es": (-82.1, 72, [-48.7, -99.6, -98.0])}),
+    "brax/humanoid": (534, {
+        "hades-f": (484, 76, [450, 492, 509]), "hades-f own init": (587, 71, [554, 606, 600]),
+        "hades-r": (566, 72, [593, 570, 535]), "direct-es": (597, 61, [569, 608, 614])}),
+}  # fmt: skip
+
+
+def above(a, b) -> bool:
+    """a's interval wholly above b's (b a number or a (mean, ci) pair)."""
+    lo_b = b[0] + b[1] if isinstance(b, tuple) else b
+    return a[0] - a[1] > lo_b
+
+
+def verdict(random: float, cells: dict) -> dict:
+    iv = {s: cells[s][:2] for s in SERIES}
+    hades = ("hades-f own init", "hades-r")  # issue 35's aim: own init for HaDES-F, fresh for HaDES-R
+    best = max(hades, key=lambda s: iv[s][0])
+    return {
+        "hades beats random": [s for s in ("hades-f", *hades) if above(iv[s], random)],
+        "direct ES beats random": above(iv["direct-es"], random),
+        "best HaDES": best,
+        "HaDES >= direct ES (mean)": iv[best][0] >= iv["direct-es"][0],
+        "HaDES clearly ahead": [s for s in hades if above(iv[s], iv["direct-es"])],
+        "direct ES clearly ahead of best HaDES": above(iv["direct-es"], iv[best]),
+    }
+
+
+def main() -> None:
+    print("| environment | beats random (95% CI above it) | HaDES' best by mean vs direct ES | disjoint intervals |")
+    print("|---|---|---|---|")
+    counts = {"ge": 0, "ahead": 0, "behind": 0, "hades_random": 0, "direct_random": 0}
+    for env, (random, cells) in GRID.items():
+        v = verdict(random, cells)
+        b, d = cells[v["best HaDES"]][0], cells["direct-es"][0]
+        beats = ", ".join(v["hades beats random"] + (["direct-es"] if v["direct ES beats random"] else [])) or "none"
+        ahead = (
+            "HaDES (" + ", ".join(v["HaDES clearly ahead"]) + ")"
+            if v["HaDES clearly ahead"]
+            else "direct ES"
+            if v["direct ES clearly ahead of best HaDES"]
+            else "none"
+        )
+        print(f"| {env} | {beats} | {v['best HaDES']} {b:g} {'>=' if b >= d else '<'} {d:g} | {ahead} |")
+        counts["ge"] += v["HaDES >= direct ES (mean)"]
+        counts["ahead"] += bool(v["HaDES clearly ahead"])
+        counts["behind"] += v["direct ES clearly ahead of best HaDES"]
+        counts["hades_random"] += bool(v["hades beats random"])
+        counts["direct_random"] += v["direct ES beats random"]
+    n = len(GRID)
+    print(
+        f"\nOf {n}: HaDES >= direct ES by its mean in {counts['ge']}, clearly ahead in {counts['ahead']}, "
+        f"clearly behind in {counts['behind']}; HaDES beats random in {counts['hades_random']}, "
+        f"direct ES in {counts['direct_random']}.\n"
+    )
+    rows = [
+        {"env": env, "method": s, "per_seed": cells[s][2], "return_mean": cells[s][0], "random_return_mean": random}
+        for env, (random, cells) in GRID.items()
+        if all(cells[t][2] for t in SERIES)
+        for s in SERIES
+    ]
+    print(markdown(aggregates(rows)), end="")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
