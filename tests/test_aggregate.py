@@ -3,6 +3,7 @@ improvement with stratified-bootstrap intervals, checked on small tables with kn
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,18 @@ def test_hades_f_own_init_is_aggregated_as_its_own_method_only_where_every_row_h
     rows[2]["per_seed_own_init"] = [130.0, None, 130.0]  # one seed without it: none for the method
     assert own_init_rows(rows) == []
     assert "own init" not in aggregate_section(rows)[1]
+
+
+def test_the_grid_verdict_counts_beats_random_and_clear_leads_by_disjoint_intervals():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from verdict_cpu04 import verdict
+
+    cells = {"hades-f": (1.5, 0.5, None), "hades-f own init": (5.0, 1.0, None), "hades-r": (3.0, 2.5, None),
+             "direct-es": (2.0, 0.9, None)}  # fmt: skip
+    v = verdict(0.6, cells)
+    assert v["hades beats random"] == ["hades-f", "hades-f own init"]  # hades-r's 0.5 reaches below 0.6
+    assert v["direct ES beats random"] and v["best HaDES"] == "hades-f own init"
+    assert v["HaDES clearly ahead"] == ["hades-f own init"]  # 4.0 > 2.9; hades-r's 0.5 is not
+    assert v["HaDES >= direct ES (mean)"] and not v["direct ES clearly ahead of best HaDES"]
+    cells["direct-es"] = (9.0, 2.9, None)  # 6.1 > 6.0: direct ES clear of the best HaDES
+    assert verdict(0.6, cells)["direct ES clearly ahead of best HaDES"]
