@@ -28,6 +28,22 @@ def test_the_zoo_is_small_and_packaged():
     assert all(p.suffix.lstrip(".") in patterns for p in files)  # every file ships in the wheel
 
 
+def test_the_documented_zoo_table_gives_every_rl_card_its_states_and_return():
+    """docs/artifact.md's zoo table is written by hand: it must list every RL card with the card's
+    dataset size and fresh-init return (to 3 significant figures), so it cannot go stale."""
+    rows = {}
+    for line in (ROOT / "docs" / "artifact.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].split(" (")[0] in CARDS:
+            rows[cells[0].split(" (")[0]] = cells
+    assert set(RL) <= set(rows), f"cards missing from docs/artifact.md: {sorted(set(RL) - set(rows))}"
+    for name in RL:
+        card, cells = CARDS[name], rows[name]
+        shown = float(re.match(r"-?[\d.]+", cells[3]).group())
+        assert int(cells[2]) == card["dataset_size"], name
+        assert shown == pytest.approx(card["fresh"]["return_mean"], rel=5e-3), name
+
+
 @pytest.mark.parametrize("name", list(CARDS))
 def test_every_entry_loads_and_matches_its_environment(name):
     card = CARDS[name]
