@@ -17,8 +17,6 @@ recorded. Run: ``python tools/verdict_cpu04.py`` (needs ``pip install -e '.[aggr
 
 from __future__ import annotations
 
-import numpy as np
-
 from hades.aggregate import aggregates, markdown
 
 SERIES = ("hades-f", "hades-f own init", "hades-r", "direct-es")
@@ -120,5 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -161,11 +161,11 @@ def own_init_rows(rows: list[dict]) -> list[dict]:
         v = r.get("per_seed_own_init")
         return v if v and all(x is not None and np.isfinite(x) for x in v) else None
 
-    methods = {r["method"] for r in rows if r.get("per_seed_own_init")}
-    whole = {m for m in methods if all(own(r) for r in rows if r["method"] == m)}
+    figures = [(r, own(r)) for r in rows]
+    whole = {r["method"] for r, v in figures if v} - {r["method"] for r, v in figures if not v}
     return [
-        {**r, "method": f"{r['method']} own init", "per_seed": list(own(r)), "return_mean": float(np.mean(own(r)))}
-        for r in rows
+        {**r, "method": f"{r['method']} own init", "per_seed": list(v), "return_mean": float(np.mean(v))}
+        for r, v in figures
         if r["method"] in whole
     ]
 
