@@ -112,3 +112,19 @@ def test_the_grid_verdict_counts_beats_random_and_clear_leads_by_disjoint_interv
     assert v["HaDES >= direct ES (mean)"] and not v["direct ES clearly ahead of best HaDES"]
     cells["direct-es"] = (9.0, 2.9, None)  # 6.1 > 6.0: direct ES clear of the best HaDES
     assert verdict(0.6, cells)["direct ES clearly ahead of best HaDES"]
+
+
+def test_the_grid_verdict_extends_a_three_seed_summary_by_more_seeds_as_if_all_were_recorded():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from verdict_cpu04 import extend
+
+    from hades.stats import mean_ci
+
+    first, more = [1.0, 2.0, 4.0], [5.0, 7.0]
+    m, ci = mean_ci(first)
+    want = mean_ci(first + more)
+    assert extend((m, ci, first), more) == (*want, first + more)
+    mean, half, seeds = extend((m, ci, None), more)  # only the summary was published
+    assert seeds is None
+    assert (mean, half) == pytest.approx(want, rel=1e-12)
+    assert half < ci  # five seeds narrow this interval

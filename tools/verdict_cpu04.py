@@ -12,12 +12,19 @@ each seed's figure where the table recorded it) and recounts:
 
 and the field's aggregates (``hades.aggregate``: IQM of random-normalised scores and
 probability of improvement, rliable) over the environments whose every per-seed figure is
-recorded. Run: ``python tools/verdict_cpu04.py`` (needs ``pip install -e '.[aggregate]'``).
+recorded. It prints this twice: over seeds 0-2 (the grid as run), and with seeds 3 and 4 (EXTRA,
+run later in the environments named there) added to those environments' cells. Run:
+``python tools/verdict_cpu04.py`` (needs ``pip install -e '.[aggregate]'``).
 """
 
 from __future__ import annotations
 
+import math
+
+from scipy import stats as _t
+
 from hades.aggregate import aggregates, markdown
+from hades.stats import mean_ci
 
 SERIES = ("hades-f", "hades-f own init", "hades-r", "direct-es")
 # env: (random, {series: (mean, ci95, per-seed or None)})
@@ -61,6 +68,53 @@ GRID = {
 }  # fmt: skip
 
 
+# Seeds 3 and 4, run (session 22) for every method in the environments whose 3-seed verdict on
+# beating random or on a clear lead was within reach of more seeds (chosen before they ran):
+# env: {"random": [seed 3, seed 4], series: [seed 3, seed 4]}
+EXTRA: dict[str, dict[str, list[float]]] = {
+    "Asterix-MinAtar": {"random": [0.578, 0.492], "hades-f": [0.563, 0.617], "hades-f own init": [0.469, 0.531],
+                        "hades-r": [0.727, 0.555], "direct-es": [0.625, 0.625]},
+    "brax/humanoid": {"random": [535.8, 553.6], "hades-f": [464.3, 486.8], "hades-f own init": [615.4, 712.0],
+                      "hades-r": [539.4, 505.1], "direct-es": [570.1, 535.6]},
+}  # fmt: skip
+
+
+def extend(cell: tuple, more: list[float]) -> tuple:
+    """A (mean, ci95, per-seed or None) cell over seeds 0-2 extended by ``more`` seeds' figures.
+
+    Where the per-seed figures were not recorded, the pooled mean and sum of squares are rebuilt
+    from the published mean and Student-t half-width over 3 seeds (exact up to their rounding).
+    """
+    mean, ci, seeds = cell
+    if seeds is not None:
+        return (*mean_ci(seeds + more), seeds + more)
+    n, k = 3, len(more)
+    sd = ci * math.sqrt(n) / float(_t.t.ppf(0.975, n - 1))
+    m2 = sum(more) / k
+    ss = (n - 1) * sd**2 + sum((x - m2) ** 2 for x in more) + n * k / (n + k) * (mean - m2) ** 2
+    total = n + k
+    half = float(_t.t.ppf(0.975, total - 1)) * math.sqrt(ss / (total - 1) / total)
+    return ((n * mean + k * m2) / total, half, None)
+
+
+def extended_grid() -> dict:
+    """GRID with EXTRA's seeds added where they were run (random: the mean over all its seeds)."""
+    out = {}
+    for env, (random, cells) in GRID.items():
+        more = EXTRA.get(env)
+        if not more:
+            out[env] = (random, cells)
+            continue
+        r = more["random"]
+        out[env] = ((3 * random + sum(r)) / (3 + len(r)), {s: extend(cells[s], more[s]) for s in SERIES})
+    return out
+
+
+def sig3(x: float) -> str:
+    """x to 3 significant figures, as the docs print it (617.48 -> 617, 18000 -> 18000)."""
+    return f"{float(f'{x:.3g}'):g}"
+
+
 def above(a, b) -> bool:
     """a's interval wholly above b's (b a number or a (mean, ci) pair)."""
     lo_b = b[0] + b[1] if isinstance(b, tuple) else b
@@ -82,10 +136,17 @@ def verdict(random: float, cells: dict) -> dict:
 
 
 def main() -> None:
+    report(GRID, "seeds 0-2")
+    if EXTRA:
+        report(extended_grid(), "seeds 0-4 where seeds 3-4 ran (" + ", ".join(EXTRA) + "), else 0-2")
+
+
+def report(grid: dict, title: str) -> None:
+    print(f"### {title}\n")
     print("| environment | beats random (95% CI above it) | HaDES' best by mean vs direct ES | disjoint intervals |")
     print("|---|---|---|---|")
     counts = {"ge": 0, "ahead": 0, "behind": 0, "hades_random": 0, "direct_random": 0}
-    for env, (random, cells) in GRID.items():
+    for env, (random, cells) in grid.items():
         v = verdict(random, cells)
         b, d = cells[v["best HaDES"]][0], cells["direct-es"][0]
         beats = ", ".join(v["hades beats random"] + (["direct-es"] if v["direct ES beats random"] else [])) or "none"
@@ -96,13 +157,13 @@ def main() -> None:
             if v["direct ES clearly ahead of best HaDES"]
             else "none"
         )
-        print(f"| {env} | {beats} | {v['best HaDES']} {b:g} {'>=' if b >= d else '<'} {d:g} | {ahead} |")
+        print(f"| {env} | {beats} | {v['best HaDES']} {sig3(b)} {'>=' if b >= d else '<'} {sig3(d)} | {ahead} |")
         counts["ge"] += v["HaDES >= direct ES (mean)"]
         counts["ahead"] += bool(v["HaDES clearly ahead"])
         counts["behind"] += v["direct ES clearly ahead of best HaDES"]
         counts["hades_random"] += bool(v["hades beats random"])
         counts["direct_random"] += v["direct ES beats random"]
-    n = len(GRID)
+    n = len(grid)
     print(
         f"\nOf {n}: HaDES >= direct ES by its mean in {counts['ge']}, clearly ahead in {counts['ahead']}, "
         f"clearly behind in {counts['behind']}; HaDES beats random in {counts['hades_random']}, "
@@ -110,7 +171,7 @@ def main() -> None:
     )
     rows = [
         {"env": env, "method": s, "per_seed": cells[s][2], "return_mean": cells[s][0], "random_return_mean": random}
-        for env, (random, cells) in GRID.items()
+        for env, (random, cells) in grid.items()
         if all(cells[t][2] for t in SERIES)
         for s in SERIES
     ]
