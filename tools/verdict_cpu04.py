@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats as _t
+from scipy.stats import t as student_t
 
 from hades.aggregate import aggregates, markdown
 from hades.stats import mean_ci
@@ -92,11 +92,11 @@ def extend(cell: tuple, more: list[float]) -> tuple:
     if seeds is not None:
         return (*mean_ci(seeds + more), seeds + more)
     n, k = 3, len(more)
-    sd = ci * math.sqrt(n) / float(_t.t.ppf(0.975, n - 1))
+    sd = ci * math.sqrt(n) / float(student_t.ppf(0.975, n - 1))
     m2 = sum(more) / k
     ss = (n - 1) * sd**2 + sum((x - m2) ** 2 for x in more) + n * k / (n + k) * (mean - m2) ** 2
     total = n + k
-    half = float(_t.t.ppf(0.975, total - 1)) * math.sqrt(ss / (total - 1) / total)
+    half = float(student_t.ppf(0.975, total - 1)) * math.sqrt(ss / (total - 1) / total)
     return ((n * mean + k * m2) / total, half, None)
 
 
