@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import t as student_t
-
 from hades.aggregate import aggregates, markdown
-from hades.stats import mean_ci
+from hades.stats import half_width, mean_ci
 
 SERIES = ("hades-f", "hades-f own init", "hades-r", "direct-es")
+GRID_SEEDS = 3  # GRID's figures are over seeds 0-2
 # env: (random, {series: (mean, ci95, per-seed or None)})
 GRID = {
     "Breakout-MinAtar": (0.461, {
@@ -91,13 +90,12 @@ def extend(cell: tuple, more: list[float]) -> tuple:
     mean, ci, seeds = cell
     if seeds is not None:
         return (*mean_ci(seeds + more), seeds + more)
-    n, k = 3, len(more)
-    sd = ci * math.sqrt(n) / float(student_t.ppf(0.975, n - 1))
+    n, k = GRID_SEEDS, len(more)
+    sd = ci / half_width(1.0, n)  # the published half-width is linear in the standard deviation
     m2 = sum(more) / k
     ss = (n - 1) * sd**2 + sum((x - m2) ** 2 for x in more) + n * k / (n + k) * (mean - m2) ** 2
     total = n + k
-    half = float(student_t.ppf(0.975, total - 1)) * math.sqrt(ss / (total - 1) / total)
-    return ((n * mean + k * m2) / total, half, None)
+    return ((n * mean + k * m2) / total, half_width(math.sqrt(ss / (total - 1)), total), None)
 
 
 def extended_grid() -> dict:
@@ -109,7 +107,8 @@ def extended_grid() -> dict:
             out[env] = (random, cells)
             continue
         r = more["random"]
-        out[env] = ((3 * random + sum(r)) / (3 + len(r)), {s: extend(cells[s], more[s]) for s in SERIES})
+        random = (GRID_SEEDS * random + sum(r)) / (GRID_SEEDS + len(r))
+        out[env] = (random, {s: extend(cells[s], more[s]) for s in SERIES})
     return out
 
 

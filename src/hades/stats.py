@@ -14,13 +14,18 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 
+def half_width(sd: float, n: int) -> float:
+    """Half-width of the 95% confidence interval of a mean of ``n`` values with sample standard
+    deviation ``sd`` (Student t, n - 1 degrees of freedom)."""
+    return float(_scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
 def ci95(values) -> float:
     """Half-width of the 95% confidence interval of the mean of ``values`` (Student t); nan for one value."""
     v = np.asarray(values, np.float64).ravel()
     if v.size < 2:
         return float("nan")
-    t = float(_scipy_stats.t.ppf(0.975, v.size - 1))
-    return float(t * v.std(ddof=1) / math.sqrt(v.size))
+    return half_width(float(v.std(ddof=1)), v.size)
 
 
 def mean_ci(values) -> tuple[float, float]:
