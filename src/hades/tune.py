@@ -36,6 +36,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -265,7 +266,29 @@ def _optuna():
     except ImportError:
         raise HadesError("hades tune needs optuna: pip install 'hades[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optimizer_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietStops) for f in optimizer_log.filters):
+        optimizer_log.addFilter(_QuietStops())
     return optuna
+
+
+class _QuietStops(logging.Filter):
+    """Drops optuna's two warnings for a trial stopped by Ctrl-C or SIGTERM (its traceback, then
+    "failed with value None"): a stop is not a failure, and hades says in one line how to go on."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = None  # the message prefix of the stopped trial's second warning
+
+    def filter(self, record) -> bool:
+        exc = record.exc_info
+        if exc and exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            self.stopped = record.getMessage().split(" failed with parameters")[0] + " failed with value"
+            return False
+        if self.stopped and record.getMessage().startswith(self.stopped):
+            self.stopped = None
+            return False
+        return True
 
 
 def _storage(optuna, out: Path):
