@@ -295,3 +295,34 @@ def test_the_random_policy_line_is_the_mean_over_the_panels_runs(tmp_path, monke
         (run / "summary.json").write_text(json.dumps({"random_return_mean": random, "final_return_mean": 2.0}))
     assert main(["plot", str(tmp_path / "s0"), str(tmp_path / "s1"), "-o", str(tmp_path / "p.png")]) == 0
     assert [args[0] for name, args, _, _ in calls if name == "axhline"] == [5.0]
+
+
+def test_the_tuning_figure_shows_pruned_trials_and_pairs_the_held_out_seeds(tmp_path, monkeypatch):
+    """Pruned trials appear at their last in-run value; the held-out check draws one preset-to-best
+    line per seed and names the paired difference and its verdict; a study without one says so."""
+    from matplotlib.axes import Axes
+
+    from hades.plots import tuning_figure
+
+    def trial(n, state, value):
+        return {"number": n, "state": state, "value": value, "params": {}}
+
+    study = {
+        "objective": "final_return_mean", "preset_value": 5.0, "importance": {"sigma": 1.0},
+        "trials": [trial(0, "COMPLETE", 5.0), trial(1, "PRUNED", 2.0), trial(2, "COMPLETE", 7.0)],
+        "holdout": {"seeds": [101, 102], "preset": [4.0, 6.0], "best": [8.0, 9.0], "difference_mean": 3.5,
+                    "difference_ci95": 6.4, "verdict": "preset"},
+    }  # fmt: skip
+    calls = _recording(monkeypatch)
+    titles = []
+    monkeypatch.setattr(Axes, "set_title", lambda self, t, **k: titles.append(t))
+    texts = []
+    monkeypatch.setattr(Axes, "text", lambda self, x, y, t, **k: texts.append(t))
+    tuning_figure({"studies": {"a": study, "b": {**study, "holdout": None}}}, tmp_path / "t.png")
+    plotted = [(list(a[0]), list(a[1]), a[2] if len(a) > 2 else None) for name, a, _, _ in calls if name == "plot"]
+    assert ([1], [2.0], "x") in plotted  # the pruned trial, at its in-run value
+    assert ([0, 1], [4.0, 8.0], "o-") in plotted and ([0, 1], [6.0, 9.0], "o-") in plotted
+    assert sum(p[0] == [0, 1] for p in plotted) == 2  # study b had no held-out check: no lines
+    assert "held-out: best - preset +3.5 ± 6.4: the preset stays" in titles
+    assert any("no held-out check" in t for t in texts)
+    assert (tmp_path / "t.png").stat().st_size > 0

@@ -436,15 +436,20 @@ def run_figures(out) -> list[Path]:
 
 
 def tuning_figure(record: dict, path) -> None:
-    """Per study of ``hades tune``: each trial's value and the best so far, and the importance of
-    each tuned parameter (fANOVA)."""
+    """Per study of ``hades tune``: each trial's value (pruned ones at their last in-run value) and
+    the best so far; the held-out check, the preset and the best paired per seed; and the
+    importance of each tuned parameter (fANOVA)."""
     studies = record["studies"]
     plt = _plt()
-    fig, axes = plt.subplots(len(studies), 2, figsize=(10, 2.8 * len(studies)), squeeze=False)
-    for (name, s), (hist, imp) in zip(studies.items(), axes):
+    fig, axes = plt.subplots(len(studies), 3, figsize=(14, 2.8 * len(studies)), squeeze=False)
+    for (name, s), (hist, held, imp) in zip(studies.items(), axes):
         done = [t for t in s["trials"] if t["value"] is not None and t["state"] == "COMPLETE"]
         xs, ys = [t["number"] for t in done], [t["value"] for t in done]
         hist.plot(xs, ys, "o", ms=4, label="trial")
+        pruned = [t for t in s["trials"] if t["value"] is not None and t["state"] == "PRUNED"]
+        if pruned:
+            hist.plot([t["number"] for t in pruned], [t["value"] for t in pruned], "x", ms=5, color="grey",
+                      label="pruned (last in-run value)")  # fmt: skip
         best = [max(ys[: i + 1]) for i in range(len(ys))]
         hist.step(xs, best, where="post", label="best so far")
         if s.get("preset_value") is not None:  # trial 0 of a study: the preset's own setting
@@ -453,6 +458,7 @@ def tuning_figure(record: dict, path) -> None:
         hist.set_ylabel(s["objective"].removeprefix("final_"))
         hist.set_title(name, fontsize=9)
         hist.legend(fontsize=7)
+        _holdout_panel(held, s.get("holdout"))
         items = sorted(s["importance"].items(), key=lambda kv: kv[1])
         if items:
             imp.barh([k for k, _ in items], [v for _, v in items])
@@ -462,3 +468,21 @@ def tuning_figure(record: dict, path) -> None:
             imp.set_axis_off()
     fig.tight_layout()
     _save(fig, path)
+
+
+def _holdout_panel(ax, holdout: dict | None) -> None:
+    """One line per held-out seed from the preset's value to the best setting's, titled with the
+    paired difference and what it decided."""
+    if not holdout or "preset" not in holdout:  # not asked for, or the preset won its own study
+        ax.text(0.5, 0.5, "the preset won its study:\nnothing to check" if holdout else
+                "no held-out check\n(--holdout-seeds)", ha="center", va="center")  # fmt: skip
+        ax.set_axis_off()
+        return
+    for seed, a, b in zip(holdout["seeds"], holdout["preset"], holdout["best"]):
+        ax.plot([0, 1], [a, b], "o-", ms=4, lw=1, label=f"seed {seed}")
+    ax.set_xticks([0, 1], ["the preset", "the study's best"])
+    ax.set_xlim(-0.3, 1.3)
+    kept = "the best holds" if holdout["verdict"] == "best" else "the preset stays"
+    diff, ci = holdout["difference_mean"], holdout["difference_ci95"]
+    ax.set_title(f"held-out: best - preset {diff:+.3g} ± {ci:.3g}: {kept}", fontsize=9)
+    ax.legend(fontsize=7)
