@@ -354,3 +354,22 @@ def test_a_stopped_study_says_run_it_again_and_continues(tmp_path):
     rows = [json.loads(r) for r in (Path(retried["run_dir"]) / "seed100" / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == list(range(1, 401))
     assert rows[-1]["wall_seconds"] > rows[0]["wall_seconds"]
+
+
+def test_a_study_continues_only_with_the_settings_it_began_with(tmp_path):
+    """Continuing a study at another budget would resume or read back its trials' runs under a
+    config they were not made with: refused in one line, the study untouched; the placement of
+    the work (--chunk) may change, and the same options continue it."""
+    out = tmp_path / "tune"
+    first = tune(out, "1", "--quiet")
+    assert first.returncode == 0, first.stderr
+    before = (out / "tuning.json").read_text()
+    other = tune(out, "2", "--obs-std-floor", "0.1")  # with progress bars: refused before any is drawn
+    assert_one_line_error(other, "run with other settings (obs_std_floor 0.05 -> 0.1)")
+    assert (out / "tuning.json").read_text() == before
+    strategies = tune(out, "2", "--quiet", "--strategies", "SNES,Open_ES")
+    assert_one_line_error(strategies, "(another --strategies?)")
+    again = tune(out, "2", "--quiet", "--chunk", "4")
+    assert again.returncode == 0, again.stderr
+    studies = json.loads((out / "tuning.json").read_text())["studies"]
+    assert all(s["finished"] == 2 for s in studies.values())

@@ -331,6 +331,54 @@ def check_request(preset, env, methods, overrides, strategies, trials: int, seed
         raise HadesError("--variants names no method to tune")
 
 
+# settings that place the work (devices, chunks, checkpoints), not what a trial computes: a study
+# may continue on another machine with other values
+PLACEMENT = frozenset({"devices", "chunk", "checkpoint_every", "memory_check"})
+
+
+def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
+    """Refuse to continue a study whose trials ran other settings or tuned other parameters: its
+    trials' run directories (named by the tuned parameters alone) would be resumed or read back
+    under a config they were not made with, and the study would rank trials of two budgets."""
+    old = study.user_attrs.get("base")
+    if old is None or not study.get_trials(deepcopy=False):
+        return
+    before, now = flatten(old), flatten(base.to_dict())
+    # a field only one side has is an option a later hades added, whose default is the old behaviour
+    changed = sorted(k for k in before.keys() & now.keys() if k not in PLACEMENT and before[k] != now[k])
+    if changed:
+        said = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise HadesError(
+            f"{out} holds the study {name} run with other settings ({said}{more}); "
+            "continue it with the options it began with, or choose another --out"
+        )
+    tuned = set(study.user_attrs.get("space", {}))
+    if tuned and tuned != set(space):
+        raise HadesError(
+            f"{out} holds the study {name} tuning {', '.join(sorted(tuned))}; this command tunes "
+            f"{', '.join(sorted(space))} (another --strategies?): continue it as it began, or choose another --out"
+        )
+
+
+def check_continuation(preset, env, methods, overrides, strategies, out) -> None:
+    """Before anything is drawn or run: a study ``out`` already holds continues only with the
+    settings it began with (``check_same_study``)."""
+    out = Path(out)
+    if not (out / "study.db").is_file():
+        return
+    optuna = _optuna()
+    storage = _storage(optuna, out)
+    for method in methods:
+        base = _base(preset, env, method, dict(overrides or {}))
+        name = study_name(base.env, method)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # this method's study has not begun
+            continue
+        check_same_study(study, name, base, {**_space(base, method, strategies), **strategy_knobs(strategies)}, out)
+
+
 def tune(
     preset: str | None,
     methods: list[str],
@@ -374,6 +422,7 @@ def tune(
         name = names[method]
         space = {**_space(base, method, strategies), **strategy_knobs(strategies)}
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+        check_same_study(existing, name, base, space, out)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
         existing.set_user_attr("base", base.to_dict())
         point = _preset_point(base, method, strategies)

@@ -166,7 +166,7 @@ def _cmd_tune(args) -> int:
     from hades.artifacts import atomic_write
     from hades.plots import tuning_figure
     from hades.report import number
-    from hades.tune import check_request, report_markdown, tune
+    from hades.tune import check_continuation, check_request, report_markdown, tune
 
     methods = [m.strip() for m in args.variants.split(",") if m.strip()]
     seeds = tuple(_seed_list(args.seeds))
@@ -175,6 +175,7 @@ def _cmd_tune(args) -> int:
     strategies = tuple(x.strip() for x in args.strategies.split(",") if x.strip())
     holdout = tuple(_seed_list(args.holdout_seeds, "holdout-seeds")) if args.holdout_seeds else ()
     check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds, holdout)
+    check_continuation(args.preset, getattr(args, "env", None), methods, overrides, strategies, out)
     total = args.trials * len(methods)
     launcher = _launcher(args, out)
     bar = None if args.quiet else _bar(total, "trials")
