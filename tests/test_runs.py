@@ -69,6 +69,19 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_config, variant):
     assert [r["generation"] for r in rows] == [1, 2, 3, 4]
 
 
+def test_a_checkpoint_resumes_only_under_its_own_settings(tmp_path, tiny_config):
+    """What a grid, sweep or study does when its command changed: another BC learning rate would
+    finish an old run under a new config.json; refused, the run untouched. More generations (a
+    run continued further) and another chunking resume."""
+    run(tiny_config(generations=2, checkpoint_every=1), tmp_path / "r")
+    before = (tmp_path / "r" / "config.json").read_text()
+    with pytest.raises(HadesError, match=r"made with other settings \(bc_lr 0.01 -> 0.02\)"):
+        run(tiny_config(generations=2, checkpoint_every=1, bc_lr=0.02), tmp_path / "r", resume=True)
+    assert (tmp_path / "r" / "config.json").read_text() == before
+    summary = run(tiny_config(generations=3, checkpoint_every=2, chunk=2), tmp_path / "r", resume=True)
+    assert summary["generations"] == 3
+
+
 def test_unwritable_output_directory(tmp_path, tiny_config):
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(HadesError, match="cannot write"):

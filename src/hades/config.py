@@ -727,6 +727,20 @@ def flatten(d: dict) -> dict:
     return out
 
 
+# settings that say where a run's work is placed (devices, chunks, checkpoints, where the data
+# lie), not what it computes: a run may resume, and a study continue, with other values
+PLACEMENT = frozenset({"devices", "chunk", "checkpoint_every", "memory_check", "data_dir"})
+
+
+def changed_settings(before: dict, now: dict, free=()) -> list[str]:
+    """``'name old -> new'`` for each setting two (nested) config dicts give different values;
+    placement, ``free`` and settings only one side has (an option a later hades added, whose
+    default is the old behaviour) do not count."""
+    a, b = flatten(before), flatten(now)
+    same = a.keys() & b.keys()
+    return [f"{k} {a[k]!r} -> {b[k]!r}" for k in sorted(same) if k not in PLACEMENT and k not in free and a[k] != b[k]]
+
+
 def _typed(name: str, default, value):
     """``value`` as the type of the field's ``default``, or a HadesError naming the setting."""
     kind = type(default)

@@ -55,7 +55,7 @@ from hades.artifacts import (
     save_policy,
     save_product,
 )
-from hades.config import DistillConfig, ImageDistillConfig
+from hades.config import DistillConfig, ImageDistillConfig, changed_settings
 from hades.dataset import Dataset, PolicyWeights
 from hades.devices import check_memory, compiled_bytes, float32_matmuls, is_main_process, place
 from hades.errors import MEMORY_ADVICE, HadesError
@@ -241,11 +241,29 @@ def _restore(d, out: Path):
         )
         if not same:
             raise HadesError(f"{out / CHECKPOINT} was not made with seed {d.cfg.seed}; it belongs to another run")
+    _check_same_run(d.cfg, meta, out)
     try:
         wall = float(meta.get("wall_seconds", 0.0))
     except ValueError:
         raise HadesError(f"{out / CHECKPOINT}: wall_seconds is not a number") from None
     return place(state, getattr(d, "mesh", None)), wall
+
+
+def _check_same_run(cfg, meta: dict, out: Path) -> None:
+    """A checkpoint resumes only under the settings it was made with, but for the generation count
+    (a run may be continued further) and where the work is placed: a grid, sweep or study resumed
+    by a changed command would otherwise finish an old run under a new config.json."""
+    try:
+        stored = type(cfg).from_dict(json.loads(meta["config"])).to_dict()
+    except (KeyError, TypeError, ValueError, HadesError):
+        return  # no readable config (an old checkpoint): the shape check above is all there is
+    changed = changed_settings(stored, cfg.to_dict(), free=("generations",))
+    if changed:
+        raise HadesError(
+            f"{out} holds a run made with other settings ({', '.join(changed[:3])}"
+            f"{f' and {len(changed) - 3} more' if len(changed) > 3 else ''}); resume it with its own "
+            "settings (hades distill --resume DIR) or choose another --out"
+        )
 
 
 def _checkpoint(d, state, out: Path, wall: float) -> None:

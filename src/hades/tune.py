@@ -42,7 +42,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades.config import DIRECT_ES_IGNORES, flatten
+from hades.config import DIRECT_ES_IGNORES, changed_settings, flatten
 from hades.errors import HadesError, HadesWarning
 from hades.es import DEFAULT_ADAM_LR, STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
@@ -331,11 +331,6 @@ def check_request(preset, env, methods, overrides, strategies, trials: int, seed
         raise HadesError("--variants names no method to tune")
 
 
-# settings that place the work (devices, chunks, checkpoints), not what a trial computes: a study
-# may continue on another machine with other values
-PLACEMENT = frozenset({"devices", "chunk", "checkpoint_every", "memory_check"})
-
-
 def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
     """Refuse to continue a study whose trials ran other settings or tuned other parameters: its
     trials' run directories (named by the tuned parameters alone) would be resumed or read back
@@ -343,11 +338,9 @@ def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
     old = study.user_attrs.get("base")
     if old is None or not study.get_trials(deepcopy=False):
         return
-    before, now = flatten(old), flatten(base.to_dict())
-    # a field only one side has is an option a later hades added, whose default is the old behaviour
-    changed = sorted(k for k in before.keys() & now.keys() if k not in PLACEMENT and before[k] != now[k])
+    changed = changed_settings(old, base.to_dict())
     if changed:
-        said = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed[:3])
+        said = ", ".join(changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise HadesError(
             f"{out} holds the study {name} run with other settings ({said}{more}); "
