@@ -344,6 +344,9 @@ def test_a_stopped_study_says_run_it_again_and_continues(tmp_path):
     assert proc.returncode == 143, stderr[-2000:]
     assert "run the same command again to continue" in stderr and "--resume" not in stderr
     assert "Traceback" not in stderr and "failed with" not in stderr  # a stop is not a failure to report
+    report = subprocess.run([*argv, "--report"], capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "| 0 (preset) | stopped | — |" in (out / "tuning.md").read_text()
     again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     [study] = json.loads((out / "tuning.json").read_text())["studies"].values()
@@ -373,3 +376,25 @@ def test_a_study_continues_only_with_the_settings_it_began_with(tmp_path):
     assert again.returncode == 0, again.stderr
     studies = json.loads((out / "tuning.json").read_text())["studies"]
     assert all(s["finished"] == 2 for s in studies.values())
+
+
+def test_report_rewrites_the_record_from_the_study_and_runs_nothing(tmp_path):
+    """`--report`: the study as it stands, with the options it began with; no trial or run added,
+    and a directory without a study is refused in one line (nothing created)."""
+    out = tmp_path / "tune"
+    assert tune(out, "1", "--quiet").returncode == 0
+    record = json.loads((out / "tuning.json").read_text())
+    runs_before = sorted(p.relative_to(out) for p in out.glob("trials/*/*/seed*"))
+    for name in ("tuning.json", "tuning.md", "tuning.png"):
+        (out / name).unlink()
+    report = tune(out, "5", "--report")  # --trials is not a target here: nothing runs
+    assert report.returncode == 0, report.stderr
+    again = json.loads((out / "tuning.json").read_text())
+    assert again["studies"] == record["studies"] and again["trials"] is None
+    assert sorted(p.relative_to(out) for p in out.glob("trials/*/*/seed*")) == runs_before
+    md = (out / "tuning.md").read_text()
+    assert md.count("Finished trials: 1") == 2 and "| 0 (preset) | complete |" in md
+    assert (out / "tuning.png").is_file()
+    assert_one_line_error(tune(out, "1", "--report", "--obs-std-floor", "0.1"), "run with other settings")
+    assert_one_line_error(tune(tmp_path / "none", "1", "--report"), "holds no study (no study.db)")
+    assert not (tmp_path / "none").exists()

@@ -390,11 +390,14 @@ def tune(
     on_resume=None,
     holdout_seeds: tuple[int, ...] = (),
     on_holdout_status=None,
+    report_only: bool = False,
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
-    return ``tuning.json``'s content. ``overrides`` (flat settings: a smaller budget, say) apply to
-    every method alike; ``on_trial(study, number, value, state)`` is told of each finished trial,
-    ``on_resume(n)`` of the trials (counted towards ``trials``) that earlier invocations finished.
+    return ``tuning.json``'s content (``report_only``: from the trials finished so far, and the
+    held-out check where all its runs finished; nothing runs). ``overrides`` (flat settings: a
+    smaller budget, say) apply to every method alike; ``on_trial(study, number, value, state)``
+    is told of each finished trial, ``on_resume(n)`` of the trials (counted towards ``trials``)
+    that earlier invocations finished.
     With ``holdout_seeds``, each study's best setting is then run beside the preset's on those
     seeds (``holdout_check``: the one-seed study's winner is often noise); with a launcher those
     runs are its units too (``on_holdout_status`` as ``on_status`` is for the trials)."""
@@ -406,12 +409,18 @@ def tune(
     check_request(preset, env, methods, overrides, strategies, trials, seeds, holdout_seeds)
     bases = {m: _base(preset, env, m, overrides) for m in methods}
     names = {m: study_name(base.env, m) for m, base in bases.items()}
+    if report_only:
+        if not (out / "study.db").is_file():
+            raise HadesError(f"{out} holds no study (no study.db): nothing to report")
+        check_continuation(preset, env, methods, overrides, strategies, out)
+        known = set(optuna.get_all_study_names(_storage(optuna, out)))
+        names = {m: n for m, n in names.items() if n in known}  # the methods whose study has begun
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
     done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
     remote = launcher is not None and launcher.remote
     units, prepared = [], []
-    for method, base in bases.items():
+    for method, base in bases.items() if not report_only else ():
         name = names[method]
         space = {**_space(base, method, strategies), **strategy_knobs(strategies)}
         existing = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
@@ -459,7 +468,14 @@ def tune(
         for m in eligible
         if summaries[m]["best_trial"] != summaries[m]["preset_trial"]
     }
-    if remote and checks:  # every held-out run a task of its own; holdout_check below reads them back
+    if report_only:  # only checks whose runs all finished: reading them back runs nothing
+        checks = {
+            m: params for m, params in checks.items()
+            if all((folder / f"seed{seed}" / "summary.json").is_file() for _, _, seed, folder in holdout_runs(
+                bases[m], params, summaries[m]["best_params"], holdout_seeds, out / "holdout" / names[m]))
+        }  # fmt: skip
+    # every held-out run a task of its own; holdout_check below reads them back
+    if remote and checks and not report_only:
         units = [
             Unit(f"{names[m]} held-out {label} seed {seed}", score_setting,
                  (preset, env, m, overrides, settings, seed, folder))
@@ -475,10 +491,11 @@ def tune(
         if method in checks:
             summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
                                                holdout_seeds, out / "holdout" / name, reporter_factory)  # fmt: skip
-        elif method in eligible:
+        elif method in eligible and summary["best_trial"] == summary["preset_trial"]:
             summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
         results[name] = summary
-    record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": trials, "overrides": overrides,
+    record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": None if report_only else trials,
+              "overrides": overrides,
               "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": results}  # fmt: skip
     from hades.artifacts import atomic_write
 
@@ -640,6 +657,7 @@ def study_summary(optuna, study, method: str) -> dict:
         | {"run_dir": t.user_attrs.get("run_dir")}
         | ({"preset": True} if t.user_attrs.get("preset") else {})
         | ({"refused": t.user_attrs["refused"]} if "refused" in t.user_attrs else {})
+        | ({"stopped": True} if t.user_attrs.get("interrupted") else {})  # Ctrl-C / SIGTERM: retried, not failed
         for t in study.get_trials(deepcopy=False)
     ]
     preset = next((r for r in rows if r.get("preset") and r["state"] == "COMPLETE"), None)
@@ -672,7 +690,8 @@ def report_markdown(record: dict) -> str:
     lines = [
         f"# Tuning: preset {record['preset']}" + (f", {record['env']}" if record.get("env") else ""),
         "",
-        f"{record['trials']} trials per method, tuning seeds {', '.join(map(str, record['seeds']))}; "
+        (f"{record['trials']} trials per method" if record.get("trials") else "The trials finished so far")
+        + f", tuning seeds {', '.join(map(str, record['seeds']))}; "
         "the same outer budget for every method" + (f" ({_flags(record['overrides'])})" if record["overrides"] else "")
         + ". A trial's value is its final evaluation (HaDES-F: own init; otherwise fresh inits)."
         + (f" Strategies tuned among: {', '.join(record['strategies'])}." if record.get("strategies") else ""),
@@ -680,6 +699,8 @@ def report_markdown(record: dict) -> str:
     for name, s in record["studies"].items():
         params = sorted({k for t in s["trials"] for k in t["params"]})
         lines += ["", f"## {name}", ""]
+        if not record.get("trials"):
+            lines.append(f"Finished trials: {s['finished']}")
         if s["best_params"] is not None:
             lines.append(f"Best: trial {s['best_trial']}, {number(s['best_value'])} ({_flags(s['best_params'])})")
         if s.get("best_command"):
@@ -699,13 +720,13 @@ def report_markdown(record: dict) -> str:
             lines.append("Held-out seeds: not run (the preset's own setting won the study)")
         if s["importance"]:
             lines.append("Importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
-        lines += ["", "| trial | state | value | " + " | ".join(params) + " |", "|---" * (3 + len(params)) + "|"]
+        lines += ["", "| " + " | ".join(["trial", "state", "value", *params]) + " |", "|---" * (3 + len(params)) + "|"]
         for t in s["trials"]:
             cells = [_cell(t["params"].get(k)) for k in params]
             value = number(t["value"]) if t["value"] is not None else "—"
             label = f"{t['number']} (preset)" if t.get("preset") else str(t["number"])
-            state = "refused" if t.get("refused") else t["state"].lower()
-            lines.append(f"| {label} | {state} | {value} | " + " | ".join(cells) + " |")
+            state = "refused" if t.get("refused") else "stopped" if t.get("stopped") else t["state"].lower()
+            lines.append("| " + " | ".join([label, state, value, *cells]) + " |")
         refused = [t for t in s["trials"] if t.get("refused")]
         if refused:
             lines += ["", *(f"Trial {t['number']} refused: {t['refused']}" for t in refused)]

@@ -177,10 +177,10 @@ def _cmd_tune(args) -> int:
     check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds, holdout)
     check_continuation(args.preset, getattr(args, "env", None), methods, overrides, strategies, out)
     total = args.trials * len(methods)
-    launcher = _launcher(args, out)
-    bar = None if args.quiet else _bar(total, "trials")
+    launcher = None if args.report else _launcher(args, out)
+    bar = None if args.quiet or args.report else _bar(total, "trials")
     # each trial's generations under the trials bar when they run here (a cluster's workers: the bar's count)
-    nested = not args.quiet and not launcher.remote
+    nested = bar is not None and not launcher.remote
 
     def on_trial(study, n, value, state):
         if bar is not None:
@@ -210,6 +210,7 @@ def _cmd_tune(args) -> int:
         strategies=strategies,
         holdout_seeds=holdout,
         on_holdout_status=on_holdout_status,
+        report_only=args.report,
     )
     for b in (bar, held_out.get("bar")):
         if b is not None:
@@ -222,7 +223,7 @@ def _cmd_tune(args) -> int:
     short = {  # studies left short of --trials because the runs refused settings: not a finished study
         name: n for name, n in refused.items() if n and record["studies"][name]["finished"] < args.trials
     }
-    if short:
+    if short and not args.report:
         raise HadesError(
             "; ".join(
                 f"{name}: {n} refused trial(s), fewer than --trials {args.trials} finished" for name, n in short.items()
@@ -404,6 +405,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "(paired difference, 95%% CI above zero) or the preset stays (default: not run)",
     )
     tn.add_argument("--out", help="study directory (default: runs/tune-<preset>)")
+    tn.add_argument(
+        "--report",
+        action="store_true",
+        help="write OUT/tuning.json, .md and .png from the trials finished so far (and the held-out check "
+        "where all its runs finished), with the options the study began with; nothing runs",
+    )
     tn.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_launcher(tn)
     _add_options(tn, DistillConfig(), skip=("variant", "seed"))
