@@ -741,6 +741,11 @@ def changed_settings(before: dict, now: dict, free=()) -> list[str]:
     return [f"{k} {a[k]!r} -> {b[k]!r}" for k in sorted(same) if k not in PLACEMENT and k not in free and a[k] != b[k]]
 
 
+def changes_said(changed: list[str], shown: int = 3) -> str:
+    """``changed_settings``' list for a one-line error: the first ``shown``, then how many more."""
+    return ", ".join(changed[:shown]) + (f" and {len(changed) - shown} more" if len(changed) > shown else "")
+
+
 def _typed(name: str, default, value):
     """``value`` as the type of the field's ``default``, or a HadesError naming the setting."""
     kind = type(default)

@@ -55,7 +55,7 @@ from hades.artifacts import (
     save_policy,
     save_product,
 )
-from hades.config import DistillConfig, ImageDistillConfig, changed_settings
+from hades.config import DistillConfig, ImageDistillConfig, changed_settings, changes_said
 from hades.dataset import Dataset, PolicyWeights
 from hades.devices import check_memory, compiled_bytes, float32_matmuls, is_main_process, place
 from hades.errors import MEMORY_ADVICE, HadesError
@@ -260,8 +260,7 @@ def _check_same_run(cfg, meta: dict, out: Path) -> None:
     changed = changed_settings(stored, cfg.to_dict(), free=("generations",))
     if changed:
         raise HadesError(
-            f"{out} holds a run made with other settings ({', '.join(changed[:3])}"
-            f"{f' and {len(changed) - 3} more' if len(changed) > 3 else ''}); resume it with its own "
+            f"{out} holds a run made with other settings ({changes_said(changed)}); resume it with its own "
             "settings (hades distill --resume DIR) or choose another --out"
         )
 

@@ -42,7 +42,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades.config import DIRECT_ES_IGNORES, changed_settings, flatten
+from hades.config import DIRECT_ES_IGNORES, changed_settings, changes_said, flatten
 from hades.errors import HadesError, HadesWarning
 from hades.es import DEFAULT_ADAM_LR, STRATEGIES, switch_strategy
 from hades.launch import Launcher, Unit, launch
@@ -340,10 +340,8 @@ def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
         return
     changed = changed_settings(old, base.to_dict())
     if changed:
-        said = ", ".join(changed[:3])
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise HadesError(
-            f"{out} holds the study {name} run with other settings ({said}{more}); "
+            f"{out} holds the study {name} run with other settings ({changes_said(changed)}); "
             "continue it with the options it began with, or choose another --out"
         )
     tuned = set(study.user_attrs.get("space", {}))
@@ -354,14 +352,14 @@ def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
         )
 
 
-def check_continuation(preset, env, methods, overrides, strategies, out) -> None:
+def check_continuation(preset, env, methods, overrides, strategies, out, storage=None) -> None:
     """Before anything is drawn or run: a study ``out`` already holds continues only with the
     settings it began with (``check_same_study``)."""
     out = Path(out)
     if not (out / "study.db").is_file():
         return
     optuna = _optuna()
-    storage = _storage(optuna, out)
+    storage = storage or _storage(optuna, out)
     for method in methods:
         base = _base(preset, env, method, dict(overrides or {}))
         name = study_name(base.env, method)
@@ -409,14 +407,14 @@ def tune(
     check_request(preset, env, methods, overrides, strategies, trials, seeds, holdout_seeds)
     bases = {m: _base(preset, env, m, overrides) for m in methods}
     names = {m: study_name(base.env, m) for m, base in bases.items()}
-    if report_only:
-        if not (out / "study.db").is_file():
-            raise HadesError(f"{out} holds no study (no study.db): nothing to report")
-        check_continuation(preset, env, methods, overrides, strategies, out)
-        known = set(optuna.get_all_study_names(_storage(optuna, out)))
-        names = {m: n for m, n in names.items() if n in known}  # the methods whose study has begun
+    if report_only and not (out / "study.db").is_file():
+        raise HadesError(f"{out} holds no study (no study.db): nothing to report")
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
+    if report_only:  # the loop below, which checks each study it continues, does not run
+        check_continuation(preset, env, methods, overrides, strategies, out, storage)
+        known = set(optuna.get_all_study_names(storage))
+        names = {m: n for m, n in names.items() if n in known}  # the methods whose study has begun
     done = tuple(optuna.trial.TrialState[state] for state in FINISHED)
     remote = launcher is not None and launcher.remote
     units, prepared = [], []
