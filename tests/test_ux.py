@@ -83,7 +83,7 @@ def test_version_and_presets():
     listing = cli("presets").stdout.splitlines()
     assert all(len(line) < 140 for line in listing) and any(line.startswith("paper-minatar ") for line in listing)
     one = cli("presets", "paper-minatar").stdout
-    assert "--bc-steps" in one and "64" in one and "(hades baseline only)" in one
+    assert "--bc-steps" in one and "64" in one and "(variant direct-es only)" in one
 
 
 def test_a_saved_config_runs_again_with_overrides(tmp_path):

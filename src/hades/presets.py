@@ -4,7 +4,9 @@ functions that build a validated config from a preset plus options.
 CPU presets are sized for a 2-core laptop; the paper-* presets copy what the paper's official code
 ran (docs/fidelity.md lists each setting and where it comes from) and need accelerators. A
 preset's ``direct_es`` entry holds the direct-ES baseline's own overrides (applied when the
-variant is direct-es), so the baseline is not run with HaDES' dataset-space sigma in weight space.
+variant is direct-es), so the baseline is not run with HaDES' dataset-space sigma in weight space;
+a ``hades_r`` entry likewise holds HaDES-R's (a tuning study per method can choose settings for
+HaDES-R that HaDES-F's study did not).
 """
 
 from __future__ import annotations
@@ -174,6 +176,21 @@ PRESETS.update(
         "freeway": dict(MINATAR_CPU, env="Freeway-MinAtar"),
         # CPU-sized Brax presets, one per environment (pick the backend with --backend).
         **{name: dict(BRAX_CPU, env=f"brax/{name}") for name in BRAX_NAMES},
+        # reacher's optuna study (8 trials per method at 64 x 60, seed 100) chose these for HaDES-R
+        # and direct ES, and both held on held-out seeds 101-104 (best - preset: HaDES-R +172 ± 73,
+        # direct ES +464 ± 299); HaDES-F's study chose its preset (docs/reproduction.md)
+        "reacher": dict(
+            BRAX_CPU,
+            env="brax/reacher",
+            hades_r=dict(
+                sigma=0.08102139178231739,
+                bc_steps=383,
+                bc_lr=0.0354515415967173,
+                dataset_size=32,
+                es_lr=0.011652001166400899,
+            ),
+            direct_es=dict(BRAX_CPU["direct_es"], sigma=0.11480546416186187, width=32, es_lr=0.030686694422315388),
+        ),
         "hopper-wide": dict(BRAX_CPU, env="brax/hopper", variant="hades-r", learners="wide"),
     }
 )
@@ -267,15 +284,19 @@ PRESET_DESCRIPTIONS = {
 }
 
 
+# a preset's per-variant overrides: the key that holds them -> the variant they apply to
+VARIANT_OVERRIDES = {"direct_es": "direct-es", "hades_r": "hades-r"}
+
+
 def resolve_preset(presets: dict[str, dict], preset_name: str | None, env: str | None, variant: str | None) -> dict:
     """A preset's flat overrides for one run: per-environment values picked for ``env``, and its
-    ``direct_es`` overrides applied when ``variant`` (the run's, after user overrides) is direct-es."""
+    ``direct_es`` (``hades_r``) overrides applied when ``variant`` (the run's, after user
+    overrides) is direct-es (hades-r)."""
     if preset_name and preset_name not in presets:
         raise HadesError(f"unknown preset {preset_name!r}; choose one of {', '.join(presets)}")
     flat = dict(presets[preset_name]) if preset_name else {}
-    baseline = flat.pop("direct_es", {})
-    if (variant or flat.get("variant")) == "direct-es":
-        flat.update(baseline)
+    own = {VARIANT_OVERRIDES[k]: flat.pop(k) for k in list(flat) if k in VARIANT_OVERRIDES}
+    flat.update(own.get(variant or flat.get("variant"), {}))
     return {k: v.get(env, v.default) if isinstance(v, PerEnv) else v for k, v in flat.items()}
 
 

@@ -148,7 +148,7 @@ def _cmd_zoo(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from hades.presets import PRESET_DESCRIPTIONS
+    from hades.presets import PRESET_DESCRIPTIONS, VARIANT_OVERRIDES
 
     every = {**PRESETS, **IMAGE_PRESETS}
     if args.name:
@@ -158,11 +158,11 @@ def _cmd_presets(args) -> int:
         print(f"{args.name}: {PRESET_DESCRIPTIONS.get(args.name, '')}")
         overrides = every[args.name]
         for k, v in overrides.items():
-            if k == "direct_es":
-                continue
-            print(f"  --{k.replace('_', '-'):24s} {v}")
-        for k, v in overrides.get("direct_es", {}).items():
-            print(f"  --{k.replace('_', '-'):24s} {v}  (hades baseline only)")
+            if k not in VARIANT_OVERRIDES:
+                print(f"  --{k.replace('_', '-'):24s} {v}")
+        for key, variant in VARIANT_OVERRIDES.items():
+            for k, v in overrides.get(key, {}).items():
+                print(f"  --{k.replace('_', '-'):24s} {v}  (variant {variant} only)")
         if args.name in IMAGE_PRESETS:
             print("  (hades distill-images; every other setting is its default)")
         return 0
