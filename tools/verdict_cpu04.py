@@ -43,9 +43,12 @@ GRID = {
     "brax/inverted_double_pendulum": (250, {
         "hades-f": (1160, 600, [947, 1426, 1120]), "hades-f own init": (1360, 550, [1220, 1236, 1610]),
         "hades-r": (1610, 1100, [1406, 1333, 2104]), "direct-es": (1580, 870, [1307, 1971, 1454])}),
+    # reacher's HaDES-R and direct-ES cells: their presets as its optuna study moved them (session
+    # 24, snapshot 163eb9d of hades 0.4.15; the new cells' random policy: -834). The old presets' cells:
+    # HaDES-R -365 ± 140 [-416, -376, -305], direct ES -859 ± 200 [-788, -845, -945].
     "brax/reacher": (-838, {
         "hades-f": (-493, 180, [-528, -411, -541]), "hades-f own init": (-277, 110, [-252, -250, -328]),
-        "hades-r": (-365, 140, [-416, -376, -305]), "direct-es": (-859, 200, [-788, -845, -945])}),
+        "hades-r": (-179, 43, [-181.5, -159.9, -194.2]), "direct-es": (-299, 101, [-306.2, -335.9, -255.7])}),
     "brax/hopper": (110, {
         "hades-f": (645, 330, [491, 710, 734]), "hades-f own init": (950, 280, [865, 909, 1076]),
         "hades-r": (913, 210, [948, 976, 817]), "direct-es": (922, 890, [1214, 522, 1030])}),
