@@ -10,6 +10,7 @@ from helpers import assert_one_line_error, cli
 from hades.cli import build_parser
 from hades.cli.options import _given
 from hades.config import DIRECT_ES_IGNORES, DistillConfig, flatten
+from hades.errors import HadesError
 from hades.presets import make_config
 
 pytest.importorskip("optuna")
@@ -376,6 +377,26 @@ def test_a_study_continues_only_with_the_settings_it_began_with(tmp_path):
     assert again.returncode == 0, again.stderr
     studies = json.loads((out / "tuning.json").read_text())["studies"]
     assert all(s["finished"] == 2 for s in studies.values())
+
+
+def test_a_study_outlives_a_preset_its_result_moved():
+    """A preset moved by its study (reacher's) changes only tuned parameters, which every trial
+    sets itself: the study still continues and reports; any other changed setting is refused."""
+    import optuna
+
+    from hades.tune import _space, check_same_study
+
+    before = make_config("cartpole", variant="hades-r")
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("base", before.to_dict())
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
+    space = _space(before, "hades-r", ())
+    assert {"sigma", "bc_lr"} <= set(space)
+    moved = make_config("cartpole", variant="hades-r", sigma=0.5, bc_lr=0.02)
+    check_same_study(study, "s", moved, space, Path("out"))  # tuned values only: continues
+    other = make_config("cartpole", variant="hades-r", sigma=0.5, obs_std_floor=0.1)
+    with pytest.raises(HadesError, match=r"run with other settings \(obs_std_floor 0.05 -> 0.1\)"):
+        check_same_study(study, "s", other, space, Path("out"))
 
 
 def test_report_rewrites_the_record_from_the_study_and_runs_nothing(tmp_path):

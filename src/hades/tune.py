@@ -334,11 +334,13 @@ def check_request(preset, env, methods, overrides, strategies, trials: int, seed
 def check_same_study(study, name: str, base, space: dict, out: Path) -> None:
     """Refuse to continue a study whose trials ran other settings or tuned other parameters: its
     trials' run directories (named by the tuned parameters alone) would be resumed or read back
-    under a config they were not made with, and the study would rank trials of two budgets."""
+    under a config they were not made with, and the study would rank trials of two budgets. The
+    tuned parameters' base values do not count: every trial sets them (the preset's own trial
+    keeps the values it was enqueued with), so a study outlives a preset its result moved."""
     old = study.user_attrs.get("base")
     if old is None or not study.get_trials(deepcopy=False):
         return
-    changed = changed_settings(old, base.to_dict())
+    changed = changed_settings(old, base.to_dict(), free=set(space))
     if changed:
         raise HadesError(
             f"{out} holds the study {name} run with other settings ({changes_said(changed)}); "
