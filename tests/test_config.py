@@ -136,3 +136,16 @@ def test_a_study_that_held_moves_only_its_own_methods_preset():
     assert set(d) == {"sigma", "width", "es_lr"} and d["width"] == 32
     assert make_config("reacher", variant="direct-es").direct_init == "zeros"  # paper-brax's baseline init kept
     assert make_config("reacher", variant="hades-r", dataset_size=8).dataset_size == 8  # the user's word wins
+
+
+def test_train_with_a_preset_takes_the_inner_loop_of_the_datasets_variant():
+    # `hades train DATASET --preset reacher`: a HaDES-R dataset is retrained with the inner loop
+    # HaDES-R evolved it under (its own entry), a HaDES-F one with the preset's common one
+    from hades.cli.datasets import preset_inner_loop
+
+    base = make_config("cartpole")
+    r = preset_inner_loop(base, "reacher", "brax/reacher", "hades-r")
+    f = preset_inner_loop(base, "reacher", "brax/reacher", "hades-f")
+    assert (r.bc.bc_steps, round(r.bc.bc_lr, 4)) == (383, 0.0355)
+    assert (f.bc.bc_steps, f.bc.bc_lr) == (400, 0.005)
+    assert r.env == base.env and r.policy.activation == "tanh"  # only policy and BC settings move

@@ -272,7 +272,7 @@ PRESET_DESCRIPTIONS = {
     **{
         name: f"brax/{name} on a 2-core CPU: paper-brax's inner loop, OpenES population 64 x 150" for name in BRAX_NAMES
     },
-    "reacher": "brax/reacher on a 2-core CPU: paper-brax's inner loop; HaDES-R and direct ES as its optuna study set them",
+    "reacher": "brax/reacher on a 2-core CPU: paper-brax's inner loop; HaDES-R and direct ES as its study set them",
     "cartpole-wide": "cartpole as HaDES-R over the wide learner distribution (datasets for other learners)",
     "hopper-wide": "hopper as HaDES-R over the wide learner distribution",
     "paper-brax": "the official Brax code exactly (population 2048, 2000 generations): accelerators",

@@ -35,6 +35,13 @@ from hades.errors import HadesError
 from hades.presets import PRESETS, make_config
 
 
+def preset_inner_loop(base, preset: str, env: str, variant: str):
+    """``base`` with a preset's policy and BC settings (e.g. paper-brax's), resolved for the
+    dataset's environment and variant (a preset may give HaDES-R its own inner loop)."""
+    cfg = make_config(preset, env=env, variant=variant)
+    return dataclasses.replace(base, policy=cfg.policy, bc=cfg.bc)
+
+
 def _cmd_train(args) -> int:
     from hades.artifacts import load_dataset, own_init_params
     from hades.envs import make_env
@@ -46,9 +53,8 @@ def _cmd_train(args) -> int:
     if ds.variant == "multitask":
         raise HadesError(f"{args.dataset} is a multi-task dataset; evaluate it with `hades merge A B -o M --evaluate`")
     base = run_config(ds)
-    if args.preset:  # a preset's inner loop (e.g. paper-brax), resolved for this dataset's environment
-        preset = make_config(args.preset, env=args.env or ds.env)
-        base = dataclasses.replace(base, policy=preset.policy, bc=preset.bc)
+    if args.preset:
+        base = preset_inner_loop(base, args.preset, args.env or ds.env, ds.variant)
     policy_cfg = replace_flat(base.policy, _given(args, PolicyConfig))
     bc_cfg = replace_flat(base.bc, _given(args, BCConfig))
     make_config(None, **dataclasses.asdict(policy_cfg), **dataclasses.asdict(bc_cfg))  # validates ranges
@@ -275,7 +281,8 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     t.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="take the policy and BC settings of this preset (e.g. paper-brax) instead of the run's",
+        help="take the policy and BC settings of this preset (e.g. paper-brax) for the dataset's variant, "
+        "instead of the run's",
     )
     t.add_argument(
         "--own-init",
