@@ -191,6 +191,19 @@ PRESETS.update(
             ),
             direct_es=dict(BRAX_CPU["direct_es"], sigma=0.11480546416186187, width=32, es_lr=0.030686694422315388),
         ),
+        # humanoid's study (the same shape) moved HaDES-R's alone (held-out best - preset +108 ± 107);
+        # direct ES's best did not hold (+71 ± 123), HaDES-F's study chose its preset
+        "humanoid": dict(
+            BRAX_CPU,
+            env="brax/humanoid",
+            hades_r=dict(
+                sigma=0.100097274708099,
+                bc_steps=61,
+                bc_lr=0.009810471775336492,
+                dataset_size=64,
+                es_lr=0.07521858836237422,
+            ),
+        ),
         "hopper-wide": dict(BRAX_CPU, env="brax/hopper", variant="hades-r", learners="wide"),
     }
 )
@@ -273,6 +286,7 @@ PRESET_DESCRIPTIONS = {
         name: f"brax/{name} on a 2-core CPU: paper-brax's inner loop, OpenES population 64 x 150" for name in BRAX_NAMES
     },
     "reacher": "brax/reacher on a 2-core CPU: paper-brax's inner loop; HaDES-R and direct ES as its study set them",
+    "humanoid": "brax/humanoid on a 2-core CPU: paper-brax's inner loop; HaDES-R as its study set it",
     "cartpole-wide": "cartpole as HaDES-R over the wide learner distribution (datasets for other learners)",
     "hopper-wide": "hopper as HaDES-R over the wide learner distribution",
     "paper-brax": "the official Brax code exactly (population 2048, 2000 generations): accelerators",
