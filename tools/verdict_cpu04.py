@@ -61,9 +61,12 @@ GRID = {
     "brax/ant": (-251, {
         "hades-f": (360, 180, [398, 406, 275]), "hades-f own init": (610, 170, [531, 634, 665]),
         "hades-r": (498, 170, [572, 435, 486]), "direct-es": (-82.1, 72, [-48.7, -99.6, -98.0])}),
+    # humanoid's HaDES-R cells: its preset as its optuna study moved it (session 25, snapshot
+    # 7c82b44 of hades 0.4.15; the new cells' random policy: 534.1). The old preset's cells:
+    # 566 ± 72 [593, 570, 535].
     "brax/humanoid": (534, {
         "hades-f": (484, 76, [450, 492, 509]), "hades-f own init": (587, 71, [554, 606, 600]),
-        "hades-r": (566, 72, [593, 570, 535]), "direct-es": (597, 61, [569, 608, 614])}),
+        "hades-r": (631, 89, [670.4, 600.4, 623.0]), "direct-es": (597, 61, [569, 608, 614])}),
     "brax/humanoidstandup": (6060, {
         "hades-f": (11800, 1500, [12497, 11283, 11674]), "hades-f own init": (18000, 12000, [17088, 23386, 13466]),
         "hades-r": (14000, 4400, [15772, 12197, 14010]), "direct-es": (17800, 4500, [17433, 16260, 19783])}),
@@ -77,8 +80,10 @@ GRID = {
 EXTRA: dict[str, dict[str, list[float]]] = {
     "Asterix-MinAtar": {"random": [0.578, 0.492], "hades-f": [0.563, 0.617], "hades-f own init": [0.469, 0.531],
                         "hades-r": [0.727, 0.555], "direct-es": [0.625, 0.625]},
+    # humanoid's HaDES-R seeds 3-4: the preset its study chose (session 26, snapshot 6b9081a; the
+    # old preset's were 539.4, 505.1)
     "brax/humanoid": {"random": [535.8, 553.6], "hades-f": [464.3, 486.8], "hades-f own init": [615.4, 712.0],
-                      "hades-r": [539.4, 505.1], "direct-es": [570.1, 535.6]},
+                      "hades-r": [672.4, 584.4], "direct-es": [570.1, 535.6]},
     "brax/halfcheetah": {"random": [-119.0, -90.4], "hades-f": [911.9, 752.1], "hades-f own init": [1124.0, 1020.5],
                          "hades-r": [1068.0, 979.4], "direct-es": [713.5, 799.6]},
 }  # fmt: skip
@@ -102,7 +107,8 @@ def extend(cell: tuple, more: list[float]) -> tuple:
 
 
 def extended_grid() -> dict:
-    """GRID with EXTRA's seeds added where they were run (random: the mean over all its seeds)."""
+    """GRID with EXTRA's seeds added where they were run (random: the mean over all its seeds; a
+    series EXTRA does not list keeps its grid cell)."""
     out = {}
     for env, (random, cells) in GRID.items():
         more = EXTRA.get(env)
@@ -111,7 +117,7 @@ def extended_grid() -> dict:
             continue
         r = more["random"]
         random = (GRID_SEEDS * random + sum(r)) / (GRID_SEEDS + len(r))
-        out[env] = (random, {s: extend(cells[s], more[s]) for s in SERIES})
+        out[env] = (random, {s: extend(cells[s], more[s]) if s in more else cells[s] for s in SERIES})
     return out
 
 
