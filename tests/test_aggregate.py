@@ -128,3 +128,20 @@ def test_the_grid_verdict_extends_a_three_seed_summary_by_more_seeds_as_if_all_w
     assert seeds is None
     assert (mean, half) == pytest.approx(want, rel=1e-12)
     assert half < ci  # five seeds narrow this interval
+
+
+def test_the_grid_verdict_keeps_a_series_without_later_seeds_at_its_grid_cell(monkeypatch):
+    """A series whose later seeds ran with a preset since replaced is left out of EXTRA: its grid
+    cell stands, while the other series and the random figure take the later seeds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import verdict_cpu04 as v
+
+    cell = (3.0, 1.0, [2.0, 3.0, 4.0])
+    monkeypatch.setattr(v, "GRID", {"env": (1.0, {s: cell for s in v.SERIES})})
+    monkeypatch.setattr(
+        v, "EXTRA", {"env": {"random": [2.0, 2.0], **{s: [5.0, 5.0] for s in v.SERIES if s != "hades-r"}}}
+    )
+    random, cells = v.extended_grid()["env"]
+    assert random == pytest.approx(1.4)  # (3 x 1.0 + 2.0 + 2.0) / 5
+    assert cells["hades-r"] == cell
+    assert cells["direct-es"][2] == [2.0, 3.0, 4.0, 5.0, 5.0]
