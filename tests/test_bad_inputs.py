@@ -343,3 +343,13 @@ def test_running_out_of_memory_is_one_line(monkeypatch):
     monkeypatch.setattr(hades.cli.runs, "_cmd_distill", bug)
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
         cli("baseline", "--preset", "breakout")  # baseline finds _cmd_distill when it runs
+
+
+@pytest.mark.parametrize("command", [["tune", "--preset", "cartpole", "--trials", "1"], ["reproduce", "--tier", "cpu"]])
+def test_an_out_that_is_a_file_is_one_line_saying_so(tmp_path, command):
+    """Commands whose --out is a study or grid directory create it with mkdir; a file there is
+    named as such, not with the bare 'File exists' of the OS, and is left as it was."""
+    (tmp_path / "notes.txt").write_text("mine")
+    line = one_line_error(cli(*command, "--quiet", "--out", tmp_path / "notes.txt"))
+    assert "notes.txt" in line and "is not a directory" in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -6,6 +6,7 @@ end in one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -82,14 +83,15 @@ def main(argv=None) -> int:
         print(f"hades: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`hades ... | head`): stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # a full disk, a read-only or missing directory, no permission: one line
         _close_bars()
         where = f"{e.filename}: " if e.filename else ""
-        print(f"hades: error: {where}{e.strerror or e}", file=sys.stderr)
+        why = e.strerror or str(e)
+        if isinstance(e, FileExistsError) and e.filename and not os.path.isdir(e.filename):
+            why = "exists and is not a directory (an --out names a directory)"  # mkdir on a file
+        print(f"hades: error: {where}{why}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # XLA refused an allocation: one line; any other error is a bug
         if (line := out_of_memory(e)) is None:
