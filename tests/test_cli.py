@@ -92,6 +92,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["bc"]["bc_adam_eps"] == 1e-5
 
     assert_one_line_error(cli("train", ds, "--own-init"), "hades-r dataset")  # no own init to speak of
+    assert_one_line_error(cli("train", tmp_path), "directory without a dataset.safetensors")
     assert_one_line_error(cli("train", ds, "--env", "Acrobot-v1"), "does not fit")
     assert_one_line_error(cli("train", out / "checkpoint.safetensors"), "not a hades.dataset")
     bad = tmp_path / "bad.safetensors"
@@ -110,7 +111,8 @@ def test_hades_f_trains_from_its_own_init(tmp_path):
     assert hades("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
     f_ds = f_out / "dataset.safetensors"
     assert (f_out / "init.safetensors").is_file()  # the init the dataset is tied to, saved
-    proc = hades("train", f_ds, "--own-init", "--policies", 2, "--episodes", 2, "--eval-steps", 20)
+    # the run directory stands for its dataset, and --own-init finds the init beside it
+    proc = hades("train", f_out, "--own-init", "--policies", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["policy"]["width"] == 16 and result["init"] == "own"  # the run's own architecture and init

@@ -46,6 +46,21 @@ def test_transfer_sweep_writes_every_result(tmp_path):
     assert (tmp_path / "t" / "transfer.png").stat().st_size > 1000
 
 
+def test_transfer_takes_run_directories_and_labels_them_by_name(tmp_path):
+    """A run directory stands for the dataset in it, and its name is the default label (as a
+    dataset file's directory is)."""
+    import shutil
+
+    for name in ("f-run", "r-run"):
+        (tmp_path / name).mkdir()
+        shutil.copy(DATA / "cartpole_hades_r.safetensors", tmp_path / name / "dataset.safetensors")
+    args = "--widths 8 --lrs 1e-2 --epochs 5 --policies 1 --episodes 1 --quiet".split()
+    proc = cli("transfer", tmp_path / "f-run", tmp_path / "r-run" / "dataset.safetensors", *args, "-o", tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "t" / "transfer.json").read_text())["results"]
+    assert {r["dataset"] for r in rows} == {"f-run", "r-run"}
+
+
 def test_transfer_breakout_random_sample(tmp_path):
     proc = hades(
         "transfer",

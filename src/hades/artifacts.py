@@ -199,11 +199,23 @@ def save_dataset(path, ds: Dataset) -> None:
     _write_tensors(path, tensors, meta)
 
 
-def load_dataset(path) -> Dataset:
-    """A dataset artifact from ``path``, or a packaged one from ``zoo:NAME`` (``hades.zoo``)."""
+def dataset_file(path) -> Path:
+    """A dataset argument as a file: ``zoo:NAME`` is the packaged dataset (``hades.zoo``), a run
+    directory the ``dataset.safetensors`` in it; any other path as it is."""
     from hades.zoo import resolve
 
     path = resolve(path)
+    if path.is_dir():
+        if not (path / DATASET_FILE).is_file():
+            raise HadesError(f"{path} is a directory without a {DATASET_FILE} (a finished run's directory holds one)")
+        return path / DATASET_FILE
+    return path
+
+
+def load_dataset(path) -> Dataset:
+    """A dataset artifact from ``path`` (a file, or a run directory holding one), or a packaged
+    one from ``zoo:NAME`` (``hades.zoo``)."""
+    path = dataset_file(path)
     t, meta = _read_tensors(path, DATASET_FORMAT)
     missing = [k for k in ("states", "actions") if k not in t] + [k for k in ("env", "action_space") if k not in meta]
     if missing:

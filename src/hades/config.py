@@ -488,8 +488,9 @@ class DistillConfig:
     )
     init_dataset: str = knob(
         "",
-        "warm start: a dataset.safetensors (or zoo:NAME) of the same environment whose states (and, for "
-        "continuous actions, labels) are the ES's starting mean instead of --init-states / --init-scale, "
+        "warm start: a dataset.safetensors (or its run directory, or zoo:NAME) of the same environment "
+        "whose states (and, for continuous actions, labels) are the ES's starting mean instead of "
+        "--init-states / --init-scale, "
         "e.g. a dataset evolved at a smaller budget; it must have this run's size and, for discrete "
         "actions, its fixed labels ('': none)",
     )

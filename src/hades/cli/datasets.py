@@ -104,7 +104,7 @@ def _cmd_transfer(args) -> int:
     labels = (
         args.labels.split(",")
         if args.labels
-        else [p if _zoo_name(p) else (Path(p).parent.name or Path(p).stem) for p in args.datasets]
+        else [p if _zoo_name(p) else (_resolved(p).parent.name or Path(p).stem) for p in args.datasets]
     )
     if len(labels) != len(args.datasets):
         raise HadesError(f"--labels names {len(labels)} datasets, {len(args.datasets)} given")
@@ -274,7 +274,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         description="Train policies by BC on DATASET and print a JSON result. Policy and BC "
         "options default to the settings the dataset was evolved with.",
     )
-    t.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME (see `hades zoo`)")
+    t.add_argument("dataset", help="a dataset.safetensors, the run directory holding it, or zoo:NAME (see `hades zoo`)")
     _add_retrain_options(t, policies=5, episodes=10)
     t.add_argument("--env", help="evaluate in this environment (default: the dataset's)")
     t.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
@@ -307,7 +307,9 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "into --out. Several datasets are compared side by side.",
     )
     tr.add_argument(
-        "datasets", nargs="+", help="dataset.safetensors files or zoo:NAME (e.g. a HaDES-F and a HaDES-R one)"
+        "datasets",
+        nargs="+",
+        help="dataset.safetensors files (or run directories) or zoo:NAME (e.g. a HaDES-F and a HaDES-R one)",
     )
     tr.add_argument("--labels", help="comma-separated names for the datasets (default: their folder names)")
     tr.add_argument(
@@ -344,8 +346,8 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "merge and report each environment's normalised return (writes MERGED's .json "
         "and .png beside it).",
     )
-    mg.add_argument("a", help="first dataset.safetensors (or zoo:NAME)")
-    mg.add_argument("b", help="second dataset.safetensors (or zoo:NAME)")
+    mg.add_argument("a", help="first dataset.safetensors (or its run directory, or zoo:NAME)")
+    mg.add_argument("b", help="second dataset.safetensors (or its run directory, or zoo:NAME)")
     mg.add_argument("-o", "--output", required=True, help="merged dataset file to write")
     mg.add_argument("--evaluate", action="store_true", help="train and score single- and multi-task agents")
     _add_retrain_options(mg, policies=5, episodes=10)
@@ -359,7 +361,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "episode with matplotlib, offline: .gif, .mp4 (needs ffmpeg) or a "
         "self-contained .html.",
     )
-    rd.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME")
+    rd.add_argument("dataset", help="a dataset.safetensors, the run directory holding it, or zoo:NAME")
     rd.add_argument("-o", "--output", required=True, help="out.gif, out.mp4 or out.html")
     rd.add_argument("--env", help="environment (default: the dataset's)")
     rd.add_argument("--backend", choices=BACKENDS, help="Brax physics pipeline (default: the dataset's run's)")
@@ -385,7 +387,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "states, named features where known), state channels as small images "
         "(MinAtar), or the image grid (image datasets).",
     )
-    sh.add_argument("dataset", help="path to a dataset.safetensors, or zoo:NAME")
+    sh.add_argument("dataset", help="a dataset.safetensors, the run directory holding it, or zoo:NAME")
     sh.add_argument("-o", "--output", help="PNG to write (default: next to the dataset)")
 
 

@@ -230,10 +230,10 @@ def _check_output(out, *inputs) -> Path:
 
 
 def _resolved(path) -> Path:
-    """A dataset argument as a file: ``zoo:NAME`` is the packaged dataset (``hades.zoo``)."""
-    from hades.zoo import resolve
+    """A dataset argument as a file (``hades.artifacts.dataset_file``: zoo:NAME, a run directory)."""
+    from hades.artifacts import dataset_file
 
-    return resolve(path)
+    return dataset_file(path)
 
 
 def _zoo_name(path) -> str | None:
