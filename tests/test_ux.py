@@ -84,6 +84,11 @@ def test_version_and_presets():
     assert all(len(line) < 140 for line in listing) and any(line.startswith("paper-minatar ") for line in listing)
     one = cli("presets", "paper-minatar").stdout
     assert "--bc-steps" in one and "64" in one and "(variant direct-es only)" in one
+    # a per-environment value shows the one the preset's own environment runs with first
+    humanoid = [line.split() for line in cli("presets", "humanoid").stdout.splitlines()]
+    assert ["--bc-steps", "400", "(for", "brax/humanoid;"] == next(w for w in humanoid if w[0] == "--bc-steps")[:4]
+    hopper = [line.split() for line in cli("presets", "hopper").stdout.splitlines()]
+    assert next(w for w in hopper if w[0] == "--bc-steps")[1] == "200"
 
 
 def test_a_saved_config_runs_again_with_overrides(tmp_path):

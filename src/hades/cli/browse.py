@@ -148,7 +148,7 @@ def _cmd_zoo(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from hades.presets import PRESET_DESCRIPTIONS, VARIANT_OVERRIDES
+    from hades.presets import PRESET_DESCRIPTIONS, VARIANT_OVERRIDES, PerEnv
 
     every = {**PRESETS, **IMAGE_PRESETS}
     if args.name:
@@ -157,12 +157,19 @@ def _cmd_presets(args) -> int:
             raise HadesError(f"unknown preset {args.name!r}{hint} (`hades presets` lists them)")
         print(f"{args.name}: {PRESET_DESCRIPTIONS.get(args.name, '')}")
         overrides = every[args.name]
+        env = overrides.get("env")
+
+        def value(v):  # a per-environment value: the one this preset's environment runs with
+            if isinstance(v, PerEnv) and env:
+                return f"{v.get(env, v.default)}  (for {env}; another --env picks from {v!r})"
+            return v
+
         for k, v in overrides.items():
             if k not in VARIANT_OVERRIDES:
-                print(f"  --{k.replace('_', '-'):24s} {v}")
+                print(f"  --{k.replace('_', '-'):24s} {value(v)}")
         for key, variant in VARIANT_OVERRIDES.items():
             for k, v in overrides.get(key, {}).items():
-                print(f"  --{k.replace('_', '-'):24s} {v}  (variant {variant} only)")
+                print(f"  --{k.replace('_', '-'):24s} {value(v)}  (variant {variant} only)")
         if args.name in IMAGE_PRESETS:
             print("  (hades distill-images; every other setting is its default)")
         return 0
