@@ -281,8 +281,9 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
     t.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="take the policy and BC settings of this preset (e.g. paper-brax) for the dataset's variant, "
-        "instead of the run's",
+        metavar="NAME",
+        help="take the policy and BC settings of this preset (e.g. paper-brax; see `hades presets`) "
+        "for the dataset's variant, instead of the run's",
     )
     t.add_argument(
         "--own-init",

@@ -326,7 +326,10 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         described = help_ + (f" (defaults below: preset {shown})" if shown and presets.get(shown) is not None else "")
         c = sub.add_parser(name, help=help_, description=described)
         c.add_argument(
-            "--preset", choices=list(presets), help="named config (see `hades presets`); options override it"
+            "--preset",
+            choices=list(presets),
+            metavar="NAME",
+            help="named config (see `hades presets`); options override it",
         )
         c.add_argument(
             "--config",
@@ -364,7 +367,7 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "--seeds",
         help="comma-separated seeds: one sweep per seed, aggregated with a 95%% CI (default: the one --seed)",
     )
-    sw.add_argument("--preset", choices=list(PRESETS), help="named config (see `hades presets`)")
+    sw.add_argument("--preset", choices=list(PRESETS), metavar="NAME", help="named config (see `hades presets`)")
     sw.add_argument(
         "--out", help="sweep directory (default: runs/<env>_size-sweep_seed<seed>; with --seeds runs/<env>_size-sweep)"
     )
@@ -385,7 +388,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "OUT/tuning.json, .md and .png; OUT/study.db is optuna's storage: run the command again to "
         "continue, or from several processes at once to share the study.",
     )
-    tn.add_argument("--preset", choices=list(PRESETS), help="the preset whose settings are tuned (see `hades presets`)")
+    tn.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        metavar="NAME",
+        help="the preset whose settings are tuned (see `hades presets`)",
+    )
     tn.add_argument("--variants", default="hades-f,hades-r,direct-es", help="methods to tune (default: all three)")
     tn.add_argument("--trials", type=int, default=20, help="finished trials per method (default: 20)")
     tn.add_argument(
