@@ -91,6 +91,24 @@ def test_version_and_presets():
     assert next(w for w in hopper if w[0] == "--bc-steps")[1] == "200"
 
 
+def test_dry_run_prints_the_resolved_config_and_runs_nothing(tmp_path, monkeypatch):
+    """--dry-run prints what config.json would hold (the preset's variant overrides applied,
+    options over them) as JSON that --config reads back, and writes nothing."""
+    from hades.config import DistillConfig
+    from hades.presets import make_config
+
+    monkeypatch.chdir(tmp_path)
+    out = cli("distill", "--preset", "humanoid", "--variant", "hades-r", "--seed", "7", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout)
+    assert printed == make_config("humanoid", variant="hades-r", seed=7).to_dict()
+    assert printed["bc"]["bc_steps"] == 61 and printed["seed"] == 7  # humanoid's HaDES-R entry, then --seed
+    assert DistillConfig.from_dict(printed).to_dict() == printed
+    baseline = json.loads(cli("baseline", "--preset", "reacher", "--dry-run").stdout)
+    assert baseline["variant"] == "direct-es" and baseline["policy"]["width"] == 32
+    assert list(tmp_path.iterdir()) == []  # no runs/ directory, no run
+
+
 def test_a_saved_config_runs_again_with_overrides(tmp_path):
     small = "--population 8 --generations 1 --width 8 --depth 1 --bc-steps 5 --eval-envs 2 --eval-steps 20".split()
     first = cli("distill", *small, "--eval-episodes", "2", "--eval-policies", "2", "--quiet", "--out", tmp_path / "a")

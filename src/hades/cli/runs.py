@@ -70,6 +70,9 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
     else:
         cfg = make(args.preset, **given, **(fixed or {}))
         out = Path(args.out or f"runs/{run_name(cfg)}_seed{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.dry_run:  # the config the run would write as config.json (a --config FILE), and nothing run
+        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        return 0
     summary = run(
         cfg,
         out,
@@ -90,7 +93,7 @@ def _run_command(args, cls, make, run_name, fixed=None, resumable=("generations"
 
 
 def _cmd_distill(args, fixed=None) -> int:
-    if args.coordinator:
+    if args.coordinator and not args.dry_run:
         from hades.devices import initialize_distributed
 
         if not 0 <= args.process_id < args.num_processes:
@@ -152,7 +155,11 @@ def _cmd_distill_images(args) -> int:
         dataset = getattr(args, "dataset", None) or ImageDistillConfig().dataset
         if args.preset and not getattr(args, "dataset", None):
             dataset = IMAGE_PRESETS[args.preset].get("dataset", dataset)
-        args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None), dataset).resolve())
+        try:
+            args.data_dir = str(resolve_data_dir(getattr(args, "data_dir", None), dataset).resolve())
+        except HadesError:
+            if not args.dry_run:  # a dry run shows the config without the data ('' or the --data-dir given)
+                raise
     return _run_command(
         args,
         ImageDistillConfig,
@@ -339,6 +346,12 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         c.add_argument("--out", help="run directory (default: runs/<name>_seed<seed>_<time>)")
         c.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
         c.add_argument("--quiet", action="store_true", help="no progress bar")
+        c.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the full config this command would run (presets, variant and options resolved; "
+            "what config.json would hold, usable as --config FILE) and exit without running",
+        )
         _add_track(c)
         if name != "distill-images":
             c.add_argument(
