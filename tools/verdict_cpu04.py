@@ -52,6 +52,8 @@ GRID = {
     "brax/hopper": (110, {
         "hades-f": (645, 330, [491, 710, 734]), "hades-f own init": (950, 280, [865, 909, 1076]),
         "hades-r": (913, 210, [948, 976, 817]), "direct-es": (922, 890, [1214, 522, 1030])}),
+    # walker2d's HaDES-F cells: the preset its optuna study replaced (session 26); the new preset's
+    # cells have not run yet
     "brax/walker2d": (251, {
         "hades-f": (513, 320, [554, 367, 617]), "hades-f own init": (981, 170, [903, 1020, 1020]),
         "hades-r": (829, 470, [849, 1007, 630]), "direct-es": (1030, 180, [1017, 960, 1103])}),
