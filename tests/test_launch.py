@@ -262,6 +262,8 @@ def test_a_smoke_grid_in_local_jobs_gives_the_local_grid(tmp_path):
     assert local.returncode == 0, local.stderr[-2000:]
     jobs = hades(*SMOKE, "--out", tmp_path / "jobs", "--jobs", "2", "--task-cpus", "1", timeout=LIMIT)
     assert jobs.returncode == 0, jobs.stderr[-2000:]
+    # the cells ran now, on the workers: not "finished by an earlier invocation"
+    assert jobs.stderr.count(" s so far") == 2 and "earlier invocation" not in jobs.stderr, jobs.stderr[-2000:]
     _assert_same_grid(tmp_path / "local", tmp_path / "jobs")
 
 

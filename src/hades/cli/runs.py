@@ -280,12 +280,12 @@ def _cmd_reproduce(args) -> int:
             print(f"{c.env:30s} {c.variant:10s} seed {c.seed}  --preset {c.preset} {extra}  [{done}]")
         return 0
     started = time.perf_counter()
-    ran = set()
+    # cells an earlier invocation finished (every other one runs now, here or on a launcher's
+    # workers, which announce no start)
+    earlier = {i for i, c in enumerate(cells) if (c.directory(out) / "summary.json").is_file()}
 
     def on_cell(i, total, cell, summary):
-        if summary is None:
-            ran.add(i)
-        elif i in ran:
+        if summary is not None and i not in earlier:
             figure()  # the figure follows the table, cell by cell
         if args.quiet and summary is None:
             return
@@ -293,7 +293,9 @@ def _cmd_reproduce(args) -> int:
         if summary is None:
             print(f"hades: {tag}", file=sys.stderr)
         else:
-            when = f"{time.perf_counter() - started:.0f} s so far" if i in ran else "finished by an earlier invocation"
+            when = (
+                "finished by an earlier invocation" if i in earlier else f"{time.perf_counter() - started:.0f} s so far"
+            )
             print(
                 f"hades: {tag}: final return {number(summary['final_return_mean'], 4)} "
                 f"(random {number(summary['random_return_mean'])}); {when}",
