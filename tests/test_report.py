@@ -80,6 +80,9 @@ def test_a_run_older_than_a_setting_pools_with_runs_at_its_default(tmp_path):
         (500.0, 3, "500"),
         (-1207.4, 4, "-1207"),
         (0.0, 3, "0"),
+        (99.6, 2, "100"),  # an interval that rounds up to the next power of ten
+        (-999.7, 3, "-1000"),
+        (0.09996, 3, "0.1"),
         (None, 3, "—"),
         (float("nan"), 3, "—"),
     ],

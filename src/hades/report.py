@@ -194,9 +194,9 @@ def number(x, digits: int = 3) -> str:
     (returns span 0.4 to 12000 in one table); "—" for a missing figure."""
     if x is None or not np.isfinite(x):
         return "—"
+    x = float(f"{x:.{digits}g}")  # rounded first: 99.6 to 2 digits is 100, which must print as such
     if x != 0 and abs(x) >= 10**digits:
-        magnitude = int(np.floor(np.log10(abs(x))))
-        return f"{round(x, digits - 1 - magnitude):.0f}"
+        return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
 
