@@ -52,10 +52,11 @@ GRID = {
     "brax/hopper": (110, {
         "hades-f": (645, 330, [491, 710, 734]), "hades-f own init": (950, 280, [865, 909, 1076]),
         "hades-r": (913, 210, [948, 976, 817]), "direct-es": (922, 890, [1214, 522, 1030])}),
-    # walker2d's HaDES-F cells: the preset its optuna study replaced (session 26); the new preset's
-    # cells have not run yet
+    # walker2d's HaDES-F cells: its preset as its optuna study moved it (session 27, snapshot
+    # 2683b4c of hades 0.4.16; the new cells' random policy: 251.2). The old preset's cells:
+    # 513 ± 320 [554, 367, 617], own init 981 ± 170 [903, 1020, 1020].
     "brax/walker2d": (251, {
-        "hades-f": (513, 320, [554, 367, 617]), "hades-f own init": (981, 170, [903, 1020, 1020]),
+        "hades-f": (1025, 25, [1031.9, 1013.9, 1030.7]), "hades-f own init": (1023, 16, [1023.6, 1016.7, 1029.6]),
         "hades-r": (829, 470, [849, 1007, 630]), "direct-es": (1030, 180, [1017, 960, 1103])}),
     "brax/halfcheetah": (-45.5, {
         "hades-f": (782, 470, [565, 859, 921]), "hades-f own init": (1000, 310, [1046, 861, 1096]),
