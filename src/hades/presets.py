@@ -204,7 +204,7 @@ PRESETS.update(
             ),
         ),
         # walker2d's study: HaDES-F's best held on held-out seeds 101-104 (best - preset own init
-        # +109 ± 77); HaDES-R's and direct ES's held-out checks were still running
+        # +109 ± 77); HaDES-R's (+140 ± 298) and direct ES's (+0.6 ± 39) did not
         "walker2d": dict(
             BRAX_CPU,
             env="brax/walker2d",
