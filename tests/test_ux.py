@@ -82,6 +82,8 @@ def test_version_and_presets():
     assert out.returncode == 0 and out.stdout.strip() == f"hades {__version__}"
     listing = cli("presets").stdout.splitlines()
     assert all(len(line) < 140 for line in listing) and any(line.startswith("paper-minatar ") for line in listing)
+    starts = {len(line) - len(line.split(maxsplit=1)[1]) for line in listing}
+    assert len(starts) == 1  # every description starts in one column, after the longest name
     one = cli("presets", "paper-minatar").stdout
     assert "--bc-steps" in one and "64" in one and "(variant direct-es only)" in one
     # a per-environment value shows the one the preset's own environment runs with first

@@ -173,9 +173,10 @@ def _cmd_presets(args) -> int:
         if args.name in IMAGE_PRESETS:
             print("  (hades distill-images; every other setting is its default)")
         return 0
+    width = max(map(len, every))  # the descriptions in one column, however long a name
     for name in every:
         kind = " (distill-images)" if name in IMAGE_PRESETS else ""
-        print(f"{name:24s} {PRESET_DESCRIPTIONS.get(name, '')}{kind}")
+        print(f"{name:{width}s}  {PRESET_DESCRIPTIONS.get(name, '')}{kind}")
     print("hades presets NAME shows every setting of one preset", file=sys.stderr)
     return 0
 
