@@ -133,6 +133,10 @@ class Cell:
     def directory(self, out: Path) -> Path:
         return out / self.env.replace("/", "-") / self.variant / f"seed{self.seed}"
 
+    def finished(self, out: Path) -> bool:
+        """Whether the cell's run under ``out`` has finished (written its summary)."""
+        return (self.directory(out) / "summary.json").is_file()
+
     def config(self):
         return make_config(self.preset, **self.overrides, variant=self.variant, seed=self.seed)
 
@@ -204,7 +208,7 @@ def run_cell(cell: Cell, out_dir: str, reporter: Reporter | None = None) -> dict
     """One grid cell into its run directory (resumed from its checkpoint, never rerun once
     finished); returns its summary. What every launcher runs, here or on a worker."""
     d = cell.directory(Path(out_dir))
-    if not (d / "summary.json").is_file():
+    if not cell.finished(Path(out_dir)):
         run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
     return read_run(d, finished=True).summary
 
@@ -229,7 +233,7 @@ def reproduce(
     cells = plan(tier, envs, variants, seeds)
     out = Path(out_dir)
     _claim(out, tier)
-    todo = [i for i, c in enumerate(cells) if not (c.directory(out) / "summary.json").is_file()]
+    todo = [i for i, c in enumerate(cells) if not c.finished(out)]
     for i, cell in enumerate(cells):
         if i not in todo and on_cell:
             on_cell(i, len(cells), cell, read_run(cell.directory(out), finished=True).summary)

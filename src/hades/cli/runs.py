@@ -276,13 +276,13 @@ def _cmd_reproduce(args) -> int:
     if args.plan:
         for c in cells:
             extra = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in c.overrides.items() if k != "env")
-            done = "done" if (c.directory(out) / "summary.json").is_file() else "to run"
+            done = "done" if c.finished(out) else "to run"
             print(f"{c.env:30s} {c.variant:10s} seed {c.seed}  --preset {c.preset} {extra}  [{done}]")
         return 0
     started = time.perf_counter()
     # cells an earlier invocation finished (every other one runs now, here or on a launcher's
     # workers, which announce no start)
-    earlier = {i for i, c in enumerate(cells) if (c.directory(out) / "summary.json").is_file()}
+    earlier = {i for i, c in enumerate(cells) if c.finished(out)}
 
     def on_cell(i, total, cell, summary):
         if summary is not None and i not in earlier:
