@@ -119,24 +119,26 @@ def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, pap
 
 
 @pytest.mark.parametrize(
-    "preset, hades_f, hades_r, direct_width",
+    "preset, untuned, hades_f, hades_r, direct_width",
     [
-        ("reacher", None, (383, 32, 0.081), 32),
-        ("humanoid", None, (61, 64, 0.1), None),
-        ("walker2d", (239, 4, 0.028), None, None),
+        ("reacher", "hopper", None, (383, 32, 0.081), 32),
+        ("humanoid", "hopper", None, (61, 64, 0.1), None),
+        ("walker2d", "hopper", (239, 4, 0.028), None, None),
+        ("space-invaders", "breakout", None, (89, 4, 0.028), None),
     ],
 )
-def test_a_study_that_held_moves_only_its_own_methods_preset(preset, hades_f, hades_r, direct_width):
-    # reacher's optuna study: HaDES-R's and direct ES's bests held on held-out seeds; humanoid's:
-    # HaDES-R's alone; walker2d's: HaDES-F's alone; the other
+def test_a_study_that_held_moves_only_its_own_methods_preset(preset, untuned, hades_f, hades_r, direct_width):
+    # reacher's optuna study: HaDES-R's and direct ES's bests held on held-out seeds; humanoid's and
+    # SpaceInvaders': HaDES-R's alone; walker2d's: HaDES-F's alone; the other
     # methods' studies chose their presets (docs/reproduction.md). Each variant gets only its own
     from hades.config import flatten
 
-    env = f"brax/{preset}"
+    env = make_config(preset).env
+    brax = env.startswith("brax/")
 
     def departures(variant):
         a = flatten(make_config(preset, variant=variant).to_dict())
-        b = flatten(make_config("hopper", env=env, variant=variant).to_dict())  # untuned Brax cpu preset
+        b = flatten(make_config(untuned, env=env, variant=variant).to_dict())  # an untuned cpu preset, same domain
         return {k: a[k] for k in a if a[k] != b[k]}
 
     for variant, want in (("hades-f", hades_f), ("hades-r", hades_r)):
@@ -144,11 +146,13 @@ def test_a_study_that_held_moves_only_its_own_methods_preset(preset, hades_f, ha
         if want is None:
             assert got == {}, variant
             continue
-        assert set(got) <= {"sigma", "bc_steps", "bc_lr", "dataset_size", "es_lr"} and {"sigma", "bc_steps"} <= set(got)
+        es_rate = "es_lr" if brax else "es_temperature"  # Open_ES' learning rate, SNES' temperature
+        assert set(got) <= {"sigma", "bc_steps", "bc_lr", "dataset_size", es_rate} and {"sigma", "bc_steps"} <= set(got)
         assert (got["bc_steps"], make_config(preset, variant=variant).dataset_size, round(got["sigma"], 3)) == want
     d = departures("direct-es")
     assert d == {} if direct_width is None else set(d) == {"sigma", "width", "es_lr"} and d["width"] == direct_width
-    assert make_config(preset, variant="direct-es").direct_init == "zeros"  # paper-brax's baseline init kept
+    # paper-brax's baseline init kept; the MinAtar cpu presets' direct ES starts from a policy init
+    assert make_config(preset, variant="direct-es").direct_init == ("zeros" if brax else "policy")
     assert make_config(preset, variant="hades-r", dataset_size=8).dataset_size == 8  # the user's word wins
     assert make_config(preset, variant="hades-f", dataset_size=8).dataset_size == 8
 
