@@ -135,6 +135,11 @@ def test_holdout_check_runs_both_settings_on_held_out_seeds_and_pairs_them(tmp_p
     assert h["difference_mean"] == pytest.approx(sum(diff) / 2)
     assert h["difference_ci95"] == pytest.approx(ci95(diff), nan_ok=True)
     assert h["verdict"] == ("best" if h["difference_mean"] - h["difference_ci95"] > 0 else "preset")
+    # HaDES-F's score is the own init; the same runs' fresh inits are recorded beside it
+    assert h["fresh"]["preset"] == [r["final_return_mean"] for r in on_disk["preset"]]
+    assert h["fresh"]["best"] == [r["final_return_mean"] for r in on_disk["best"]]
+    fresh_diff = [b - p for b, p in zip(h["fresh"]["best"], h["fresh"]["preset"])]
+    assert h["fresh"]["difference_mean"] == pytest.approx(sum(fresh_diff) / 2)
     again = holdout_check("cartpole", None, "hades-f", small, preset, best, (101, 102), tmp_path)
     assert again == h  # finished runs are read back, not redone
 
@@ -419,3 +424,36 @@ def test_report_rewrites_the_record_from_the_study_and_runs_nothing(tmp_path):
     assert_one_line_error(tune(out, "1", "--report", "--obs-std-floor", "0.1"), "run with other settings")
     assert_one_line_error(tune(tmp_path / "none", "1", "--report"), "holds no study (no study.db)")
     assert not (tmp_path / "none").exists()
+
+
+def test_the_report_gives_hades_f_held_out_fresh_inits_beside_its_verdict():
+    """tuning.md's held-out line for HaDES-F, then its runs' fresh-init figures, marked as not the
+    criterion; a method without them (HaDES-R, direct ES) gets no such line."""
+    from hades.tune import report_markdown
+
+    def study(fresh):
+        holdout = {"seeds": [101, 102], "preset": [4.0, 6.0], "best": [5.0, 6.5], "difference_mean": 0.75,
+                   "difference_ci95": 3.2, "verdict": "preset"}  # fmt: skip
+        if fresh:
+            holdout["fresh"] = {
+                "preset": [1.0, 2.0],
+                "best": [8.0, 9.0],
+                "difference_mean": 7.0,
+                "difference_ci95": 0.0,
+            }
+        return {"trials": [], "finished": 0, "best_params": None, "holdout": holdout, "importance": {}}
+
+    record = {
+        "preset": "p",
+        "seeds": [100],
+        "overrides": {},
+        "studies": {"E_hades-f": study(True), "E_hades-r": study(False)},
+    }
+    md = report_markdown(record)
+    f, r = md.split("## E_hades-r")
+    assert "best - preset 0.75 ± 3.2 (paired, 95% CI): not distinguishable; the preset stays" in f
+    assert (
+        "The same runs' fresh inits (recorded, not the criterion): the preset 1, 2; the best 8, 9; best - preset 7 ± 0"
+        in f
+    )
+    assert "fresh inits" not in r and "the preset stays" in r

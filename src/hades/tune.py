@@ -534,27 +534,34 @@ def holdout_check(
     use, never reported ones): both run on every seed (``out/{preset,best}/seedS``, resumable, or
     read back where a launcher ran them), and the best replaces the preset only when the paired
     difference of their scores has a 95% interval above zero (verdict ``best``; otherwise
-    ``preset``)."""
-    import numpy as np
-
-    from hades.stats import ci95
-
+    ``preset``). For HaDES-F, whose score is the own-init return, the same runs' fresh-init
+    returns are recorded beside it (``fresh``: how the datasets transfer), never deciding."""
     scores = {"preset": [], "best": []}
+    fresh = {"preset": [], "best": []}
     for label, settings, seed, folder in holdout_runs(
         _base(preset, env, method, overrides), preset_params, best_params, seeds, out
     ):
         reporter = reporter_factory() if reporter_factory is not None else None
         scores[label].append(score_setting(preset, env, method, overrides, settings, seed, folder, reporter))
+        if objective_key(method) != "final_return_mean":
+            summary = json.loads((folder / f"seed{seed}" / "summary.json").read_text())
+            fresh[label].append(float(summary["final_return_mean"]))
+    check = {"seeds": [int(x) for x in seeds], **_paired(scores)}
+    check["verdict"] = "best" if check["difference_mean"] - check["difference_ci95"] > 0 else "preset"
+    if fresh["preset"]:
+        check["fresh"] = _paired(fresh)
+    return check
+
+
+def _paired(scores: dict) -> dict:
+    """Both settings' figures per seed and their paired difference (mean, 95% half-width)."""
+    import numpy as np
+
+    from hades.stats import ci95
+
     diff = np.array(scores["best"]) - np.array(scores["preset"])
     half = ci95(diff) if len(diff) > 1 else float("inf")
-    return {
-        "seeds": [int(x) for x in seeds],
-        "preset": scores["preset"],
-        "best": scores["best"],
-        "difference_mean": float(diff.mean()),
-        "difference_ci95": float(half),
-        "verdict": "best" if diff.mean() - half > 0 else "preset",
-    }
+    return {**scores, "difference_mean": float(diff.mean()), "difference_ci95": float(half)}
 
 
 @dataclass(frozen=True)
@@ -716,6 +723,13 @@ def report_markdown(record: dict) -> str:
                 f"{number(h['difference_ci95'])} (paired, 95% CI): "
                 + ("**the best setting holds**" if h["verdict"] == "best" else "not distinguishable; the preset stays")
             )
+            if h.get("fresh"):
+                f = h["fresh"]
+                lines.append(
+                    f"The same runs' fresh inits (recorded, not the criterion): the preset "
+                    f"{', '.join(number(v) for v in f['preset'])}; the best {', '.join(number(v) for v in f['best'])}; "
+                    f"best - preset {number(f['difference_mean'])} ± {number(f['difference_ci95'])}"
+                )
         elif h:
             lines.append("Held-out seeds: not run (the preset's own setting won the study)")
         if s["importance"]:
