@@ -35,6 +35,29 @@ def test_roundtrip_and_plain_numpy_readable(tmp_path):
     assert set(raw) == {"states", "actions", "obs_mean", "obs_std"}
 
 
+def test_a_file_replaced_while_it_is_read_is_read_whole_as_one_version(tmp_path, monkeypatch):
+    # a running hades replaces its checkpoint every generation (write, then rename) while another
+    # process reads it (`hades distill --resume` first reads the run's config): the reader must
+    # take header, size and tensors from one version, never one's header with the other's tensors
+    import hades.artifacts as artifacts
+
+    path = tmp_path / "dataset.safetensors"
+    save_dataset(path, make_ds())
+    check = artifacts._check_size
+
+    def replaced_after_the_header(*args):
+        out = check(*args)
+        save_dataset(path, make_ds(states=np.full((2, 4), 7.0, np.float32), config={"seed": 4}))
+        return out
+
+    monkeypatch.setattr(artifacts, "_check_size", replaced_after_the_header)
+    ds = load_dataset(path)  # the version whose header was read
+    np.testing.assert_array_equal(ds.states, make_ds().states)
+    assert ds.config == {"seed": 3}
+    monkeypatch.setattr(artifacts, "_check_size", check)
+    assert load_dataset(path).config == {"seed": 4}  # and the next read sees the new one
+
+
 def test_no_temporary_files_left(tmp_path):
     save_dataset(tmp_path / "d.safetensors", make_ds())
     assert [p.name for p in tmp_path.iterdir()] == ["d.safetensors"]

@@ -119,23 +119,24 @@ def _write_tensors(path, tensors: dict[str, np.ndarray], metadata: dict[str, str
     atomic_write(path, st_save(tensors, metadata=metadata))
 
 
-def _check_size(path: Path) -> tuple[int, dict]:
+def _check_size(path: Path, f) -> tuple[int, dict]:
     """Refuse a file whose header is not a safetensors header of a sensible size, or whose length
-    is not what its header says, before reading it whole; returns (file size, its metadata)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
-            raise HadesError(
-                f"{path}: not a safetensors file (hades datasets, policies and checkpoints are; "
-                f"this one's first 8 bytes do not give a header size within its {size} bytes)"
-            )
-        try:
-            header = json.loads(f.read(n))
-            end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
-            raise HadesError(f"{path}: not a readable safetensors file (malformed header)") from None
+    is not what its header says, before reading it whole; returns (file size, its metadata).
+    ``f`` is the file open for reading: its size and header are the same file's as the bytes read
+    after, even when a running hades replaces ``path`` meanwhile (a checkpoint every generation)."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    n = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
+        raise HadesError(
+            f"{path}: not a safetensors file (hades datasets, policies and checkpoints are; "
+            f"this one's first 8 bytes do not give a header size within its {size} bytes)"
+        )
+    try:
+        header = json.loads(f.read(n))
+        end = max([0] + [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"])
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        raise HadesError(f"{path}: not a readable safetensors file (malformed header)") from None
     if 8 + n + end != size:
         raise HadesError(
             f"{path}: file size {size} does not match its header ({8 + n + end} bytes): truncated or padded"
@@ -150,11 +151,14 @@ def _read_tensors(path, expected_format: str) -> tuple[dict[str, np.ndarray], di
     path = Path(path)
     if not path.is_file():
         raise HadesError(f"{path}: no such file")
-    size, metadata = _check_size(path)
-    if expected_format != CHECKPOINT_FORMAT and size > MAX_ARTIFACT_BYTES:
-        raise HadesError(f"{path}: {size / 2**30:.3g} GB is too large for a hades {expected_format}")
     try:
-        tensors = st_load(path.read_bytes())
+        with open(path, "rb") as f:  # one open file: header, size and tensors from the same version
+            size, metadata = _check_size(path, f)
+            if expected_format != CHECKPOINT_FORMAT and size > MAX_ARTIFACT_BYTES:
+                raise HadesError(f"{path}: {size / 2**30:.3g} GB is too large for a hades {expected_format}")
+            f.seek(0)
+            data = f.read()
+        tensors = st_load(data)
     except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as e:
         raise HadesError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:80]})") from None
     fmt = metadata.get("format")
