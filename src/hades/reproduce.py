@@ -207,8 +207,9 @@ def _claim(out: Path, tier: str) -> None:
 def run_cell(cell: Cell, out_dir: str, reporter: Reporter | None = None) -> dict:
     """One grid cell into its run directory (resumed from its checkpoint, never rerun once
     finished); returns its summary. What every launcher runs, here or on a worker."""
-    d = cell.directory(Path(out_dir))
-    if not cell.finished(Path(out_dir)):
+    out = Path(out_dir)
+    d = cell.directory(out)
+    if not cell.finished(out):
         run(cell.config(), d, resume=(d / CHECKPOINT).is_file(), reporter=reporter)
     return read_run(d, finished=True).summary
 

@@ -503,18 +503,26 @@ def tune(
     return record
 
 
-def score_setting(
+def run_setting(
     preset, env, method: str, overrides: dict, settings: dict, seed: int, folder: Path, reporter=None
-) -> float:
+) -> dict:
     """Run (or resume, or read back) ``settings`` at ``seed`` in ``folder/seedS``, as every trial
-    does, and return the figure the study scores: the config a trial of that setting runs."""
+    does (the config a trial of that setting runs), and return the run's summary."""
     from hades.runs import Reporter, run
 
     env_kw = {"env": env} if env else {}
     cfg = make_config(preset, **env_kw, variant=method, seed=seed, **overrides, **settings)
     run_dir = Path(folder) / f"seed{seed}"
     resume = (run_dir / "checkpoint.safetensors").is_file()
-    return float(run(cfg, run_dir, resume=resume, reporter=reporter or Reporter())[objective_key(method)])
+    return run(cfg, run_dir, resume=resume, reporter=reporter or Reporter())
+
+
+def score_setting(
+    preset, env, method: str, overrides: dict, settings: dict, seed: int, folder: Path, reporter=None
+) -> float:
+    """``run_setting``'s run, and the figure the study scores."""
+    summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
+    return float(summary[objective_key(method)])
 
 
 def holdout_runs(base, preset_params: dict, best_params: dict, seeds, out: Path):
@@ -542,9 +550,9 @@ def holdout_check(
         _base(preset, env, method, overrides), preset_params, best_params, seeds, out
     ):
         reporter = reporter_factory() if reporter_factory is not None else None
-        scores[label].append(score_setting(preset, env, method, overrides, settings, seed, folder, reporter))
+        summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
+        scores[label].append(float(summary[objective_key(method)]))
         if objective_key(method) != "final_return_mean":
-            summary = json.loads((folder / f"seed{seed}" / "summary.json").read_text())
             fresh[label].append(float(summary["final_return_mean"]))
     check = {"seeds": [int(x) for x in seeds], **_paired(scores)}
     check["verdict"] = "best" if check["difference_mean"] - check["difference_ci95"] > 0 else "preset"
@@ -716,20 +724,20 @@ def report_markdown(record: dict) -> str:
             lines.append(f"The preset's own setting (trial {s['preset_trial']}): {number(s['preset_value'])}")
         h = s.get("holdout")
         if h and "difference_mean" in h:
-            seeds_ = ", ".join(map(str, h["seeds"]))
+
+            def paired(p: dict) -> str:  # one setting's figures against the other's, per seed and paired
+                return (
+                    f"the preset {', '.join(number(v) for v in p['preset'])}; the best "
+                    f"{', '.join(number(v) for v in p['best'])}; best - preset {number(p['difference_mean'])} ± "
+                    f"{number(p['difference_ci95'])}"
+                )
+
             lines.append(
-                f"Held-out seeds {seeds_}: the preset {', '.join(number(v) for v in h['preset'])}; the best "
-                f"{', '.join(number(v) for v in h['best'])}; best - preset {number(h['difference_mean'])} ± "
-                f"{number(h['difference_ci95'])} (paired, 95% CI): "
+                f"Held-out seeds {', '.join(map(str, h['seeds']))}: {paired(h)} (paired, 95% CI): "
                 + ("**the best setting holds**" if h["verdict"] == "best" else "not distinguishable; the preset stays")
             )
             if h.get("fresh"):
-                f = h["fresh"]
-                lines.append(
-                    f"The same runs' fresh inits (recorded, not the criterion): the preset "
-                    f"{', '.join(number(v) for v in f['preset'])}; the best {', '.join(number(v) for v in f['best'])}; "
-                    f"best - preset {number(f['difference_mean'])} ± {number(f['difference_ci95'])}"
-                )
+                lines.append(f"The same runs' fresh inits (recorded, not the criterion): {paired(h['fresh'])}")
         elif h:
             lines.append("Held-out seeds: not run (the preset's own setting won the study)")
         if s["importance"]:
