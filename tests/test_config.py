@@ -100,7 +100,7 @@ def test_wide_presets_are_the_learners_experiments_hades_r_wide(wide, base):
         ("breakout", "paper-minatar", {"sigma"}),
         ("space-invaders", "paper-minatar", {"sigma"}),
         ("freeway", "paper-minatar", {"sigma"}),
-        ("hopper", "paper-brax", {"backend"}),
+        ("ant", "paper-brax", {"backend"}),
         ("humanoid", "paper-brax", {"backend"}),
         ("reacher", "paper-brax", {"backend"}),
     ],
@@ -121,9 +121,10 @@ def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, pap
 @pytest.mark.parametrize(
     "preset, untuned, hades_f, hades_r, direct_width",
     [
-        ("reacher", "hopper", None, (383, 32, 0.081), 32),
-        ("humanoid", "hopper", None, (61, 64, 0.1), None),
-        ("walker2d", "hopper", (239, 4, 0.028), None, None),
+        ("reacher", "ant", None, (383, 32, 0.081), 32),
+        ("humanoid", "ant", None, (61, 64, 0.1), None),
+        ("walker2d", "ant", (239, 4, 0.028), None, None),
+        ("hopper", "ant", (131, 4, 0.028), None, None),
         ("space-invaders", "breakout", None, (89, 4, 0.028), None),
     ],
 )
