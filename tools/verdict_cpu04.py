@@ -52,8 +52,11 @@ GRID = {
     "brax/reacher": (-838, {
         "hades-f": (-493, 180, [-528, -411, -541]), "hades-f own init": (-277, 110, [-252, -250, -328]),
         "hades-r": (-179, 43, [-181.5, -159.9, -194.2]), "direct-es": (-299, 101, [-306.2, -335.9, -255.7])}),
+    # hopper's HaDES-F cells: its preset as its optuna study moved it (session 29, snapshot 94feeed
+    # of hades 0.4.18; the new cells' random policy: 110.0). The old preset's cells:
+    # 645 ± 330 [491, 710, 734], own init 950 ± 280 [865, 909, 1076].
     "brax/hopper": (110, {
-        "hades-f": (645, 330, [491, 710, 734]), "hades-f own init": (950, 280, [865, 909, 1076]),
+        "hades-f": (1092, 46, [1073.3, 1110.4, 1093.1]), "hades-f own init": (1087, 51, [1092.0, 1104.3, 1063.9]),
         "hades-r": (913, 210, [948, 976, 817]), "direct-es": (922, 890, [1214, 522, 1030])}),
     # walker2d's HaDES-F cells: its preset as its optuna study moved it (session 27, snapshot
     # 2683b4c of hades 0.4.16; the new cells' random policy: 251.2). The old preset's cells:
