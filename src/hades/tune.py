@@ -544,6 +544,7 @@ def holdout_check(
     difference of their scores has a 95% interval above zero (verdict ``best``; otherwise
     ``preset``). For HaDES-F, whose score is the own-init return, the same runs' fresh-init
     returns are recorded beside it (``fresh``: how the datasets transfer), never deciding."""
+    key = objective_key(method)
     scores = {"preset": [], "best": []}
     fresh = {"preset": [], "best": []}
     for label, settings, seed, folder in holdout_runs(
@@ -551,8 +552,8 @@ def holdout_check(
     ):
         reporter = reporter_factory() if reporter_factory is not None else None
         summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
-        scores[label].append(float(summary[objective_key(method)]))
-        if objective_key(method) != "final_return_mean":
+        scores[label].append(float(summary[key]))
+        if key != "final_return_mean":
             fresh[label].append(float(summary["final_return_mean"]))
     check = {"seeds": [int(x) for x in seeds], **_paired(scores)}
     check["verdict"] = "best" if check["difference_mean"] - check["difference_ci95"] > 0 else "preset"
@@ -570,6 +571,16 @@ def _paired(scores: dict) -> dict:
     diff = np.array(scores["best"]) - np.array(scores["preset"])
     half = ci95(diff) if len(diff) > 1 else float("inf")
     return {**scores, "difference_mean": float(diff.mean()), "difference_ci95": float(half)}
+
+
+def _paired_line(p: dict) -> str:
+    """``_paired``'s record in words: each setting's figures per seed, and their paired difference."""
+    from hades.report import number
+
+    return (
+        f"the preset {', '.join(number(v) for v in p['preset'])}; the best {', '.join(number(v) for v in p['best'])}; "
+        f"best - preset {number(p['difference_mean'])} ± {number(p['difference_ci95'])}"
+    )
 
 
 @dataclass(frozen=True)
@@ -724,20 +735,12 @@ def report_markdown(record: dict) -> str:
             lines.append(f"The preset's own setting (trial {s['preset_trial']}): {number(s['preset_value'])}")
         h = s.get("holdout")
         if h and "difference_mean" in h:
-
-            def paired(p: dict) -> str:  # one setting's figures against the other's, per seed and paired
-                return (
-                    f"the preset {', '.join(number(v) for v in p['preset'])}; the best "
-                    f"{', '.join(number(v) for v in p['best'])}; best - preset {number(p['difference_mean'])} ± "
-                    f"{number(p['difference_ci95'])}"
-                )
-
             lines.append(
-                f"Held-out seeds {', '.join(map(str, h['seeds']))}: {paired(h)} (paired, 95% CI): "
+                f"Held-out seeds {', '.join(map(str, h['seeds']))}: {_paired_line(h)} (paired, 95% CI): "
                 + ("**the best setting holds**" if h["verdict"] == "best" else "not distinguishable; the preset stays")
             )
             if h.get("fresh"):
-                lines.append(f"The same runs' fresh inits (recorded, not the criterion): {paired(h['fresh'])}")
+                lines.append(f"The same runs' fresh inits (recorded, not the criterion): {_paired_line(h['fresh'])}")
         elif h:
             lines.append("Held-out seeds: not run (the preset's own setting won the study)")
         if s["importance"]:
