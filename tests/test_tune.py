@@ -10,7 +10,7 @@ from helpers import assert_one_line_error, cli
 from hades.cli import build_parser
 from hades.cli.options import _given
 from hades.config import DIRECT_ES_IGNORES, DistillConfig, flatten
-from hades.errors import HadesError
+from hades.errors import HadesError, HadesWarning
 from hades.presets import make_config
 
 pytest.importorskip("optuna")
@@ -320,6 +320,97 @@ def test_the_pruner_waits_for_the_second_half_of_a_run():
         low.report(0.5, gen)
         stops.append((gen, low.should_prune()))
     assert [g for g, stop in stops if stop] == list(range(100, 201, 10))  # from half the run on
+
+
+def test_a_busy_study_database_neither_stops_the_heartbeat_nor_fails_a_write(tmp_path, monkeypatch):
+    """Trials of one study share study.db. optuna's heartbeat thread ended at its first "database
+    is locked", and another process then failed the live trial as stale (CI: "Cannot tell a FAIL
+    trial"): a busy beat is skipped and the next one lands; a write waits out a lock held longer
+    than SQLite's default 5 s."""
+    import sqlite3
+    import threading
+    import time
+
+    import optuna
+
+    from hades import tune as tune_module
+
+    out = tmp_path / "tune"
+    out.mkdir()
+    storage = tune_module._storage(optuna, out)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    trial = study.ask()
+    monkeypatch.setattr(tune_module, "SQLITE_BUSY_TIMEOUT", 0.2)
+    impatient = tune_module._storage(optuna, out)
+    lock = sqlite3.connect(out / "study.db", isolation_level=None, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    impatient.record_heartbeat(trial._trial_id)  # locked out: skipped, no exception
+    threading.Timer(5.5, lock.rollback).start()
+    start = time.monotonic()
+    study.set_user_attr("written", True)  # the default storage waits for the lock
+    assert time.monotonic() - start > 5 and study.user_attrs["written"]
+    beats = "select count(*) from trial_heartbeats"
+    with sqlite3.connect(out / "study.db") as db:
+        assert db.execute(beats).fetchone() == (0,)  # the locked-out beat was not recorded
+    impatient.record_heartbeat(trial._trial_id)  # the next beat lands
+    with sqlite3.connect(out / "study.db") as db:
+        assert db.execute(beats).fetchone() == (1,)
+
+
+@pytest.mark.parametrize("then", ["returns", "reports"])
+def test_a_trial_failed_as_stale_while_it_ran_is_run_again(tmp_path, monkeypatch, then):
+    """Another process's heartbeat check fails a live trial (its beats missed) and queues its
+    setting again. optuna then ends the running process's call: "Cannot tell a FAIL trial" when
+    the trial next reports (CI's failure), an assertion when it returns. The process runs the
+    queued setting instead, so the study still gets its finished trial."""
+    import optuna
+
+    from hades import tune as tune_module
+
+    out = tmp_path / "tune"
+    out.mkdir()
+    storage = tune_module._storage(optuna, out)
+    name = tune_module.study_name("CartPole-v1", "hades-f")
+    optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    calls = []
+
+    def score(preset, env, method, overrides, settings, seed, folder, reporter=None):
+        calls.append(settings)
+        trial = reporter.trial
+        if len(calls) == 1:  # what fail_stale_trials does in another process
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            storage.get_heartbeat_stale_trial_callback()(trial.study, storage.get_trial(trial._trial_id))
+            if then == "reports":
+                trial.report(1.0, 1)
+        return 7.0
+
+    monkeypatch.setattr(tune_module, "score_setting", score)
+    job = tune_module._Study("cartpole", None, "hades-f", str(out), (100,), {}, 1)
+    with pytest.warns(HadesWarning, match="trial 0 was failed by another process's heartbeat check"):
+        ran = tune_module.run_trials(job, 0, 1)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[1].params == trials[0].params
+    assert ran == [(name, 1, 7.0, "COMPLETE")] and calls[0] == calls[1]
+
+
+def test_a_trial_that_fails_on_its_own_still_ends_the_study(tmp_path, monkeypatch):
+    """Only a trial another process failed and queued again is run again: an error of the trial's
+    own is raised, not retried."""
+    import optuna
+
+    from hades import tune as tune_module
+
+    out = tmp_path / "tune"
+    out.mkdir()
+    name = tune_module.study_name("CartPole-v1", "hades-f")
+    optuna.create_study(study_name=name, storage=tune_module._storage(optuna, out), direction="maximize")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(tune_module, "score_setting", broken)
+    with pytest.raises(RuntimeError, match="broken"):
+        tune_module.run_trials(tune_module._Study("cartpole", None, "hades-f", str(out), (100,), {}, 1), 0, 1)
 
 
 @pytest.mark.slow  # about a minute: two starts of a study
