@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from helpers import TINY_ARGS, assert_one_line_error, cli, hades
+from helpers import TINY_ARGS, assert_one_line_error, cli
 
 from hades.cli import main
 
@@ -63,12 +63,12 @@ def test_bad_option_values(tmp_path):
 
 def test_distill_train_and_errors_on_artifacts(tmp_path):
     out = tmp_path / "run"
-    proc = hades("distill", *TINY, "--out", out)
+    proc = cli("distill", *TINY, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["out"] == str(out)
     ds = out / "dataset.safetensors"
 
-    proc = hades("train", ds, "--policies", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
+    proc = cli("train", ds, "--policies", 2, "--episodes", 2, "--eval-steps", 20, "--width", 8)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert len(result["returns_per_policy"]) == 2 and result["episodes"] == 4 and result["init"] == "fresh"
@@ -76,7 +76,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert result["episode_length_max"] <= 20 and 1 <= result["distinct_episodes"] <= 4
     assert result["policy"]["width"] == 8 and result["bc"]["bc_steps"] == 10  # bc from the dataset's config
 
-    proc = hades(
+    proc = cli(
         "train", ds, "--preset", "paper-brax", "--bc-steps", 3, "--policies", 1, "--episodes", 1, "--eval-steps", 20
     )
     assert proc.returncode == 0, proc.stderr
@@ -100,7 +100,7 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
     assert_one_line_error(cli("train", bad), "not a safetensors file")
     assert_one_line_error(cli("distill", *TINY, "--out", out), "already holds a run")
     # resume past the end with more generations
-    proc = hades("distill", "--resume", out, "--generations", 3, "--quiet")
+    proc = cli("distill", "--resume", out, "--generations", 3, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
     assert_one_line_error(cli("distill", "--resume", out, "--width", 99), "keeps its config")
@@ -108,11 +108,11 @@ def test_distill_train_and_errors_on_artifacts(tmp_path):
 
 def test_hades_f_trains_from_its_own_init(tmp_path):
     f_out = tmp_path / "run_f"
-    assert hades("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
+    assert cli("distill", *TINY, "--variant", "hades-f", "--out", f_out).returncode == 0
     f_ds = f_out / "dataset.safetensors"
     assert (f_out / "init.safetensors").is_file()  # the init the dataset is tied to, saved
     # the run directory stands for its dataset, and --own-init finds the init beside it
-    proc = hades("train", f_out, "--own-init", "--policies", 2, "--episodes", 2, "--eval-steps", 20)
+    proc = cli("train", f_out, "--own-init", "--policies", 2, "--episodes", 2, "--eval-steps", 20)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["policy"]["width"] == 16 and result["init"] == "own"  # the run's own architecture and init
@@ -124,7 +124,7 @@ def test_hades_f_trains_from_its_own_init(tmp_path):
 def test_baseline_writes_a_policy(tmp_path):
     pairs = zip(TINY_ARGS[::2], TINY_ARGS[1::2])
     args = [x for flag, v in pairs if flag not in ("--bc-steps", "--eval-policies") for x in (flag, v)]
-    proc = hades("baseline", *args, "--quiet", "--out", tmp_path / "es")  # baseline has no BC, one policy
+    proc = cli("baseline", *args, "--quiet", "--out", tmp_path / "es")  # baseline has no BC, one policy
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["variant"] == "direct-es"
     assert (tmp_path / "es" / "policy.safetensors").is_file()
@@ -132,7 +132,7 @@ def test_baseline_writes_a_policy(tmp_path):
 
 def test_default_distill_solves_cartpole(tmp_path):
     """The README's first command: the built-in default solves CartPole-v1 (>= 475 over >= 10 episodes)."""
-    proc = hades("distill", "--out", tmp_path / "default", "--quiet")
+    proc = cli("distill", "--out", tmp_path / "default", "--quiet")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "default" / "summary.json").read_text())
     assert summary["final_return_mean"] >= 475 and summary["final_episodes"] >= 10
@@ -171,7 +171,7 @@ def test_wide_learners_and_soft_labels_from_the_command_line(tmp_path):
     """--learners wide (linear models among the depths) and an evolved label temperature run,
     and the artifact names the soft targets its learner trains on."""
     out = tmp_path / "wide"
-    proc = hades(
+    proc = cli(
         "distill",
         *TINY,
         "--variant",
@@ -191,8 +191,8 @@ def test_wide_learners_and_soft_labels_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["learner"]["learners"] == "wide" and config["evolve_label_temperature"]
-    proc = hades("show", out / "dataset.safetensors")
+    proc = cli("show", out / "dataset.safetensors")
     assert proc.returncode == 0 and "soft targets softmax(one_hot / " in proc.stderr, proc.stderr
     assert "a distribution of learners (wide)" in proc.stderr
-    proc = hades("distill", *TINY, "--variant", "hades-f", "--learners", "wide", "--out", tmp_path / "f")
+    proc = cli("distill", *TINY, "--variant", "hades-f", "--learners", "wide", "--out", tmp_path / "f")
     assert proc.returncode == 2 and "hades-r" in proc.stderr and "Traceback" not in proc.stderr

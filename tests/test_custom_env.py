@@ -111,7 +111,7 @@ def test_command_line_reference_distils_and_artifacts_rebuild_it(tmp_path):
     render = hades("render", dataset, "--env", ref, "-o", tmp_path / "c.gif", "--max-frames", 5, env=env)
     assert render.returncode == 0, render.stderr
     assert (tmp_path / "c.gif").stat().st_size > 0
-    show = hades("show", dataset, "-o", tmp_path / "d.png")  # needs only the artifact, not the module
+    show = cli("show", dataset, "-o", tmp_path / "d.png")  # needs only the artifact, not the module
     assert show.returncode == 0, show.stderr
     # without the module importable: a one-line error naming it
     lost = hades("train", dataset, "--env", ref, cwd=tmp_path)

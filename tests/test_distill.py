@@ -1,12 +1,11 @@
 """The driver: evaluation protocol, HaDES-F's saved init, common random numbers, fresh inits."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from helpers import cli
 
 from hades.artifacts import load_dataset
 from hades.distill import Distiller
@@ -178,21 +177,7 @@ def test_evolved_bc_hyperparameters_are_genes_and_stored(tmp_path, tiny_config):
     ds = load_dataset(tmp_path / "r" / "dataset.safetensors")
     assert ds.config["bc"]["bc_lr"] == pytest.approx(evolved["bc_lr"])
     assert ds.config["bc"]["bc_steps"] == evolved["bc_steps"]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hades.cli",
-            "train",
-            str(tmp_path / "r" / "dataset.safetensors"),
-            "--policies",
-            "1",
-            "--episodes",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("train", tmp_path / "r" / "dataset.safetensors", "--policies", 1, "--episodes", 1)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["bc"]["bc_steps"] == evolved["bc_steps"]  # train uses them by default
 

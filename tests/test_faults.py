@@ -27,7 +27,7 @@ TINY += ["--quiet", "--checkpoint-every", "1"]
 def reference(tmp_path_factory):
     """An uninterrupted 6-generation run: the dataset every recovered run must reproduce."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    proc = hades("distill", *TINY, "--generations", "6", "--out", out)
+    proc = cli("distill", *TINY, "--generations", "6", "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -76,7 +76,7 @@ def test_a_killed_run_resumes_to_the_identical_dataset(tmp_path, reference, sig,
     assert proc.returncode == code, proc.stderr.read()[-2000:]
     if sig != signal.SIGKILL:
         assert "Traceback" not in proc.stderr.read()
-    resumed = hades("distill", "--resume", out, "--quiet")
+    resumed = cli("distill", "--resume", out, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == list(range(1, 7))  # no row lost, none repeated
@@ -105,9 +105,9 @@ def test_a_second_writer_is_refused(tmp_path):
     first = _start(out, generations=100_000)  # still running when the others start
     try:
         _wait_for_generation(out, 1, first)
-        second = hades("distill", *TINY, "--generations", "2", "--out", out)
+        second = cli("distill", *TINY, "--generations", "2", "--out", out)
         assert "another hades process" in one_line_error(second)
-        third = hades("distill", "--resume", out, "--quiet")
+        third = cli("distill", "--resume", out, "--quiet")
         assert "another hades process" in one_line_error(third)
     finally:
         first.kill()
@@ -116,7 +116,7 @@ def test_a_second_writer_is_refused(tmp_path):
 
 def test_a_finished_run_is_not_redone(tmp_path, reference):
     before = {p.name: p.stat().st_mtime_ns for p in reference.iterdir()}
-    proc = hades("distill", "--resume", reference, "--quiet")
+    proc = cli("distill", "--resume", reference, "--quiet")
     assert proc.returncode == 0 and "already finished" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in reference.iterdir()} == before
 

@@ -3,7 +3,7 @@
 import json
 
 import numpy as np
-from helpers import DATA, hades
+from helpers import DATA, cli
 
 
 def test_merge_pads_exactly_and_evaluates(tmp_path):
@@ -11,7 +11,7 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
 
     a_path, b_path = DATA / "cartpole_hades_r.safetensors", DATA / "breakout_hades_f.safetensors"
     out = tmp_path / "m.safetensors"
-    proc = hades(
+    proc = cli(
         "merge", a_path, b_path, "-o", out, "--evaluate", "--policies", "2", "--episodes", "2", "--eval-steps", "100"
     )
     assert proc.returncode == 0, proc.stderr
@@ -31,7 +31,7 @@ def test_merge_pads_exactly_and_evaluates(tmp_path):
     assert cart["random_ci95"] > 0 and len(cart["random_per_seed"]) == 2  # untrained policies fall early, unevenly
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".json").is_file()
     for cmd in (["train", out], ["transfer", out, "-o", tmp_path / "t"], ["render", out, "-o", tmp_path / "r.gif"]):
-        proc = hades(*cmd)
+        proc = cli(*cmd)
         assert proc.returncode == 2 and "multi" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -66,7 +66,7 @@ def test_merge_continuous_pads_actions(tmp_path):
     from hades.artifacts import save_dataset
 
     save_dataset(tmp_path / "a.safetensors", a)
-    proc = hades("merge", tmp_path / "a.safetensors", disc, "-o", tmp_path / "x.safetensors")
+    proc = cli("merge", tmp_path / "a.safetensors", disc, "-o", tmp_path / "x.safetensors")
     assert proc.returncode == 2 and "cannot merge continuous" in proc.stderr
 
 

@@ -2,11 +2,11 @@
 
 import json
 
-from helpers import DATA, cli, hades
+from helpers import DATA, cli
 
 
 def test_show_vector_dataset_names_features(tmp_path):
-    proc = hades("show", DATA / "cartpole_hades_r.safetensors", "-o", tmp_path / "d.png")
+    proc = cli("show", DATA / "cartpole_hades_r.safetensors", "-o", tmp_path / "d.png")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert "pole angle" in lines[0] and lines[0].endswith("action")
@@ -15,7 +15,7 @@ def test_show_vector_dataset_names_features(tmp_path):
 
 
 def test_show_minatar_dataset(tmp_path):
-    proc = hades("show", DATA / "breakout_hades_f.safetensors", "-o", tmp_path / "b.png")
+    proc = cli("show", DATA / "breakout_hades_f.safetensors", "-o", tmp_path / "b.png")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # image states are not printed as text
     assert (tmp_path / "b.png").stat().st_size > 1000
@@ -28,7 +28,7 @@ def test_plot_groups_seeds(tmp_path):
         (run / "config.json").write_text(json.dumps({"env": "CartPole-v1", "variant": "hades-r", "seed": seed}))
         rows = [{"generation": g, "eval_return_mean": g * (seed + 1.0)} for g in (1, 2, 3)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = hades("plot", tmp_path / "r0", tmp_path / "r1", "-o", tmp_path / "p.png")
+    proc = cli("plot", tmp_path / "r0", tmp_path / "r1", "-o", tmp_path / "p.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000
     proc = cli("plot", tmp_path / "nope", "-o", tmp_path / "q.png")
@@ -71,10 +71,10 @@ def test_plot_without_output_writes_beside_the_runs(tmp_path):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"env": "CartPole-v1", "variant": "hades-r", "seed": 0}))
     (run / "metrics.jsonl").write_text(json.dumps({"generation": 1, "eval_return_mean": 3.0}) + "\n")
-    proc = hades("plot", run, cwd=tmp_path.parent)
+    proc = cli("plot", run, cwd=tmp_path.parent)
     assert proc.returncode == 0, proc.stderr
     assert (run / "runs.png").is_file() and not (tmp_path.parent / "runs.png").exists()
-    proc = hades("plot", run, "--x", "env_steps")
+    proc = cli("plot", run, "--x", "env_steps")
     assert proc.returncode == 2 and "env_steps" in proc.stderr
 
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import DATA, cli, hades
+from helpers import DATA, cli
 
 from hades.artifacts import file_mode
 
@@ -27,7 +27,7 @@ def test_render_records_an_episode(tmp_path, dataset, suffix, extra):
         path = tmp_path / "dataset.safetensors"
         cfg = run_config(load_dataset(path))
         save_policy(tmp_path / "init.safetensors", jax.device_get(Distiller(cfg).fixed_init()), cfg.env, cfg.to_dict())
-    proc = hades("render", path, "-o", out, "--max-frames", "12", "--eval-steps", "60", *extra)
+    proc = cli("render", path, "-o", out, "--max-frames", "12", "--eval-steps", "60", *extra)
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert out.stat().st_mode & 0o777 == file_mode()  # readable as any new file is, not mkstemp's 0600

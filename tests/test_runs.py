@@ -1,10 +1,8 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import TINY_ARGS
+from helpers import TINY_ARGS, cli
 from safetensors.numpy import load_file
 
 from hades.artifacts import load_dataset
@@ -110,7 +108,7 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
         "--out",
         str(tmp_path / "sw"),
     ]
-    proc = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
+    proc = cli("sweep-size", *args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "sw" / "size_sweep.json").read_text())
     assert [r["dataset_size"] for r in result["results"]] == [2, 5]
@@ -118,10 +116,9 @@ def test_size_sweep_runs_every_size_and_plots(tmp_path):
     for n, states in ((2, 2), (5, 4)):
         assert load_dataset(tmp_path / "sw" / f"size_{n}" / "dataset.safetensors").size == states
     assert (tmp_path / "sw" / "size_sweep.png").stat().st_size > 1000
-    again = subprocess.run([sys.executable, "-m", "hades.cli", "sweep-size", *args], capture_output=True, text=True)
+    again = cli("sweep-size", *args)
     assert again.returncode == 0 and json.loads((tmp_path / "sw" / "size_sweep.json").read_text()) == result  # kept
-    direct = [sys.executable, "-m", "hades.cli", "sweep-size", "--variant", "direct-es", "--out", str(tmp_path / "d")]
-    refused = subprocess.run(direct, capture_output=True, text=True)
+    refused = cli("sweep-size", "--variant", "direct-es", "--out", tmp_path / "d")
     assert refused.returncode == 2 and "direct ES" in refused.stderr and not (tmp_path / "d").exists()
 
 
@@ -153,9 +150,5 @@ def test_size_sweep_over_seeds_aggregates_finished_runs(tmp_path):
 
 
 def test_size_sweep_refuses_seed_and_seeds_together(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "hades.cli", "sweep-size", "--seeds", "0,1", "--seed", "2", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("sweep-size", "--seeds", "0,1", "--seed", "2", "--out", tmp_path)
     assert proc.returncode == 2 and "not both" in proc.stderr and "Traceback" not in proc.stderr

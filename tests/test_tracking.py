@@ -28,7 +28,7 @@ def tensorboard_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_mirrors_every_row_and_the_summary(tmp_path):
     pytest.importorskip("tensorboardX")
     out = tmp_path / "run"
-    proc = hades("distill", *TINY_ARGS, "--generations", 3, "--track", "tensorboard", "--out", out, "--quiet")
+    proc = cli("distill", *TINY_ARGS, "--generations", 3, "--track", "tensorboard", "--out", out, "--quiet")
     assert proc.returncode == 0, proc.stderr
     scalars = tensorboard_scalars(out / "tensorboard")
     assert [step for step, _ in scalars["fitness_mean"]] == [1, 2, 3]  # every metrics row, step = generation

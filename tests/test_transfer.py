@@ -2,14 +2,14 @@
 
 import json
 
-from helpers import DATA, cli, hades
+from helpers import DATA, cli
 
 from hades.config import RetrainConfig
 
 
 def test_transfer_sweep_writes_every_result(tmp_path):
     ds = DATA / "cartpole_hades_r.safetensors"
-    proc = hades(
+    proc = cli(
         "transfer",
         ds,
         ds,
@@ -62,7 +62,7 @@ def test_transfer_takes_run_directories_and_labels_them_by_name(tmp_path):
 
 
 def test_transfer_breakout_random_sample(tmp_path):
-    proc = hades(
+    proc = cli(
         "transfer",
         DATA / "breakout_hades_f.safetensors",
         "--widths",
@@ -113,7 +113,7 @@ def test_transfer_sweeps_activations_and_depths(tmp_path, monkeypatch):
     summary = transfer.summarize_groups(rows)
     assert list(summary) == ["8 gelu x1", "8 relu x1", "8 gelu x3", "8 relu x3"]
     assert all(v["count"] == 2 for v in summary.values())
-    proc = hades(
+    proc = cli(
         "transfer",
         DATA / "cartpole_hades_r.safetensors",
         "--widths",

@@ -94,10 +94,10 @@ def test_every_card_is_what_its_command_measures(name):
 def test_zoo_names_on_the_command_line(tmp_path):
     listing = cli("zoo")
     assert listing.returncode == 0 and all(name in listing.stdout for name in CARDS)
-    train = hades("train", "zoo:CartPole-v1", "--policies", 1, "--episodes", 1)
+    train = cli("train", "zoo:CartPole-v1", "--policies", 1, "--episodes", 1)
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout)["env"] == "CartPole-v1"
-    show = hades("show", "zoo:CartPole-v1", cwd=tmp_path)
+    show = cli("show", "zoo:CartPole-v1", cwd=tmp_path)
     assert show.returncode == 0 and (tmp_path / "CartPole-v1.png").is_file()  # never inside the package
     bad = cli("train", "zoo:CartPole-v2")
     assert bad.returncode == 2 and "did you mean CartPole-v1" in bad.stderr
@@ -120,7 +120,7 @@ def test_zoo_add_keeps_an_entry_a_new_run_does_not_beat(tmp_path):
     (repo / "tools").mkdir()
     shutil.copy(ROOT / "tools" / "zoo_add.py", repo / "tools")
     run = tmp_path / "run"
-    made = hades("distill", "--env", "CartPole-v1", "--dataset-size", 4, *TINY_ARGS, "--quiet", "--out", run)
+    made = cli("distill", "--env", "CartPole-v1", "--dataset-size", 4, *TINY_ARGS, "--quiet", "--out", run)
     assert made.returncode == 0, made.stderr[-2000:]
     entry = repo / "src" / "hades" / "zoo_data" / "CartPole-v1"
     before = {p.name: p.read_bytes() for p in entry.iterdir()}
