@@ -170,10 +170,10 @@ def own_init_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
-def aggregate_section(rows: list[dict]) -> tuple[dict | None, str]:
+def aggregate_section(rows: list[dict], reps: int = 2000) -> tuple[dict | None, str]:
     """Cross-environment aggregates of RL rows (``hades.aggregate``: IQM and probability of
-    improvement with stratified-bootstrap intervals), HaDES-F's own init counted as its own
-    method (``own_init_rows``), and their Markdown; where rows span one
+    improvement with ``reps`` stratified-bootstrap resamples), HaDES-F's own init counted as its
+    own method (``own_init_rows``), and their Markdown; where rows span one
     environment, nothing; where rliable is not installed, a one-line note saying how to get it."""
     rl = [r for r in rows if r.get("return_mean") is not None and np.isfinite(r["return_mean"])]
     rl += own_init_rows(rl)
@@ -183,7 +183,7 @@ def aggregate_section(rows: list[dict]) -> tuple[dict | None, str]:
     from hades.aggregate import markdown as aggregate_markdown
 
     try:
-        agg = aggregates(rl)
+        agg = aggregates(rl, reps=reps)
     except HadesError as e:
         return None, f"(no cross-environment aggregates: {e})\n"
     return agg, aggregate_markdown(agg)
