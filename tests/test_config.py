@@ -121,16 +121,17 @@ def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, pap
 @pytest.mark.parametrize(
     "preset, untuned, hades_f, hades_r, direct_width",
     [
-        ("reacher", "ant", None, (383, 32, 0.081), 32),
-        ("humanoid", "ant", None, (61, 64, 0.1), None),
-        ("walker2d", "ant", (239, 4, 0.028), None, None),
-        ("hopper", "ant", (131, 4, 0.028), None, None),
+        ("reacher", "halfcheetah", None, (383, 32, 0.081), 32),
+        ("humanoid", "halfcheetah", None, (61, 64, 0.1), None),
+        ("ant", "halfcheetah", None, (181, 64, 0.479), None),
+        ("walker2d", "halfcheetah", (239, 4, 0.028), None, None),
+        ("hopper", "halfcheetah", (131, 4, 0.028), None, None),
         ("space-invaders", "breakout", None, (89, 4, 0.028), None),
     ],
 )
 def test_a_study_that_held_moves_only_its_own_methods_preset(preset, untuned, hades_f, hades_r, direct_width):
-    # reacher's optuna study: HaDES-R's and direct ES's bests held on held-out seeds; humanoid's and
-    # SpaceInvaders': HaDES-R's alone; walker2d's: HaDES-F's alone; the other
+    # reacher's optuna study: HaDES-R's and direct ES's bests held on held-out seeds; humanoid's, ant's
+    # and SpaceInvaders': HaDES-R's alone; walker2d's: HaDES-F's alone; the other
     # methods' studies chose their presets (docs/reproduction.md). Each variant gets only its own
     from hades.config import flatten
 

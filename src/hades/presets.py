@@ -213,6 +213,18 @@ PRESETS.update(
                 es_lr=0.07521858836237422,
             ),
         ),
+        # ant's study moved HaDES-R's alone (held-out best - preset +225 ± 153); HaDES-F's and direct
+        # ES's studies chose their presets
+        "ant": dict(
+            BRAX_CPU,
+            env="brax/ant",
+            hades_r=dict(
+                sigma=0.47880730399167043,
+                bc_steps=181,
+                bc_lr=0.04707204547584069,  # the study's 64 states: the preset's own
+                es_lr=0.05508374433489118,
+            ),
+        ),
         # walker2d's study: HaDES-F's best held on held-out seeds 101-104 (best - preset own init
         # +109 ± 77); HaDES-R's (+140 ± 298) and direct ES's (+0.6 ± 39) did not
         "walker2d": dict(
@@ -310,6 +322,7 @@ PRESET_DESCRIPTIONS = {
     },
     "reacher": "brax/reacher on a 2-core CPU: paper-brax's inner loop; HaDES-R and direct ES as its study set them",
     "humanoid": "brax/humanoid on a 2-core CPU: paper-brax's inner loop; HaDES-R as its study set it",
+    "ant": "brax/ant on a 2-core CPU: paper-brax's inner loop; HaDES-R as its study set it",
     "walker2d": "brax/walker2d on a 2-core CPU: paper-brax's inner loop; HaDES-F as its study set it",
     "hopper": "brax/hopper on a 2-core CPU: paper-brax's inner loop; HaDES-F as its study set it",
     "cartpole-wide": "cartpole as HaDES-R over the wide learner distribution (datasets for other learners)",
