@@ -83,5 +83,14 @@ def provenance() -> dict:
         "device_count": len(devices),
         "backend": jax.default_backend(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
     }
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command line as a user would type it again: ``python -m hades.cli ...`` is ``hades ...``."""
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]).name if argv else ""
+    if program == "__main__.py" and Path(argv[0]).parent.name == "cli":
+        program = "hades"
+    return " ".join([program, *argv[1:]])
