@@ -6,7 +6,7 @@ import os
 from safetensors import safe_open
 
 from hades import __version__
-from hades.provenance import command_line, provenance
+from hades.provenance import command_line, cpu_features, provenance
 from hades.runs import run
 
 
@@ -17,6 +17,16 @@ def test_provenance_names_versions_devices_and_command():
     assert p["device_count"] >= 1 and p["device_kind"] and p["backend"] and p["platform"] and p["cpu"]
     assert "git_commit" in p and "command" in p
     assert p["xla_flags"] == os.environ.get("XLA_FLAGS", "")  # the compiler's settings change machine code
+
+
+def test_the_cpu_s_vector_instructions_are_recorded():
+    # two VMs both called "AMD EPYC" gave ant's seed-0 random-policy figure as -257 and -286 with the
+    # same hades code: XLA compiles for the host's instructions, which the model name does not show
+    info = "processor : 0\nmodel name : AMD EPYC\nflags : fpu sse2 sse4_2 avx avx2 fma avx512f avx512bw bmi2\n"
+    assert cpu_features(info) == ["avx", "avx2", "avx512bw", "avx512f", "fma", "sse4_2"]
+    assert cpu_features("model name : Apple M2\n") == []  # no flags line: nothing claimed
+    p = provenance()
+    assert isinstance(p["cpu_features"], list) and p["cpu_features"] == sorted(p["cpu_features"])
 
 
 def test_the_command_is_recorded_as_a_user_would_type_it():

@@ -1,4 +1,5 @@
-"""Where a result came from: library versions, devices, platform, CPU model, git commit and command line.
+"""Where a result came from: library versions, devices, platform, CPU model and vector instructions,
+git commit and command line.
 
 Recorded in every ``summary.json`` and every artifact's metadata (``provenance``), so two
 "identical" runs that differ can be told apart.
@@ -61,6 +62,26 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# the instruction-set extensions XLA's CPU code generator chooses among: two hosts that report
+# the same model name (a cloud VM's "AMD EPYC") can still differ in these, and so in rounding
+_VECTOR_FLAGS = ("avx", "fma", "sse4", "f16c", "amx")
+
+
+def cpu_features(cpuinfo: str | None = None) -> list[str]:
+    """The host's vector-instruction flags (``avx2``, ``avx512f``, ``fma``, ...), sorted; [] where
+    ``/proc/cpuinfo`` cannot say (not Linux, or not x86)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "flags":
+            return sorted({f for f in value.split() if f.startswith(_VECTOR_FLAGS)})
+    return []
+
+
 @functools.lru_cache(maxsize=1)
 def _static() -> dict:
     return {
@@ -68,6 +89,7 @@ def _static() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "cpu_features": cpu_features(),
         "git_commit": _git_commit(),
     }
 
