@@ -50,16 +50,27 @@ def _git_commit() -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def _cpuinfo() -> str:
+    """``/proc/cpuinfo``'s text, read once per process (``_static`` is cached); "" where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _cpuinfo_field(cpuinfo: str, name: str) -> str | None:
+    """The first value of ``name`` (``model name``, ``flags``) in /proc/cpuinfo's text, else None."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def _cpu_model(cpuinfo: str) -> str:
     """The host CPU's model name: XLA compiles CPU code for the instructions the host has, so the
     same run on another CPU model can round differently and, over many generations, diverge."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_field(cpuinfo, "model name") or platform.processor() or platform.machine()
 
 
 # the instruction-set extensions XLA's CPU code generator chooses among: two hosts that report
@@ -70,26 +81,19 @@ _VECTOR_FLAGS = ("avx", "fma", "sse4", "f16c", "amx")
 def cpu_features(cpuinfo: str | None = None) -> list[str]:
     """The host's vector-instruction flags (``avx2``, ``avx512f``, ``fma``, ...), sorted; [] where
     ``/proc/cpuinfo`` cannot say (not Linux, or not x86)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "flags":
-            return sorted({f for f in value.split() if f.startswith(_VECTOR_FLAGS)})
-    return []
+    flags = _cpuinfo_field(_cpuinfo() if cpuinfo is None else cpuinfo, "flags") or ""
+    return sorted({f for f in flags.split() if f.startswith(_VECTOR_FLAGS)})
 
 
 @functools.lru_cache(maxsize=1)
 def _static() -> dict:
+    cpuinfo = _cpuinfo()
     return {
         "versions": {"hades": __version__, **{name: _version(name) for name in PACKAGES}},
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_features": cpu_features(),
+        "cpu": _cpu_model(cpuinfo),
+        "cpu_features": cpu_features(cpuinfo),
         "git_commit": _git_commit(),
     }
 
