@@ -548,3 +548,59 @@ def test_the_report_gives_hades_f_held_out_fresh_inits_beside_its_verdict():
         in f
     )
     assert "fresh inits" not in r and "the preset stays" in r
+
+
+def test_a_study_continues_from_its_record_alone(tmp_path):
+    """`--import`: a study whose directory is gone continues from its tuning.json elsewhere: its
+    finished trials keep their numbers, settings, values and in-run evaluations, nothing of them
+    runs again, the next trial is a new proposal; a trial that was running when its machine went
+    runs its setting again (to the value it gives where it finished); a record from other options,
+    a study that already holds trials or an unreadable file is refused in one line."""
+    first = tmp_path / "first"
+    assert tune(first, "2", "--quiet", "--eval-every", "1").returncode == 0
+    record = json.loads((first / "tuning.json").read_text())
+    old = record["studies"]["CartPole-v1_hades-f"]["trials"]
+    assert [t["state"] for t in old] == ["COMPLETE", "COMPLETE"] and old[0]["intermediate"]
+
+    moved = tmp_path / "moved"
+    again = tune(moved, "3", "--quiet", "--eval-every", "1", "--import", str(first / "tuning.json"))
+    assert again.returncode == 0, again.stderr
+    studies = json.loads((moved / "tuning.json").read_text())["studies"]
+    for name, study in studies.items():
+        rows = study["trials"]
+        assert [t["number"] for t in rows] == [0, 1, 2] and all(t["state"] == "COMPLETE" for t in rows)
+        before = record["studies"][name]["trials"]
+        keep = ("params", "value", "intermediate", "state")
+        assert [{k: t[k] for k in keep} for t in rows[:2]] == [{k: t[k] for k in keep} for t in before]
+        assert rows[0]["preset"] and study["preset_trial"] == 0 and "preset" not in rows[2]
+        assert rows[2]["params"] not in [t["params"] for t in before]
+        assert len(list((moved / "trials" / name).iterdir())) == 1  # only the new trial ran here
+
+    # the machine went while trial 1 ran: it is recorded running, then runs again here
+    lost = json.loads(json.dumps(record))
+    lost["studies"] = {"CartPole-v1_hades-f": lost["studies"]["CartPole-v1_hades-f"]}
+    running = lost["studies"]["CartPole-v1_hades-f"]["trials"][1]
+    running.update(state="RUNNING", value=None, intermediate={})
+    (tmp_path / "lost.json").write_text(json.dumps(lost))
+    argv = ["tune", "--preset", "cartpole", "--variants", "hades-f", "--trials", "2", "--quiet",
+            "--eval-every", "1", *TINY.split()]  # fmt: skip
+    resumed = cli(*argv, "--out", tmp_path / "resumed", "--import", tmp_path / "lost.json")
+    assert resumed.returncode == 0, resumed.stderr
+    [study] = json.loads((tmp_path / "resumed" / "tuning.json").read_text())["studies"].values()
+    assert [(t["number"], t["state"]) for t in study["trials"]] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE")]
+    assert study["trials"][1]["stopped"] and study["trials"][2]["retry_of"] == 1
+    assert study["trials"][2]["params"] == old[1]["params"] and study["trials"][2]["value"] == old[1]["value"]
+
+    assert_one_line_error(cli(*argv, "--out", tmp_path / "resumed", "--import", tmp_path / "lost.json"),
+                          "already holds trials of CartPole-v1_hades-f")  # fmt: skip
+    assert_one_line_error(
+        cli(*argv, "--obs-std-floor", "0.1", "--out", tmp_path / "x", "--import", tmp_path / "lost.json"),
+        "the record's study ran with overrides",
+    )
+    assert_one_line_error(cli(*argv, "--out", tmp_path / "x", "--import", tmp_path / "none.json"), "no such file")
+    (tmp_path / "bad.json").write_text("{")
+    assert_one_line_error(cli(*argv, "--out", tmp_path / "x", "--import", tmp_path / "bad.json"), "not a tuning.json")
+    assert_one_line_error(
+        cli(*argv, "--out", tmp_path / "resumed", "--report", "--import", tmp_path / "lost.json"), "give one of them"
+    )
+    assert not (tmp_path / "x").exists()

@@ -17,10 +17,13 @@ number of trials and the same outer budget per trial for every method, resumable
 - **Storage** is optuna's SQLite database ``out/study.db``: a killed ``hades tune`` continues where it
   stopped when run again (a trial that was running is failed by its missed heartbeat and retried,
   resuming its run directory from the last checkpoint), and several processes or machines that
-  see the same file can share a study. optuna's TPE sampler proposes settings after a random start
-  of half the trials (at most optuna's 10: with its default, a study of 10 trials or fewer would
-  be random search); its median pruner stops a trial whose in-run evaluation trails the median of
-  earlier trials at the same generation, from the second half of the run on (``make_pruner``).
+  see the same file can share a study. A study whose directory is gone with its machine continues
+  from its ``tuning.json`` alone (``--import``, ``import_trials``): its trials are added to a new
+  study as they finished, the one that was running is run again. optuna's TPE sampler proposes
+  settings after a random start of half the trials (at most optuna's 10: with its default, a
+  study of 10 trials or fewer would be random search); its median pruner stops a trial whose
+  in-run evaluation trails the median of earlier trials at the same generation, from the second
+  half of the run on (``make_pruner``).
 - **The preset's own setting is trial 0** of every new study (``preset_point``; each declared range
   is widened to hold it, e.g. the Brax presets' 200-400 BC steps), so a study measures what it
   would change at the same cost and seeds as its proposals. A study whose preset setting lies
@@ -213,6 +216,106 @@ def retry_interrupted(study, optuna) -> None:
         if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
             attrs = {"retry_of": t.number, **({"preset": True} if t.user_attrs.get("preset") else {})}
             study.enqueue_trial(t.params, user_attrs=attrs)
+
+
+def load_record(path) -> dict:
+    """Another study directory's ``tuning.json`` (``--import``), or a one-line error."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HadesError(f"--import: no such file {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HadesError(f"--import: {path} is not a tuning.json ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("studies"), dict):
+        raise HadesError(f"--import: {path} is not a tuning.json (no studies)")
+    return record
+
+
+def check_import(record: dict, preset, env, methods, overrides, strategies, seeds, out: Path, storage=None) -> None:
+    """A record is taken in only by the study it came from: the same preset, environment, tuning
+    seeds, settings and strategies (so its trials' values rank beside new ones), and only into
+    studies that hold no trial yet (numbers and settings are copied as they were)."""
+    asked = {"preset": preset, "env": env, "seeds": list(seeds), "overrides": dict(overrides),
+             "strategies": list(strategies)}  # fmt: skip
+    for key, value in asked.items():
+        if record.get(key) != value:
+            raise HadesError(
+                f"--import: the record's study ran with {key} {record.get(key)!r}, this command with {value!r}; "
+                "import it with the options its study began with"
+            )
+    names = [study_name(_base(preset, env, m, dict(overrides)).env, m) for m in methods]
+    if not any(n in record["studies"] for n in names):
+        raise HadesError(f"--import: the record holds none of this command's studies ({', '.join(names)})")
+    if storage is None and not (Path(out) / "study.db").is_file():
+        return
+    optuna = _optuna()
+    storage = storage or _storage(optuna, Path(out))
+    for name in names:
+        if name not in record["studies"]:
+            continue
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            continue
+        if study.get_trials(deepcopy=False):
+            raise HadesError(
+                f"--import: {out} already holds trials of {name}; import into a new --out (or continue it as it is)"
+            )
+
+
+def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> int:
+    """Add another directory's trials (``tuning.json``'s rows, from ``hades tune`` or its
+    ``--report``) to the empty ``study``, in order and so with their numbers: finished ones as
+    they finished (value, in-run evaluations for the pruner), a stopped one or one its machine
+    lost while it ran as stopped (``retry_interrupted`` then runs its setting again), a queued one
+    queued again. Their run directories stay behind: the held-out check, if any, runs again.
+    Returns how many finished trials were added."""
+    from optuna.distributions import json_to_distribution
+
+    state = optuna.trial.TrialState
+    finished = 0
+    for row in sorted(rows, key=lambda r: r["number"]):
+        unknown = sorted(set(row["params"]) - set(space))
+        if unknown:
+            raise HadesError(
+                f"--import: trial {row['number']} tunes {', '.join(unknown)}, which this study does not "
+                f"({', '.join(sorted(space))})"
+            )
+        attrs = {k: row[k] for k in ("preset", "refused", "retry_of") if k in row}
+        if row["state"] == "WAITING":
+            study.enqueue_trial(row["params"], user_attrs=attrs)
+            continue
+        recorded = row.get("distributions") or {}
+        distributions = {
+            k: json_to_distribution(recorded[k]) if k in recorded else _distribution(optuna, space[k])
+            for k in row["params"]
+        }
+        done = row["state"] in FINISHED
+        if not done and not row.get("refused"):  # stopped, or running when its machine went
+            attrs["interrupted"] = True
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state[row["state"]] if done else state.FAIL,
+                value=row["value"] if done else None,
+                params=row["params"],
+                distributions=distributions,
+                intermediate_values={int(k): v for k, v in (row.get("intermediate") or {}).items()},
+                user_attrs=attrs,
+            )
+        )
+        finished += done
+    return finished
+
+
+def _distribution(optuna, p: Param):
+    """The optuna distribution ``_suggest`` draws ``p`` from."""
+    d = optuna.distributions
+    if p.kind == "float":
+        return d.FloatDistribution(p.low, p.high, log=True)
+    if p.kind == "int":
+        return d.IntDistribution(int(p.low), int(p.high), log=True)
+    return d.CategoricalDistribution(list(p.choices))
 
 
 def make_pruner(optuna, generations: int):
@@ -421,6 +524,7 @@ def tune(
     holdout_seeds: tuple[int, ...] = (),
     on_holdout_status=None,
     report_only: bool = False,
+    imported: dict | None = None,
 ) -> dict:
     """Run (or continue) one study per method until each has ``trials`` finished trials; write and
     return ``tuning.json``'s content (``report_only``: from the trials finished so far, and the
@@ -430,7 +534,10 @@ def tune(
     that earlier invocations finished.
     With ``holdout_seeds``, each study's best setting is then run beside the preset's on those
     seeds (``holdout_check``: the one-seed study's winner is often noise); with a launcher those
-    runs are its units too (``on_holdout_status`` as ``on_status`` is for the trials)."""
+    runs are its units too (``on_holdout_status`` as ``on_status`` is for the trials).
+    ``imported`` (another directory's ``tuning.json``, ``load_record``) starts each study that
+    holds no trial here from the record's trials (``import_trials``), e.g. a study whose machine
+    was given back; its trials count towards ``trials``."""
     optuna = _optuna()
 
     out = Path(out_dir)
@@ -443,6 +550,10 @@ def tune(
         raise HadesError(f"{out} holds no study (no study.db): nothing to report")
     out.mkdir(parents=True, exist_ok=True)
     storage = _storage(optuna, out)
+    if imported is not None:
+        if report_only:
+            raise HadesError("--import adds trials; --report runs and adds nothing: give one of them")
+        check_import(imported, preset, env, methods, overrides, strategies, seeds, out, storage)
     if report_only:  # the loop below, which checks each study it continues, does not run
         check_continuation(preset, env, methods, overrides, strategies, out, storage)
         known = set(optuna.get_all_study_names(storage))
@@ -457,6 +568,8 @@ def tune(
         check_same_study(existing, name, base, space, out)
         existing.set_user_attr("space", {k: vars(p) | {"choices": list(p.choices)} for k, p in space.items()})
         existing.set_user_attr("base", base.to_dict())
+        if imported is not None and name in imported["studies"] and not existing.get_trials(deepcopy=False):
+            import_trials(optuna, existing, imported["studies"][name]["trials"], space)
         point = _preset_point(base, method, strategies)
         if point is not None and not existing.get_trials(deepcopy=False):
             existing.enqueue_trial(point, user_attrs={"preset": True}, skip_if_exists=True)
@@ -733,9 +846,15 @@ class _PruningReporter:
 
 def study_summary(optuna, study, method: str) -> dict:
     """Every trial of a study, its best setting and each parameter's importance (fANOVA)."""
+    from optuna.distributions import distribution_to_json
+
     rows = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
         | {"run_dir": t.user_attrs.get("run_dir")}
+        # what `import_trials` needs to add the trial to another directory's study as it was
+        | {"distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()}}
+        | {"intermediate": {str(step): v for step, v in sorted(t.intermediate_values.items())}}
+        | ({"retry_of": t.user_attrs["retry_of"]} if "retry_of" in t.user_attrs else {})
         | ({"preset": True} if t.user_attrs.get("preset") else {})
         | ({"refused": t.user_attrs["refused"]} if "refused" in t.user_attrs else {})
         | ({"stopped": True} if t.user_attrs.get("interrupted") else {})  # Ctrl-C / SIGTERM: retried, not failed

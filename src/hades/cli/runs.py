@@ -173,7 +173,7 @@ def _cmd_tune(args) -> int:
     from hades.artifacts import atomic_write
     from hades.plots import tuning_figure
     from hades.report import number
-    from hades.tune import check_continuation, check_request, report_markdown, tune
+    from hades.tune import check_continuation, check_import, check_request, load_record, report_markdown, tune
 
     methods = [m.strip() for m in args.variants.split(",") if m.strip()]
     seeds = tuple(_seed_list(args.seeds))
@@ -183,6 +183,12 @@ def _cmd_tune(args) -> int:
     holdout = tuple(_seed_list(args.holdout_seeds, "holdout-seeds")) if args.holdout_seeds else ()
     check_request(args.preset, getattr(args, "env", None), methods, overrides, strategies, args.trials, seeds, holdout)
     check_continuation(args.preset, getattr(args, "env", None), methods, overrides, strategies, out)
+    imported = None
+    if args.import_record:
+        if args.report:
+            raise HadesError("--import adds trials; --report runs and adds nothing: give one of them")
+        imported = load_record(args.import_record)
+        check_import(imported, args.preset, getattr(args, "env", None), methods, overrides, strategies, seeds, out)
     total = args.trials * len(methods)
     launcher = None if args.report else _launcher(args, out)
     bar = None if args.quiet or args.report else _bar(total, "trials")
@@ -218,6 +224,7 @@ def _cmd_tune(args) -> int:
         holdout_seeds=holdout,
         on_holdout_status=on_holdout_status,
         report_only=args.report,
+        imported=imported,
     )
     for b in (bar, held_out.get("bar")):
         if b is not None:
@@ -433,6 +440,14 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         action="store_true",
         help="write OUT/tuning.json, .md and .png from the trials finished so far (and the held-out check "
         "where all its runs finished), with the options the study began with; nothing runs",
+    )
+    tn.add_argument(
+        "--import",
+        dest="import_record",
+        metavar="TUNING_JSON",
+        help="start OUT's studies from another study directory's tuning.json (written at the end or by "
+        "--report), e.g. one whose machine is gone: its trials are added as they finished, the one that "
+        "was running runs again, and the study continues to --trials; it must have run with these options",
     )
     tn.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_launcher(tn)
