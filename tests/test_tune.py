@@ -604,3 +604,23 @@ def test_a_study_continues_from_its_record_alone(tmp_path):
         cli(*argv, "--out", tmp_path / "resumed", "--report", "--import", tmp_path / "lost.json"), "give one of them"
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_the_record_is_rewritten_after_every_trial(tmp_path):
+    """tuning.json holds every finished trial as soon as it finishes (what `--import` continues
+    from when the machine goes before the study ends), not only at the end."""
+    from hades.tune import tune as run_tune
+
+    out, seen = tmp_path / "tune", []
+
+    def on_trial(study, number, value, state):
+        path = out / "tuning.json"
+        seen.append(json.loads(path.read_text()) if path.exists() else None)
+
+    tiny = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
+    final = run_tune("cartpole", ["direct-es"], out, trials=2, overrides=tiny, on_trial=on_trial)
+    assert seen[0] is None and len(seen) == 2
+    [mid] = seen[1]["studies"].values()
+    assert [(t["number"], t["state"]) for t in mid["trials"]] == [(0, "COMPLETE")] and seen[1]["trials"] is None
+    assert mid["trials"][0] == final["studies"]["CartPole-v1_direct-es"]["trials"][0]
+    assert final["trials"] == 2

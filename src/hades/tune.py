@@ -526,8 +526,9 @@ def tune(
     report_only: bool = False,
     imported: dict | None = None,
 ) -> dict:
-    """Run (or continue) one study per method until each has ``trials`` finished trials; write and
-    return ``tuning.json``'s content (``report_only``: from the trials finished so far, and the
+    """Run (or continue) one study per method until each has ``trials`` finished trials; write
+    ``tuning.json`` after every finished trial (the trials so far) and at the end, and return its
+    content (``report_only``: from the trials finished so far, and the
     held-out check where all its runs finished; nothing runs). ``overrides`` (flat settings: a
     smaller budget, say) apply to every method alike; ``on_trial(study, number, value, state)``
     is told of each finished trial, ``on_resume(n)`` of the trials (counted towards ``trials``)
@@ -579,6 +580,30 @@ def tune(
         first = sampler_seed + len(existing.get_trials(deepcopy=False))
         job = _Study(preset, env, method, str(out), tuple(seeds), overrides, trials, strategies)
         prepared.append((name, job, finished, first))
+    from hades.artifacts import atomic_write
+
+    def summarize() -> dict:
+        summaries = {}
+        for method, name in names.items():
+            summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
+            if summary["best_params"] is not None:
+                summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
+            summaries[method] = summary
+        return summaries
+
+    def write(studies: dict, target) -> dict:
+        record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": target, "overrides": overrides,
+                  "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": studies}  # fmt: skip
+        atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
+        return record
+
+    def trial_done(*trial):
+        if on_trial is not None:
+            on_trial(*trial)
+        # the record as it stands, after every trial: what `--import` continues from if this
+        # machine goes before the study ends
+        write({names[m]: s for m, s in summarize().items()}, None)
+
     if on_resume is not None:  # trials an earlier invocation finished, for a progress count
         on_resume(sum(min(finished, trials) for _, _, finished, _ in prepared))
     for name, job, finished, first in prepared:
@@ -589,21 +614,15 @@ def tune(
                 Unit(f"{name} trial {finished + k}", run_trials, (job, first + k, 1)) for k in range(trials - finished)
             ]
         else:
-            run_trials(job, first, trials - finished, on_trial, reporter_factory)
+            run_trials(job, first, trials - finished, trial_done, reporter_factory)
     if units:
 
         def done_(unit, trials_run):
             for trial in trials_run:
-                if on_trial is not None:
-                    on_trial(*trial)
+                trial_done(*trial)
 
         launch(units, launcher, on_done=done_, on_status=on_status)
-    summaries = {}
-    for method, name in names.items():
-        summary = study_summary(optuna, optuna.load_study(study_name=name, storage=storage), method)
-        if summary["best_params"] is not None:
-            summary["best_command"] = trial_command(preset, env, method, overrides, summary["best_params"])
-        summaries[method] = summary
+    summaries = summarize()
     # studies a held-out check applies to, and of those, the ones whose best is not the preset's trial
     eligible = [m for m, s in summaries.items() if holdout_seeds and None not in (s["best_params"], s["preset_trial"])]
     checks = {
@@ -637,13 +656,7 @@ def tune(
         elif method in eligible and summary["best_trial"] == summary["preset_trial"]:
             summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
         results[name] = summary
-    record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": None if report_only else trials,
-              "overrides": overrides,
-              "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": results}  # fmt: skip
-    from hades.artifacts import atomic_write
-
-    atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
-    return record
+    return write(results, None if report_only else trials)
 
 
 def run_setting(

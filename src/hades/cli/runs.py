@@ -407,8 +407,9 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         "is an ordinary run with the tuning seeds and the preset's outer budget, scored by its final "
         "evaluation (HaDES-F: own init). Trial 0 of a new study is the preset's own setting; TPE models the "
         "study after half its trials. Trials, the best setting and each parameter's importance go to "
-        "OUT/tuning.json, .md and .png; OUT/study.db is optuna's storage: run the command again to "
-        "continue, or from several processes at once to share the study.",
+        "OUT/tuning.json (rewritten after every trial), .md and .png; OUT/study.db is optuna's storage: run "
+        "the command again to continue, or from several processes at once to share the study; elsewhere, "
+        "--import OUT/tuning.json continues it from the record alone.",
     )
     tn.add_argument(
         "--preset",
