@@ -591,6 +591,17 @@ def test_a_study_continues_from_its_record_alone(tmp_path):
     assert study["trials"][1]["stopped"] and study["trials"][2]["retry_of"] == 1
     assert study["trials"][2]["params"] == old[1]["params"] and study["trials"][2]["value"] == old[1]["value"]
 
+    # the heartbeat failed trial 1 and queued its setting again (trial 2): that copy runs, once
+    stale = json.loads(json.dumps(lost))
+    rows = stale["studies"]["CartPole-v1_hades-f"]["trials"]
+    rows[1]["state"] = "FAIL"
+    rows.append({**rows[1], "number": 2, "state": "WAITING"})
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    assert cli(*argv, "--out", tmp_path / "stale", "--import", tmp_path / "stale.json").returncode == 0
+    [study] = json.loads((tmp_path / "stale" / "tuning.json").read_text())["studies"].values()
+    assert [(t["number"], t["state"]) for t in study["trials"]] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE")]
+    assert "stopped" not in study["trials"][1] and study["trials"][2]["value"] == old[1]["value"]
+
     assert_one_line_error(cli(*argv, "--out", tmp_path / "resumed", "--import", tmp_path / "lost.json"),
                           "already holds trials of CartPole-v1_hades-f")  # fmt: skip
     assert_one_line_error(

@@ -268,9 +268,10 @@ def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> i
     """Add another directory's trials (``tuning.json``'s rows, from ``hades tune`` or its
     ``--report``) to the empty ``study``, in order and so with their numbers: finished ones as
     they finished (value, in-run evaluations for the pruner), a stopped one or one its machine
-    lost while it ran as stopped (``retry_interrupted`` then runs its setting again), a queued one
-    queued again. Their run directories stay behind: the held-out check, if any, runs again.
-    Returns how many finished trials were added."""
+    lost while it ran as stopped (``retry_interrupted`` then runs its setting again unless a later
+    row already did), a failed one as failed, a queued one queued again. Their run directories
+    stay behind: the held-out check, if any, runs again. Returns how many finished trials were
+    added."""
     from optuna.distributions import json_to_distribution
 
     state = optuna.trial.TrialState
@@ -292,7 +293,9 @@ def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> i
             for k in row["params"]
         }
         done = row["state"] in FINISHED
-        if not done and not row.get("refused"):  # stopped, or running when its machine went
+        # stopped, or running when its machine went: run again (a trial the heartbeat failed was
+        # queued again by it, a row of its own; a refused one is not retried)
+        if row["state"] == "RUNNING" or row.get("stopped"):
             attrs["interrupted"] = True
         study.add_trial(
             optuna.trial.create_trial(
