@@ -635,3 +635,47 @@ def test_the_record_is_rewritten_after_every_trial(tmp_path):
     assert [(t["number"], t["state"]) for t in mid["trials"]] == [(0, "COMPLETE")] and seen[1]["trials"] is None
     assert mid["trials"][0] == final["studies"]["CartPole-v1_direct-es"]["trials"][0]
     assert final["trials"] == 2
+
+
+def test_held_out_runs_travel_with_the_record(tmp_path, monkeypatch):
+    """The held-out check's finished runs are in the record (rewritten after each, and by
+    `--report` while the check is part-way), and `--import` takes them: on the new machine only
+    the runs the record lacks run, and the verdict is the one the whole check gives where it ran
+    in one place. The study's best is made trial 1 so that the check runs."""
+    import hades.tune as tune_module
+
+    real_summary, real_run = tune_module.study_summary, tune_module.run_setting
+
+    def best_is_trial_1(optuna, study, method):
+        s = real_summary(optuna, study, method)
+        t1 = [t for t in s["trials"] if t["number"] == 1 and t["state"] == "COMPLETE"]
+        return {**s, "best_trial": 1, "best_params": t1[0]["params"], "best_value": t1[0]["value"]} if t1 else s
+
+    ran = []
+
+    def counted(preset, env, method, overrides, settings, seed, folder, reporter=None):
+        ran.append((Path(folder).name, seed))
+        return real_run(preset, env, method, overrides, settings, seed, folder, reporter)
+
+    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1)
+    monkeypatch.setattr(tune_module, "run_setting", counted)
+    small = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
+    kw = dict(trials=2, overrides=small, holdout_seeds=(101, 102))
+    whole = tune_module.tune("cartpole", ["hades-f"], tmp_path / "a", **kw)["studies"]["CartPole-v1_hades-f"]
+    assert [(r["label"], r["seed"]) for r in whole["holdout_runs"]] == [
+        ("preset", 101), ("preset", 102), ("best", 101), ("best", 102)
+    ]  # fmt: skip
+    assert [r["score"] for r in whole["holdout_runs"]] == whole["holdout"]["preset"] + whole["holdout"]["best"]
+
+    # the check part-way (its last run not finished): --report records the three that did
+    (tmp_path / "a/holdout/CartPole-v1_hades-f/best/seed102/summary.json").unlink()
+    part = tune_module.tune("cartpole", ["hades-f"], tmp_path / "a", **kw, report_only=True)
+    [study] = part["studies"].values()
+    assert "holdout" not in study and study["holdout_runs"] == whole["holdout_runs"][:3]
+    assert "Held-out check: 3 of its 4 runs finished" in tune_module.report_markdown(part)
+
+    ran.clear()
+    moved = tune_module.tune("cartpole", ["hades-f"], tmp_path / "b", **kw, imported=part)
+    [study] = moved["studies"].values()
+    assert ran == [("best", 102)]  # no trial, no held-out run the record holds
+    assert study["holdout"] == whole["holdout"] and study["holdout_runs"] == whole["holdout_runs"]

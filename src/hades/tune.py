@@ -19,7 +19,8 @@ number of trials and the same outer budget per trial for every method, resumable
   resuming its run directory from the last checkpoint), and several processes or machines that
   see the same file can share a study. A study whose directory is gone with its machine continues
   from its ``tuning.json`` alone (``--import``, ``import_trials``): its trials are added to a new
-  study as they finished, the one that was running is run again. optuna's TPE sampler proposes
+  study as they finished, the one that was running is run again, and so are the held-out
+  check's finished runs (``finished_holdout_runs``). optuna's TPE sampler proposes
   settings after a random start of half the trials (at most optuna's 10: with its default, a
   study of 10 trials or fewer would be random search); its median pruner stops a trial whose
   in-run evaluation trails the median of earlier trials at the same generation, from the second
@@ -574,6 +575,8 @@ def tune(
         existing.set_user_attr("base", base.to_dict())
         if imported is not None and name in imported["studies"] and not existing.get_trials(deepcopy=False):
             import_trials(optuna, existing, imported["studies"][name]["trials"], space)
+            # its finished held-out runs, taken where the check runs the same settings
+            existing.set_user_attr("holdout_runs", imported["studies"][name].get("holdout_runs", []))
         point = _preset_point(base, method, strategies)
         if point is not None and not existing.get_trials(deepcopy=False):
             existing.enqueue_trial(point, user_attrs={"preset": True}, skip_if_exists=True)
@@ -633,13 +636,20 @@ def tune(
         for m in eligible
         if summaries[m]["best_trial"] != summaries[m]["preset_trial"]
     }
+    # the held-out runs finished so far, here or (imported) elsewhere: in the record, so that
+    # `--import` carries them too
+    for m, preset_params in checks.items():
+        imported_runs = optuna.load_study(study_name=names[m], storage=storage).user_attrs.get("holdout_runs", [])
+        summaries[m]["holdout_runs"] = finished_holdout_runs(
+            imported_runs, bases[m], m, preset_params, summaries[m]["best_params"], holdout_seeds,
+            out / "holdout" / names[m])  # fmt: skip
     if report_only:  # only checks whose runs all finished: reading them back runs nothing
         checks = {
-            m: params for m, params in checks.items()
-            if all((folder / f"seed{seed}" / "summary.json").is_file() for _, _, seed, folder in holdout_runs(
-                bases[m], params, summaries[m]["best_params"], holdout_seeds, out / "holdout" / names[m]))
-        }  # fmt: skip
-    # every held-out run a task of its own; holdout_check below reads them back
+            m: params for m, params in checks.items() if len(summaries[m]["holdout_runs"]) == 2 * len(holdout_seeds)
+        }
+    elif checks:
+        write({names[m]: s for m, s in summaries.items()}, None)
+    # every held-out run not finished a task of its own; holdout_check below reads them back
     if remote and checks and not report_only:
         units = [
             Unit(f"{names[m]} held-out {label} seed {seed}", score_setting,
@@ -648,14 +658,21 @@ def tune(
             for label, settings, seed, folder in holdout_runs(
                 bases[m], preset_params, summaries[m]["best_params"], holdout_seeds,
                 out / "holdout" / names[m])
+            if not _known_run(summaries[m]["holdout_runs"], label, seed)
         ]  # fmt: skip
         launch(units, launcher, on_status=on_holdout_status)
     results = {}
     for method, summary in summaries.items():
         name = names[method]
         if method in checks:
+
+            def on_run(entry, summary=summary):
+                summary["holdout_runs"].append(entry)
+                write({names[m]: s for m, s in summaries.items()}, None)
+
             summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
-                                               holdout_seeds, out / "holdout" / name, reporter_factory)  # fmt: skip
+                                               holdout_seeds, out / "holdout" / name, reporter_factory,
+                                               known=summary["holdout_runs"], on_run=on_run)  # fmt: skip
         elif method in eligible and summary["best_trial"] == summary["preset_trial"]:
             summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
         results[name] = summary
@@ -693,27 +710,59 @@ def holdout_runs(base, preset_params: dict, best_params: dict, seeds, out: Path)
             yield label, settings, int(seed), out / label
 
 
+def finished_holdout_runs(imported: list, base, method: str, preset_params: dict, best_params: dict, seeds,
+                          out: Path) -> list[dict]:  # fmt: skip
+    """The held-out check's runs that finished: each ``{label, seed, params, score, fresh}``, from
+    ``imported`` (a record's, taken in by ``--import``: those of these settings) or read from the
+    run directories here."""
+    key = objective_key(method)
+    found = []
+    for label, _, seed, folder in holdout_runs(base, preset_params, best_params, seeds, out):
+        params = preset_params if label == "preset" else best_params
+        entry = next((r for r in imported if (r["label"], r["seed"], r["params"]) == (label, seed, params)), None)
+        path = folder / f"seed{seed}" / "summary.json"
+        if entry is None and path.is_file():
+            summary = json.loads(path.read_text())
+            entry = {"label": label, "seed": seed, "params": params, "score": float(summary[key]),
+                     "fresh": float(summary["final_return_mean"])}  # fmt: skip
+        if entry is not None:
+            found.append(entry)
+    return found
+
+
+def _known_run(runs: list, label: str, seed: int):
+    return next((r for r in runs if (r["label"], r["seed"]) == (label, seed)), None)
+
+
 def holdout_check(
     preset, env, method: str, overrides: dict, preset_params: dict, best_params: dict, seeds, out: Path,
-    reporter_factory=None,
+    reporter_factory=None, known=(), on_run=None,
 ) -> dict:  # fmt: skip
     """The study's best setting against the preset's on ``seeds`` (tuning seeds the study did not
     use, never reported ones): both run on every seed (``out/{preset,best}/seedS``, resumable, or
     read back where a launcher ran them), and the best replaces the preset only when the paired
     difference of their scores has a 95% interval above zero (verdict ``best``; otherwise
     ``preset``). For HaDES-F, whose score is the own-init return, the same runs' fresh-init
-    returns are recorded beside it (``fresh``: how the datasets transfer), never deciding."""
+    returns are recorded beside it (``fresh``: how the datasets transfer), never deciding. A run
+    in ``known`` (``finished_holdout_runs``: finished here or elsewhere) is not run again; each one
+    that finishes here goes to ``on_run``."""
     key = objective_key(method)
     scores = {"preset": [], "best": []}
     fresh = {"preset": [], "best": []}
     for label, settings, seed, folder in holdout_runs(
         _base(preset, env, method, overrides), preset_params, best_params, seeds, out
     ):
-        reporter = reporter_factory() if reporter_factory is not None else None
-        summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
-        scores[label].append(float(summary[key]))
+        entry = _known_run(known, label, seed)
+        if entry is None:
+            reporter = reporter_factory() if reporter_factory is not None else None
+            summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
+            entry = {"label": label, "seed": seed, "params": preset_params if label == "preset" else best_params,
+                     "score": float(summary[key]), "fresh": float(summary["final_return_mean"])}  # fmt: skip
+            if on_run is not None:
+                on_run(entry)
+        scores[label].append(entry["score"])
         if key != "final_return_mean":
-            fresh[label].append(float(summary["final_return_mean"]))
+            fresh[label].append(entry["fresh"])
     check = {"seeds": [int(x) for x in seeds], **_paired(scores)}
     check["verdict"] = "best" if check["difference_mean"] - check["difference_ci95"] > 0 else "preset"
     if fresh["preset"]:
@@ -933,6 +982,9 @@ def report_markdown(record: dict) -> str:
                 lines.append(f"The same runs' fresh inits (recorded, not the criterion): {_paired_line(h['fresh'])}")
         elif h:
             lines.append("Held-out seeds: not run (the preset's own setting won the study)")
+        elif s.get("holdout_runs") is not None:
+            total = 2 * len(record.get("holdout_seeds") or ())
+            lines.append(f"Held-out check: {len(s['holdout_runs'])} of its {total} runs finished")
         if s["importance"]:
             lines.append("Importance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in s["importance"].items()))
         lines += ["", "| " + " | ".join(["trial", "state", "value", *params]) + " |", "|---" * (3 + len(params)) + "|"]

@@ -448,7 +448,8 @@ def add_parsers(sub, rl_defaults, image_defaults, shown) -> None:
         metavar="TUNING_JSON",
         help="start OUT's studies from another study directory's tuning.json (written at the end or by "
         "--report), e.g. one whose machine is gone: its trials are added as they finished, the one that "
-        "was running runs again, and the study continues to --trials; it must have run with these options",
+        "was running runs again, and the study continues to --trials; the held-out check's finished runs "
+        "are taken too; it must have run with these options",
     )
     tn.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_launcher(tn)
