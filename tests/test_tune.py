@@ -113,6 +113,18 @@ def test_a_study_keeps_the_dataset_sizes_it_began_with():
     assert kept_choices(study, space)["sigma"] == space["sigma"]
 
 
+def best_is_trial_1(study_summary):
+    """``study_summary`` with trial 1 made the study's best once it finished (so a held-out check
+    runs whatever the tiny trials score)."""
+
+    def summary(optuna, study, method):
+        s = study_summary(optuna, study, method)
+        t1 = [t for t in s["trials"] if t["number"] == 1 and t["state"] == "COMPLETE"]
+        return {**s, "best_trial": 1, "best_params": t1[0]["params"], "best_value": t1[0]["value"]} if t1 else s
+
+    return summary
+
+
 def test_holdout_check_runs_both_settings_on_held_out_seeds_and_pairs_them(tmp_path):
     """The study's best against the preset's on seeds the study did not use: both run on every
     seed, the paired difference's 95% interval decides (best only when it lies above zero)."""
@@ -161,15 +173,8 @@ def test_a_launcher_runs_the_held_out_check_as_units_of_its_own(tmp_path, monkey
             (on_done or (lambda *a: None))(u, r)
         return results
 
-    real_summary = tune_module.study_summary
-
-    def best_is_trial_1(optuna, study, method):
-        s = real_summary(optuna, study, method)
-        [t1] = [t for t in s["trials"] if t["number"] == 1]
-        return {**s, "best_trial": 1, "best_params": t1["params"], "best_value": t1["value"]}
-
     monkeypatch.setattr(tune_module, "launch", in_process)
-    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1)
+    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1(tune_module.study_summary))
     small = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
     record = tune_module.tune("cartpole", ["hades-f"], tmp_path, trials=2, overrides=small,
                               launcher=Launcher(jobs=2), holdout_seeds=(101, 102))  # fmt: skip
@@ -644,20 +649,14 @@ def test_held_out_runs_travel_with_the_record(tmp_path, monkeypatch):
     in one place. The study's best is made trial 1 so that the check runs."""
     import hades.tune as tune_module
 
-    real_summary, real_run = tune_module.study_summary, tune_module.run_setting
-
-    def best_is_trial_1(optuna, study, method):
-        s = real_summary(optuna, study, method)
-        t1 = [t for t in s["trials"] if t["number"] == 1 and t["state"] == "COMPLETE"]
-        return {**s, "best_trial": 1, "best_params": t1[0]["params"], "best_value": t1[0]["value"]} if t1 else s
-
+    real_run = tune_module.run_setting
     ran = []
 
     def counted(preset, env, method, overrides, settings, seed, folder, reporter=None):
         ran.append((Path(folder).name, seed))
         return real_run(preset, env, method, overrides, settings, seed, folder, reporter)
 
-    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1)
+    monkeypatch.setattr(tune_module, "study_summary", best_is_trial_1(tune_module.study_summary))
     monkeypatch.setattr(tune_module, "run_setting", counted)
     small = dict(generations=2, population=8, depth=1, eval_envs=2, eval_steps=30, eval_episodes=2, eval_policies=2)
     kw = dict(trials=2, overrides=small, holdout_seeds=(101, 102))
