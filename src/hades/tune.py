@@ -265,18 +265,16 @@ def check_import(record: dict, preset, env, methods, overrides, strategies, seed
             )
 
 
-def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> int:
+def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> None:
     """Add another directory's trials (``tuning.json``'s rows, from ``hades tune`` or its
     ``--report``) to the empty ``study``, in order and so with their numbers: finished ones as
     they finished (value, in-run evaluations for the pruner), a stopped one or one its machine
     lost while it ran as stopped (``retry_interrupted`` then runs its setting again unless a later
     row already did), a failed one as failed, a queued one queued again. Their run directories
-    stay behind: the held-out check, if any, runs again. Returns how many finished trials were
-    added."""
+    stay behind (the held-out check's finished runs travel on their own: ``finished_holdout_runs``)."""
     from optuna.distributions import json_to_distribution
 
     state = optuna.trial.TrialState
-    finished = 0
     for row in sorted(rows, key=lambda r: r["number"]):
         unknown = sorted(set(row["params"]) - set(space))
         if unknown:
@@ -308,8 +306,6 @@ def import_trials(optuna, study, rows: list[dict], space: dict[str, Param]) -> i
                 user_attrs=attrs,
             )
         )
-        finished += done
-    return finished
 
 
 def _distribution(optuna, p: Param):
@@ -597,7 +593,9 @@ def tune(
             summaries[method] = summary
         return summaries
 
-    def write(studies: dict, target) -> dict:
+    def write(summaries: dict, target=None) -> dict:
+        """``tuning.json`` from each method's summary (``target``: --trials, None while part-way)."""
+        studies = {names[m]: summary for m, summary in summaries.items()}
         record = {"preset": preset, "env": env, "seeds": list(seeds), "trials": target, "overrides": overrides,
                   "strategies": list(strategies), "holdout_seeds": list(holdout_seeds), "studies": studies}  # fmt: skip
         atomic_write(out / "tuning.json", json.dumps(record, indent=1, sort_keys=True))
@@ -608,7 +606,7 @@ def tune(
             on_trial(*trial)
         # the record as it stands, after every trial: what `--import` continues from if this
         # machine goes before the study ends
-        write({names[m]: s for m, s in summarize().items()}, None)
+        write(summarize())
 
     if on_resume is not None:  # trials an earlier invocation finished, for a progress count
         on_resume(sum(min(finished, trials) for _, _, finished, _ in prepared))
@@ -648,7 +646,7 @@ def tune(
             m: params for m, params in checks.items() if len(summaries[m]["holdout_runs"]) == 2 * len(holdout_seeds)
         }
     elif checks:
-        write({names[m]: s for m, s in summaries.items()}, None)
+        write(summaries)
     # every held-out run not finished a task of its own; holdout_check below reads them back
     if remote and checks and not report_only:
         units = [
@@ -661,22 +659,19 @@ def tune(
             if not _known_run(summaries[m]["holdout_runs"], label, seed)
         ]  # fmt: skip
         launch(units, launcher, on_status=on_holdout_status)
-    results = {}
     for method, summary in summaries.items():
-        name = names[method]
         if method in checks:
 
             def on_run(entry, summary=summary):
                 summary["holdout_runs"].append(entry)
-                write({names[m]: s for m, s in summaries.items()}, None)
+                write(summaries)
 
             summary["holdout"] = holdout_check(preset, env, method, overrides, checks[method], summary["best_params"],
-                                               holdout_seeds, out / "holdout" / name, reporter_factory,
+                                               holdout_seeds, out / "holdout" / names[method], reporter_factory,
                                                known=summary["holdout_runs"], on_run=on_run)  # fmt: skip
         elif method in eligible and summary["best_trial"] == summary["preset_trial"]:
             summary["holdout"] = {"seeds": list(holdout_seeds), "verdict": "preset"}  # the preset won the study itself
-        results[name] = summary
-    return write(results, None if report_only else trials)
+    return write(summaries, None if report_only else trials)
 
 
 def run_setting(
@@ -722,12 +717,16 @@ def finished_holdout_runs(imported: list, base, method: str, preset_params: dict
         entry = next((r for r in imported if (r["label"], r["seed"], r["params"]) == (label, seed, params)), None)
         path = folder / f"seed{seed}" / "summary.json"
         if entry is None and path.is_file():
-            summary = json.loads(path.read_text())
-            entry = {"label": label, "seed": seed, "params": params, "score": float(summary[key]),
-                     "fresh": float(summary["final_return_mean"])}  # fmt: skip
+            entry = _holdout_entry(label, seed, params, json.loads(path.read_text()), key)
         if entry is not None:
             found.append(entry)
     return found
+
+
+def _holdout_entry(label: str, seed: int, params: dict, summary: dict, key: str) -> dict:
+    """A finished held-out run as the record keeps it: its setting, seed, score and fresh-init return."""
+    return {"label": label, "seed": seed, "params": params, "score": float(summary[key]),
+            "fresh": float(summary["final_return_mean"])}  # fmt: skip
 
 
 def _known_run(runs: list, label: str, seed: int):
@@ -756,8 +755,8 @@ def holdout_check(
         if entry is None:
             reporter = reporter_factory() if reporter_factory is not None else None
             summary = run_setting(preset, env, method, overrides, settings, seed, folder, reporter)
-            entry = {"label": label, "seed": seed, "params": preset_params if label == "preset" else best_params,
-                     "score": float(summary[key]), "fresh": float(summary["final_return_mean"])}  # fmt: skip
+            params = preset_params if label == "preset" else best_params
+            entry = _holdout_entry(label, seed, params, summary, key)
             if on_run is not None:
                 on_run(entry)
         scores[label].append(entry["score"])
