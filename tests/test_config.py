@@ -127,6 +127,7 @@ def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, pap
         ("walker2d", "inverted_pendulum", (239, 4, 0.028), None, None),
         ("hopper", "inverted_pendulum", (131, 4, 0.028), None, None),
         ("space-invaders", "breakout", None, (89, 4, 0.028), None),
+        ("freeway", "breakout", None, None, 32),
     ],
 )
 def test_a_study_that_held_moves_only_its_own_methods_preset(preset, untuned, hades_f, hades_r, direct_width):
@@ -145,16 +146,16 @@ def test_a_study_that_held_moves_only_its_own_methods_preset(preset, untuned, ha
         b = flatten(make_config(untuned, env=env, variant=variant).to_dict())
         return {k: a[k] for k in a if a[k] != b[k]}
 
+    es_rate = "es_lr" if brax else "es_temperature"  # Open_ES' learning rate, SNES' temperature
     for variant, want in (("hades-f", hades_f), ("hades-r", hades_r)):
         got = departures(variant)
         if want is None:
             assert got == {}, variant
             continue
-        es_rate = "es_lr" if brax else "es_temperature"  # Open_ES' learning rate, SNES' temperature
         assert set(got) <= {"sigma", "bc_steps", "bc_lr", "dataset_size", es_rate} and {"sigma", "bc_steps"} <= set(got)
         assert (got["bc_steps"], make_config(preset, variant=variant).dataset_size, round(got["sigma"], 3)) == want
     d = departures("direct-es")
-    assert d == {} if direct_width is None else set(d) == {"sigma", "width", "es_lr"} and d["width"] == direct_width
+    assert d == {} if direct_width is None else set(d) == {"sigma", "width", es_rate} and d["width"] == direct_width
     # paper-brax's baseline init kept; the MinAtar cpu presets' direct ES starts from a policy init
     assert make_config(preset, variant="direct-es").direct_init == ("zeros" if brax else "policy")
     assert make_config(preset, variant="hades-r", dataset_size=8).dataset_size == 8  # the user's word wins

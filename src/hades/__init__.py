@@ -5,4 +5,4 @@ a policy that scores a high return. See README.md for the command line, and
 ``hades.distill.Distiller`` / ``hades.runs.run`` for the library entry points.
 """
 
-__version__ = "0.4.21"
+__version__ = "0.4.22"
