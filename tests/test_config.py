@@ -132,7 +132,7 @@ def test_cpu_presets_are_the_paper_presets_with_the_outer_budget_scaled(cpu, pap
 )
 def test_a_study_that_held_moves_only_its_own_methods_preset(preset, untuned, hades_f, hades_r, direct_width):
     # reacher's optuna study: HaDES-R's and direct ES's bests held on held-out seeds; humanoid's, ant's
-    # and SpaceInvaders': HaDES-R's alone; walker2d's: HaDES-F's alone; the other
+    # and SpaceInvaders': HaDES-R's alone; walker2d's: HaDES-F's alone; Freeway's: direct ES's so far; the other
     # methods' studies chose their presets (docs/reproduction.md). Each variant gets only its own
     from hades.config import flatten
 
